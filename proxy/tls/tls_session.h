@@ -1,0 +1,111 @@
+// TlsSession: one server-side SSL connection over in-memory buffers. Ciphertext in
+// from the socket, plaintext out to the parser, plaintext in from the upstream,
+// ciphertext out to the socket. No libuv, no sockets: two sessions wired back to back
+// are unit-tested entirely in memory. Vocabulary after Node's TLSWrap (enc/clear).
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "proxy/common/status.h"
+
+namespace proxy::tls {
+
+class TlsContext;
+
+// Why a handshake failed, in words an operator understands (see docs/troubleshooting.md).
+enum class HandshakeFailure {
+  kNone,
+  kNoClientCertificate,   // client auth required and none sent
+  kUnknownCa,             // client chain does not verify against the configured CAs
+  kCertificateExpired,    // client certificate expired
+  kCertificateNotYetValid,
+  kIdentityNotAllowed,    // verified, but not on [ssl.allowed_clients]
+  kPinMismatch,           // no certificate of the chain matches ssl.ca_sha256
+  kProtocolVersion,       // client offered no enabled TLS version
+  kNoSharedCipher,        // no cipher suite / curve in common
+  kNotTls,                // the first bytes were not a TLS record (plain HTTP?)
+  kPeerAlert,             // the client aborted with an alert (e.g. it did not trust us)
+  kTimeout,               // set by the connection, not by the session
+  kOther,
+};
+const char* toString(HandshakeFailure f);  // stable snake_case, used as metric label
+
+// Owned by one DownstreamConnection; loop thread only. Holds a reference on the
+// SSL_CTX it was created from, so a certificate reload never affects it.
+class TlsSession {
+ public:
+  // Creates a server session from the context's current SSL_CTX.
+  static std::unique_ptr<TlsSession> createServer(const TlsContext& ctx);
+  // A client session (tests and the quick start use it): `sni` may be empty,
+  // `ctx` is a client SSL_CTX the caller made.
+  static std::unique_ptr<TlsSession> createClient(SSL_CTX* ctx, const std::string& sni);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  enum class IoStatus {
+    kOk,         // progress made or nothing to do; call again when more bytes arrive
+    kClosed,     // the peer sent close_notify; no more plaintext will come
+    kError,      // fatal: see failure() and errorMessage(); flush pendingCiphertext() (alert)
+  };
+
+  // Feeds ciphertext read from the socket. Never fails; bytes are kept until read.
+  void receiveCiphertext(const char* data, size_t len);
+  // Drives the handshake and decrypts into `out` (appends at most `max` bytes).
+  IoStatus readPlaintext(std::string& out, size_t max);
+  // Encrypts `len` bytes; ciphertext accumulates in pendingCiphertext(). Only valid
+  // once handshakeDone().
+  IoStatus writePlaintext(const char* data, size_t len);
+  // Queues a close_notify alert.
+  void shutdown();
+
+  // Ciphertext waiting for the socket (handshake messages, records, alerts).
+  std::string_view pendingCiphertext() const;
+  // Drops the first `n` bytes of pendingCiphertext() once written to the socket.
+  void consumeCiphertext(size_t n);
+  // Releases buffer memory when nothing is pending (call when the connection is idle).
+  void releaseBuffers();
+
+  bool handshakeDone() const { return handshake_done_; }
+  HandshakeFailure failure() const { return failure_; }
+  const std::string& errorMessage() const { return error_message_; }
+
+  // Facts about the established session (valid after handshakeDone()).
+  const char* protocolName() const;   // "TLSv1.3"
+  const char* cipherName() const;     // "TLS_AES_128_GCM_SHA256"
+  std::string_view sni() const;       // empty when the client sent none
+  bool sessionReused() const;
+  // The verified client identity, for X-Forwarded-Client-Cert and the access log.
+  // Empty when the client presented no certificate.
+  const std::string& clientCertHeader() const { return client_cert_header_; }
+  const std::string& clientSubject() const { return client_subject_; }
+  const std::string& clientSans() const { return client_sans_; }  // "DNS:a,URI:b"
+  SSL* sslForTest() { return ssl_; }
+
+ private:
+  explicit TlsSession(SSL* ssl);
+  IoStatus fail(int ssl_ret);
+  void onHandshakeDone();
+
+  SSL* ssl_ = nullptr;
+  std::string in_;       // ciphertext received, not yet read by SSL (in_off_ consumed)
+  size_t in_off_ = 0;
+  std::string out_;      // ciphertext produced, not yet consumed (out_off_ consumed)
+  size_t out_off_ = 0;
+  bool handshake_done_ = false;
+  HandshakeFailure failure_ = HandshakeFailure::kNone;
+  std::string error_message_;
+  std::string client_cert_header_;
+  std::string client_subject_;
+  std::string client_sans_;
+
+  friend struct BioAccess;
+};
+
+}  // namespace proxy::tls
