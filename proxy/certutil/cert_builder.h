@@ -67,6 +67,13 @@ Result<std::string> keyToPem(const EVP_PKEY* key, const std::string& passphrase 
 // (Proc-Type: 4,ENCRYPTED; AES-256-CBC) when passphrase is non-empty.
 Result<std::string> keyToTraditionalPem(const EVP_PKEY* key, const std::string& passphrase = "");
 
+// Reads the first PEM certificate in `pem`.
+Result<X509Ptr> certFromPem(const std::string& pem);
+// Reads a private key in any PEM form keyToPem/keyToTraditionalPem write (PKCS#8,
+// encrypted PKCS#8, PKCS#1, SEC1, legacy-encrypted). Never prompts: an encrypted key
+// without a passphrase, or with a wrong one, is an error that says so.
+Result<PkeyPtr> keyFromPem(const std::string& pem, const std::string& passphrase = "");
+
 // Writes `contents` to `path` with `mode`, failing (without touching it) if the path
 // exists. Creates no directories.
 Status writeNewFile(const std::string& path, const std::string& contents, unsigned mode);
