@@ -44,7 +44,7 @@ struct HostPort {
 
 // An IPv4 or IPv6 network ("10.0.0.0/8", "::1/128"; a bare address means a single host).
 struct Cidr {
-  std::string text;    // as written
+  std::string text;  // as written
   bool v6 = false;
   uint8_t addr[16]{};  // network bytes (first 4 used for IPv4)
   uint8_t prefix = 0;  // prefix length in bits
@@ -59,18 +59,18 @@ enum class LogFormat { kText, kJson };
 
 // [server]: the listening side (APM Server's apm-server.* equivalents noted in docs).
 struct ServerConfig {
-  HostPort host{"127.0.0.1", 8200};  // "host" key; "127.0.0.1:8200", "[::1]:8200", ":8200"
-  uint64_t max_header_size = 1048576;           // bytes of request line + headers; over: 431
-  Millis idle_timeout{45'000};                  // keep-alive idle between requests
-  Millis read_timeout{3'600'000};               // whole request, first byte to last body byte
-  Millis request_header_timeout{10'000};        // complete request head (slowloris guard): 408
-  Millis write_timeout{30'000};                 // one write to the client may stall this long
-  Millis shutdown_timeout{30'000};              // drain deadline after SIGTERM
-  Millis shutdown_delay{0};                     // keep accepting this long after SIGTERM
-  Millis tls_handshake_timeout{10'000};         // TLS handshake must complete within this
-  uint32_t max_connections = 0;                 // 0 = unlimited; per process
-  std::vector<Cidr> trusted_proxies;            // peers whose X-Forwarded-For is appended to
-  uint32_t workers = 0;                         // 0 = CPUs usable by this process (cgroups)
+  HostPort host{"127.0.0.1", 8200};       // "host" key; "127.0.0.1:8200", "[::1]:8200", ":8200"
+  uint64_t max_header_size = 1048576;     // bytes of request line + headers; over: 431
+  Millis idle_timeout{45'000};            // keep-alive idle between requests
+  Millis read_timeout{3'600'000};         // whole request, first byte to last body byte
+  Millis request_header_timeout{10'000};  // complete request head (slowloris guard): 408
+  Millis write_timeout{30'000};           // one write to the client may stall this long
+  Millis shutdown_timeout{30'000};        // drain deadline after SIGTERM
+  Millis shutdown_delay{0};               // keep accepting this long after SIGTERM
+  Millis tls_handshake_timeout{10'000};   // TLS handshake must complete within this
+  uint32_t max_connections = 0;           // 0 = unlimited; per process
+  std::vector<Cidr> trusted_proxies;      // peers whose X-Forwarded-For is appended to
+  uint32_t workers = 0;                   // 0 = CPUs usable by this process (cgroups)
 };
 
 // [upstream]: the plain-HTTP intake server.
@@ -80,7 +80,7 @@ struct UpstreamConfig {
   std::optional<HostPort> tcp = HostPort{"127.0.0.1", 8201};
   std::string unix_path;
   Millis connect_timeout{5'000};
-  Millis response_timeout{60'000};  // request fully sent -> first response byte: else 504
+  Millis response_timeout{60'000};     // request fully sent -> first response byte: else 504
   uint32_t max_idle_connections = 64;  // per worker
   Millis idle_timeout{30'000};         // shorter than APM Server's own 45 s idle timeout
 };
@@ -102,15 +102,15 @@ struct AllowedClients {
 
 // [ssl]: mirrors APM Server's apm-server.ssl.* (same names, values and defaults).
 struct SslConfig {
-  bool present = false;  // the [ssl] table exists in the file
-  bool enabled = false;  // present && enabled != false
+  bool present = false;     // the [ssl] table exists in the file
+  bool enabled = false;     // present && enabled != false
   std::string certificate;  // path or inline PEM (trimmed value starts with '-')
   std::string key;          // path or inline PEM
   std::string key_passphrase;
   std::string key_passphrase_path;
   std::vector<std::string> supported_protocols{"TLSv1.2", "TLSv1.3"};
-  std::vector<std::string> cipher_suites;  // APM names; empty = library defaults
-  std::vector<std::string> curve_types;    // empty = library defaults
+  std::vector<std::string> cipher_suites;            // APM names; empty = library defaults
+  std::vector<std::string> curve_types;              // empty = library defaults
   std::vector<std::string> certificate_authorities;  // paths or inline PEM
   ClientAuth client_authentication = ClientAuth::kNone;
   bool client_authentication_explicit = false;  // the key was written in the file
@@ -157,7 +157,7 @@ struct Config {
 // Loads and validates `path`. On failure returns *every* problem found (never just
 // the first). Unknown keys are errors, with "did you mean" when a known key is close.
 struct LoadResult {
-  std::optional<Config> config;  // set on success
+  std::optional<Config> config;   // set on success
   std::vector<Problem> problems;  // errors (config unset) or empty
 };
 LoadResult loadFile(const std::string& path);
@@ -172,8 +172,30 @@ std::string formatDuration(Millis d);
 Result<HostPort> parseHostPort(const std::string& text);
 std::string formatHostPort(const HostPort& hp);
 
+// Parses "10.0.0.0/8", "::1/128" or a bare address (a single host). Host bits are cleared.
+Result<Cidr> parseCidr(const std::string& text);
+
 // The effective configuration as TOML, with every default filled in (for `check`).
+// loadString() reads it back to an equal Config, except that a non-empty key_passphrase
+// is printed as "<redacted>" and client_authentication is always written out (so
+// client_authentication_explicit becomes true).
 std::string toToml(const Config& config);
+
+// One row of the table of known keys (proxy/config/keys.cc): the single list used for
+// unknown-key detection, "did you mean", and the test that keeps docs/configuration.md
+// in step with the code.
+struct KeyInfo {
+  const char* path;          // dotted key path: "server.idle_timeout"
+  const char* type;          // "duration", "string", "integer", "array of strings", ...
+  const char* default_text;  // as toToml() prints it ("\"45s\"", "[]"), or "(required)"
+  const char* apm;           // APM Server equivalent ("apm-server.idle_timeout") or
+                             // "(apm-tls-proxy only)"
+  const char* description;   // one line
+};
+// Every key the loader accepts, in file order.
+const std::vector<KeyInfo>& knownKeys();
+// Every table the loader accepts: "server", "upstream", "ssl", "ssl.allowed_clients", ...
+const std::vector<std::string>& knownTables();
 
 const char* toString(ClientAuth v);
 const char* toString(VerificationMode v);
