@@ -6,6 +6,7 @@
 #include <openssl/bn.h>
 #include <openssl/cipher.h>
 #include <openssl/digest.h>
+#include <openssl/ec.h>
 #include <openssl/ec_key.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -437,6 +438,25 @@ Result<PkeyPtr> keyFromPem(const std::string& pem, const std::string& passphrase
     return sslError("no PEM private key found");
   }
   return key;
+}
+
+std::string describeKey(const EVP_PKEY* key) {
+  switch (EVP_PKEY_id(key)) {
+    case EVP_PKEY_RSA:
+      return "RSA " + std::to_string(EVP_PKEY_bits(key));
+    case EVP_PKEY_EC: {
+      const EC_GROUP* group = EC_KEY_get0_group(EVP_PKEY_get0_EC_KEY(key));
+      int nid = group == nullptr ? NID_undef : EC_GROUP_get_curve_name(group);
+      if (nid == NID_X9_62_prime256v1) return "ECDSA P-256";
+      if (nid == NID_secp384r1) return "ECDSA P-384";
+      if (nid == NID_secp521r1) return "ECDSA P-521";
+      return "ECDSA " + std::to_string(EVP_PKEY_bits(key)) + "-bit";
+    }
+    case EVP_PKEY_ED25519:
+      return "Ed25519";
+    default:
+      return "key type " + std::to_string(EVP_PKEY_id(key));
+  }
 }
 
 Status writeNewFile(const std::string& path, const std::string& contents, unsigned mode) {

@@ -74,6 +74,9 @@ Result<X509Ptr> certFromPem(const std::string& pem);
 // without a passphrase, or with a wrong one, is an error that says so.
 Result<PkeyPtr> keyFromPem(const std::string& pem, const std::string& passphrase = "");
 
+// "ECDSA P-256", "RSA 2048", ...: a key's algorithm and size, for humans.
+std::string describeKey(const EVP_PKEY* key);
+
 // Writes `contents` to `path` with `mode`, failing (without touching it) if the path
 // exists. Creates no directories.
 Status writeNewFile(const std::string& path, const std::string& contents, unsigned mode);
