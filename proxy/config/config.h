@@ -30,7 +30,8 @@ struct Problem {
   std::string key;
   std::string message;
   bool warning = false;  // warnings are printed by `check` but do not fail it
-  // "FILE:LINE:COLUMN: key: message" (LINE/COLUMN omitted when unknown).
+  // "FILE:LINE:COLUMN: key: message" (LINE/COLUMN omitted when unknown, "key: " when
+  // empty); warnings read "FILE:LINE:COLUMN: warning: key: message".
   std::string format() const;
 };
 
@@ -150,15 +151,18 @@ struct Config {
   // Non-fatal findings of load() (e.g. deprecated values); printed by `check` and at start.
   std::vector<Problem> warnings;
 
-  // Makes a Problem for `key` at its recorded position.
+  // Makes a Problem for `key` at its recorded position, or at that of its nearest
+  // written parent ("ssl.certificate" absent: the [ssl] header).
   Problem problemAt(const std::string& key, std::string message, bool warning = false) const;
 };
 
 // Loads and validates `path`. On failure returns *every* problem found (never just
 // the first). Unknown keys are errors, with "did you mean" when a known key is close.
 struct LoadResult {
-  std::optional<Config> config;   // set on success
-  std::vector<Problem> problems;  // errors (config unset) or empty
+  std::optional<Config> config;  // set on success
+  // Empty on success (warnings are then in config->warnings). On failure: every error,
+  // plus any warnings (warning = true), in file order.
+  std::vector<Problem> problems;
 };
 LoadResult loadFile(const std::string& path);
 // Same, from TOML text; `name` stands in for the file name in messages.
