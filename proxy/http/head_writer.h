@@ -14,7 +14,7 @@ namespace proxy::http {
 
 // What the downstream connection knows about the client, for the forwarded headers.
 struct ForwardContext {
-  std::string_view client_ip;   // peer address without port ("192.0.2.7", "::1")
+  std::string_view client_ip;            // peer address without port ("192.0.2.7", "::1")
   bool client_is_trusted_proxy = false;  // append to X-Forwarded-For instead of replacing
   bool tls = false;                      // X-Forwarded-Proto: https
   // Value for X-Forwarded-Client-Cert; empty = do not send. A client-sent header of
@@ -36,10 +36,10 @@ BodyFraming writeRequestHead(const MessageHead& request, const ForwardContext& c
 
 // What the downstream decided about the response it is relaying.
 struct ResponseContext {
-  uint8_t client_major = 1;    // the client's request version
+  uint8_t client_major = 1;  // the client's request version
   uint8_t client_minor = 1;
   bool request_was_head = false;
-  bool close_after = false;    // send Connection: close and close after the response
+  bool close_after = false;  // send Connection: close and close after the response
 };
 
 // Appends the client-bound response head to `out` and returns the body framing to use
@@ -55,6 +55,9 @@ BodyFraming writeResponseHead(const MessageHead& response, const ResponseContext
 void appendChunkHeader(std::string& out, size_t len);
 inline constexpr std::string_view kChunkEnd = "\r\n";
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// The RFC 9110 §15 reason phrase for `status` ("Bad Gateway"), or "" when unknown.
+std::string_view standardReason(int status);
 
 // A complete response made by the proxy itself: status line, Content-Type:
 // application/json, Content-Length, Connection: close, and {"error":"<message>"}.

@@ -18,10 +18,10 @@ namespace proxy::http {
 // Why parsing failed; the downstream maps this to its local response.
 enum class ParseError {
   kNone,
-  kHeadTooLarge,   // request/status line + headers over the limit -> 431
-  kBadMessage,     // malformed, smuggling shapes, bad chunk sizes, bare LF, obs-fold -> 400
-  kUnsupported,    // CONNECT and similar the proxy refuses deliberately -> 405/501
-  kPrematureEof,   // connection closed inside a message
+  kHeadTooLarge,  // request/status line + headers over the limit -> 431
+  kBadMessage,    // malformed, smuggling shapes, bad chunk sizes, bare LF, obs-fold -> 400
+  kUnsupported,   // CONNECT and similar the proxy refuses deliberately -> 405/501
+  kPrematureEof,  // connection closed inside a message
 };
 
 class Http1Parser {
@@ -84,7 +84,31 @@ class Http1Parser {
   static int uvOnHeadersComplete(llhttp_t* p);
   static int uvOnBody(llhttp_t* p, const char* at, size_t n);
   static int uvOnMessageComplete(llhttp_t* p);
+  static int uvOnHeaderValueComplete(llhttp_t* p);
+  static const llhttp_settings_t kSettings;
+  // Adds `n` head bytes to the running count; -1 (and kHeadTooLarge) when over, else 0.
   int countHeadBytes(size_t n);
+  // Checks raw head bytes before llhttp sees them (bare CR/LF, obs-fold, controls, double
+  // spaces, size); stops at the end of the head. False on error.
+  bool scanHead(const char* data, size_t len);
+  // Checks the parsed head before onHead() (version, target form, framing headers).
+  bool validateHead();
+  int onHeadersComplete();
+  ExecResult completeMessage(size_t consumed, bool check_chunked_end, const char* data);
+  ExecResult fail(ParseError error, const char* reason);
+  ExecResult failFromLlhttp(llhttp_errno_t err);
+  bool setError(ParseError error, const char* reason);
+
+  // State of the raw head scan (scanHead) for the message being parsed.
+  struct HeadScan {
+    bool active = true;      // still inside the head (or before it)
+    bool started = false;    // the start line has begun (leading CRLFs are skipped)
+    bool first_line = true;  // inside the request/status line
+    bool prev_cr = false;
+    bool prev_sp = false;
+    uint32_t line_len = 0;
+    uint64_t bytes = 0;
+  };
 
   llhttp_t parser_{};
   Kind kind_;
@@ -96,6 +120,12 @@ class Http1Parser {
   bool head_complete_ = false;
   ParseError error_ = ParseError::kNone;
   std::string error_reason_;
+  HeadScan scan_;
+  bool message_done_ = false;   // on_message_complete ran; reported once llhttp returns
+  bool value_done_ = false;     // a header value completed and no new name started yet
+  uint64_t field_len_ = 0;      // bytes of the current header name
+  uint64_t trailer_bytes_ = 0;  // trailer section bytes (bounded like the head)
+  char last_byte_ = 0;          // last byte of the previous execute() input
 };
 
 }  // namespace proxy::http

@@ -50,14 +50,19 @@ class MessageHead {
   bool find(std::string_view name, std::string_view* value) const;
   // True when a Connection header lists `token` (case-insensitive), RFC 9110 §7.6.1.
   bool connectionHas(std::string_view token) const;
+  // True when the comma-separated list `list` contains `token` (case-insensitive).
+  static bool listHas(std::string_view list, std::string_view token);
   // Total bytes of the head as received (request/status line and header lines).
   uint64_t wireBytes() const { return wire_bytes_; }
+  // Bytes of url/reason, names and values stored (sizes the head writers' reserve()).
+  size_t storedBytes() const { return buf_.size(); }
 
   // --- used by Http1Parser while parsing ---
   void appendUrl(const char* p, size_t n);
   void appendReason(const char* p, size_t n);
-  void appendHeaderName(const char* p, size_t n);   // starts a new header if a value was last
+  void appendHeaderName(const char* p, size_t n);  // starts a new header if a value was last
   void appendHeaderValue(const char* p, size_t n);
+  void endHeader();      // the current header line is complete (its value may be empty)
   void finishHeaders();  // trims values; call once the head is complete
   void addWireBytes(uint64_t n) { wire_bytes_ += n; }
 
