@@ -354,7 +354,10 @@ void Loader::error(const std::string& path, const toml::node* node, std::string 
 }
 
 void Loader::warn(const std::string& path, std::string message) {
-  problems_.push_back(config_.problemAt(path, std::move(message), true));
+  Problem p = config_.problemAt(path, std::move(message), true);
+  const toml::node* node = find(path);
+  if (node != nullptr && node->source().begin.line != 0) p.pos = posOf(node->source());
+  problems_.push_back(std::move(p));
 }
 
 bool Loader::readString(const std::string& path, std::string* out, bool allow_empty) {
