@@ -21,17 +21,17 @@ class TlsContext;
 // Why a handshake failed, in words an operator understands (see docs/troubleshooting.md).
 enum class HandshakeFailure {
   kNone,
-  kNoClientCertificate,   // client auth required and none sent
-  kUnknownCa,             // client chain does not verify against the configured CAs
-  kCertificateExpired,    // client certificate expired
+  kNoClientCertificate,  // client auth required and none sent
+  kUnknownCa,            // client chain does not verify against the configured CAs
+  kCertificateExpired,   // client certificate expired
   kCertificateNotYetValid,
-  kIdentityNotAllowed,    // verified, but not on [ssl.allowed_clients]
-  kPinMismatch,           // no certificate of the chain matches ssl.ca_sha256
-  kProtocolVersion,       // client offered no enabled TLS version
-  kNoSharedCipher,        // no cipher suite / curve in common
-  kNotTls,                // the first bytes were not a TLS record (plain HTTP?)
-  kPeerAlert,             // the client aborted with an alert (e.g. it did not trust us)
-  kTimeout,               // set by the connection, not by the session
+  kIdentityNotAllowed,  // verified, but not on [ssl.allowed_clients]
+  kPinMismatch,         // no certificate of the chain matches ssl.ca_sha256
+  kProtocolVersion,     // client offered no enabled TLS version
+  kNoSharedCipher,      // no cipher suite / curve in common
+  kNotTls,              // the first bytes were not a TLS record (plain HTTP?)
+  kPeerAlert,           // the client aborted with an alert (e.g. it did not trust us)
+  kTimeout,             // set by the connection, not by the session
   kOther,
 };
 const char* toString(HandshakeFailure f);  // stable snake_case, used as metric label
@@ -50,9 +50,9 @@ class TlsSession {
   TlsSession& operator=(const TlsSession&) = delete;
 
   enum class IoStatus {
-    kOk,         // progress made or nothing to do; call again when more bytes arrive
-    kClosed,     // the peer sent close_notify; no more plaintext will come
-    kError,      // fatal: see failure() and errorMessage(); flush pendingCiphertext() (alert)
+    kOk,      // progress made or nothing to do; call again when more bytes arrive
+    kClosed,  // the peer sent close_notify; no more plaintext will come
+    kError,   // fatal: see failure() and errorMessage(); flush pendingCiphertext() (alert)
   };
 
   // Feeds ciphertext read from the socket. Never fails; bytes are kept until read.
@@ -77,9 +77,9 @@ class TlsSession {
   const std::string& errorMessage() const { return error_message_; }
 
   // Facts about the established session (valid after handshakeDone()).
-  const char* protocolName() const;   // "TLSv1.3"
-  const char* cipherName() const;     // "TLS_AES_128_GCM_SHA256"
-  std::string_view sni() const;       // empty when the client sent none
+  const char* protocolName() const;  // "TLSv1.3"
+  const char* cipherName() const;    // "TLS_AES_128_GCM_SHA256"
+  std::string_view sni() const;      // empty when the client sent none
   bool sessionReused() const;
   // The verified client identity, for X-Forwarded-Client-Cert and the access log.
   // Empty when the client presented no certificate.
@@ -88,15 +88,28 @@ class TlsSession {
   const std::string& clientSans() const { return client_sans_; }  // "DNS:a,URI:b"
   SSL* sslForTest() { return ssl_; }
 
+  // BoringSSL's custom-verify callback, installed on every server SSL_CTX by TlsContext:
+  // checks the client chain against the CAs, then ssl.ca_sha256, then
+  // [ssl.allowed_clients], and records why it refused so failure() can say so.
+  static enum ssl_verify_result_t verifyClientCallback(SSL* ssl, uint8_t* out_alert);
+
  private:
   explicit TlsSession(SSL* ssl);
-  IoStatus fail(int ssl_ret);
+  // Records the failure behind `ssl_error` (SSL_get_error's value, read by the caller
+  // right after the SSL call) and drains the error queue into errorMessage().
+  IoStatus fail(int ssl_error);
   void onHandshakeDone();
 
   SSL* ssl_ = nullptr;
-  std::string in_;       // ciphertext received, not yet read by SSL (in_off_ consumed)
+  // Keeps the context (its SSL_CTX, pins and allow-list) alive for this session's
+  // handshake callbacks even after a reload replaced it. Null for client sessions.
+  std::shared_ptr<const TlsContext> context_;
+  // Why verifyClientCallback refused the client (kNone when it did not).
+  HandshakeFailure verify_failure_ = HandshakeFailure::kNone;
+  std::string verify_detail_;
+  std::string in_;  // ciphertext received, not yet read by SSL (in_off_ consumed)
   size_t in_off_ = 0;
-  std::string out_;      // ciphertext produced, not yet consumed (out_off_ consumed)
+  std::string out_;  // ciphertext produced, not yet consumed (out_off_ consumed)
   size_t out_off_ = 0;
   bool handshake_done_ = false;
   HandshakeFailure failure_ = HandshakeFailure::kNone;

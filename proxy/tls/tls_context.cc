@@ -1,0 +1,640 @@
+#include "proxy/tls/tls_context.h"
+
+#include <openssl/asn1.h>
+#include <openssl/base64.h>
+#include <openssl/bio.h>
+#include <openssl/digest.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "proxy/common/check.h"
+#include "proxy/tls/apm_names.h"
+#include "proxy/tls/identity.h"
+#include "proxy/tls/ticket_keys.h"
+#include "proxy/tls/tls_session.h"
+
+namespace proxy::tls {
+
+namespace {
+
+// Debian's (and most distributions') bundle of the system roots. BoringSSL's
+// SSL_CTX_set_default_verify_paths looks in OpenSSL's compiled-in directory, which
+// Android's build does not share, so the bundle is loaded by path.
+constexpr const char* kSystemRootsFile = "/etc/ssl/certs/ca-certificates.crt";
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+// The library's error queue as "reason; reason" (and cleared).
+std::string drainErrors() {
+  std::string out;
+  uint32_t e;
+  while ((e = ERR_get_error()) != 0) {
+    const char* reason = ERR_reason_error_string(e);
+    if (!out.empty()) out += "; ";
+    out += reason ? reason : "unknown error";
+  }
+  return out;
+}
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+bool isInlinePem(const std::string& value) {
+  std::string t = trim(value);
+  return !t.empty() && t[0] == '-';
+}
+
+// Inline PEM from a TOML multi-line string is often indented; PEM wants each line flush.
+std::string unindent(const std::string& pem) {
+  std::string out;
+  std::istringstream in(pem);
+  std::string line;
+  while (std::getline(in, line)) {
+    out += trim(line);
+    out += '\n';
+  }
+  return out;
+}
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::error("cannot read " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) return Status::error("cannot read " + path + ": " + std::strerror(errno));
+  return ss.str();
+}
+
+int64_t toUnix(const ASN1_TIME* t) {
+  // ASN1_TIME_diff from the epoch: portable across BoringSSL versions that lack
+  // ASN1_TIME_to_posix.
+  ASN1_TIME* epoch = ASN1_TIME_set(nullptr, 0);
+  int days = 0, secs = 0;
+  int ok = epoch ? ASN1_TIME_diff(&days, &secs, epoch, t) : 0;
+  ASN1_TIME_free(epoch);
+  return ok ? int64_t{days} * 86400 + secs : 0;
+}
+
+std::string formatTime(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+CertificateInfo infoOf(const X509* cert, const std::string& source) {
+  CertificateInfo info;
+  info.subject = subjectRfc2253(cert);
+  ClientIdentity id = identityOf(cert);
+  auto add = [&](const char* tag, const std::vector<std::string>& values) {
+    for (const auto& v : values) {
+      if (!info.sans.empty()) info.sans += ", ";
+      info.sans += tag;
+      info.sans += v;
+    }
+  };
+  add("DNS:", id.dns_names);
+  add("IP:", id.ip_addresses);
+  add("URI:", id.uris);
+  info.not_before = toUnix(X509_get0_notBefore(cert));
+  info.not_after = toUnix(X509_get0_notAfter(cert));
+  info.source = source;
+  return info;
+}
+
+// Every CERTIFICATE block of `pem`, in order.
+std::vector<X509Ptr> parseCertificates(const std::string& pem, std::string& error) {
+  std::vector<X509Ptr> certs;
+  BioPtr bio(BIO_new_mem_buf(pem.data(), pem.size()));
+  ERR_clear_error();
+  for (;;) {
+    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert) break;
+    certs.push_back(std::move(cert));
+  }
+  uint32_t e = ERR_peek_last_error();
+  if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();  // the normal end of the input
+  } else if (e != 0) {
+    error = drainErrors();
+  }
+  return certs;
+}
+
+int passphraseCallback(char* buf, int size, int /*rwflag*/, void* userdata) {
+  const auto* pass = static_cast<const std::string*>(userdata);
+  if (pass == nullptr || pass->empty() || size <= 0) return 0;
+  size_t n = std::min(pass->size(), static_cast<size_t>(size));
+  std::memcpy(buf, pass->data(), n);
+  return static_cast<int>(n);
+}
+
+int alpnSelect(SSL* /*ssl*/, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+               unsigned in_len, void* /*arg*/) {
+  // We speak HTTP/1.1 only. A client that offers ALPN without it (e.g. "h2" alone) gets
+  // no ALPN extension back rather than a no_application_protocol alert: RFC 7301 §3.2
+  // allows that, and every APM agent falls back to HTTP/1.1 when nothing was selected.
+  static constexpr uint8_t kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
+  for (unsigned i = 0; i < in_len;) {
+    unsigned len = in[i];
+    if (i + 1 + len > in_len) break;
+    if (len == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, len) == 0) {
+      *out = in + i + 1;
+      *out_len = static_cast<uint8_t>(len);
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+int ticketKeyCallback(SSL* ssl, uint8_t* key_name, uint8_t* iv, EVP_CIPHER_CTX* cipher,
+                      HMAC_CTX* hmac, int encrypt) {
+  // The SSL_CTX's ex_data 0 (BoringSSL's reserved app-data slot) is its TlsContext; every
+  // TlsSession holds a reference on that context, so it outlives the handshake.
+  auto* context = static_cast<TlsContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0));
+  if (context == nullptr) return encrypt ? -1 : 0;
+  return context->ticketKeys()->handleTicket(key_name, iv, cipher, hmac, encrypt);
+}
+
+}  // namespace
+
+config::ClientAuth effectiveClientAuth(const config::SslConfig& ssl) {
+  if (ssl.client_authentication_explicit) return ssl.client_authentication;
+  if (!ssl.certificate_authorities.empty()) return config::ClientAuth::kRequired;
+  return ssl.client_authentication;
+}
+
+// Builds one TlsContext, collecting every problem rather than stopping at the first.
+struct ContextBuilder {
+  explicit ContextBuilder(const config::Config& c) : config(c) {}
+  const config::Config& config;
+  const config::SslConfig& ssl = config.ssl;
+  std::shared_ptr<TlsContext> ctx;
+  std::vector<config::Problem> problems;
+  std::vector<config::Problem> warnings;
+  std::vector<X509Ptr> chain;  // leaf first
+  std::vector<X509Ptr> cas;
+  std::string cert_source;  // path or "inline", for messages
+  std::string key_source;
+
+  void error(const std::string& key, std::string message) {
+    problems.push_back(config.problemAt(key, std::move(message)));
+  }
+  void warn(const std::string& key, std::string message) {
+    warnings.push_back(config.problemAt(key, std::move(message), true));
+  }
+
+  // Reads a "path or inline PEM" value. `source` becomes the path or "inline".
+  bool readValue(const std::string& key, const std::string& value, std::string& text,
+                 std::string& source, config::Problem* element_problem = nullptr) {
+    if (isInlinePem(value)) {
+      text = unindent(value);
+      source = "inline";
+      return true;
+    }
+    source = value;
+    auto r = readFile(value);
+    if (!r) {
+      if (element_problem) {
+        element_problem->message = r.status().message();
+        problems.push_back(*element_problem);
+      } else {
+        error(key, r.status().message());
+      }
+      return false;
+    }
+    text = std::move(r).value();
+    ctx->files_.push_back(value);
+    return true;
+  }
+
+  void loadCertificate() {
+    if (trim(ssl.certificate).empty()) {
+      error("ssl.certificate", "TLS is enabled but no certificate is set (a file path or PEM)");
+      return;
+    }
+    std::string pem;
+    if (!readValue("ssl.certificate", ssl.certificate, pem, cert_source)) return;
+    std::string parse_error;
+    chain = parseCertificates(pem, parse_error);
+    if (!parse_error.empty()) {
+      error("ssl.certificate",
+            "cannot parse the certificate in " + describe(cert_source) + ": " + parse_error);
+      chain.clear();
+      return;
+    }
+    if (chain.empty()) {
+      error("ssl.certificate", "no PEM CERTIFICATE block found in " + describe(cert_source));
+      return;
+    }
+    ctx->server_cert_ = infoOf(chain[0].get(), cert_source);
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    const CertificateInfo& info = ctx->server_cert_;
+    if (info.not_after < now) {
+      warn("ssl.certificate", "the server certificate " + info.subject + " in " +
+                                  describe(cert_source) + " expired on " +
+                                  formatTime(info.not_after) + "; clients will reject it");
+    } else if (info.not_before > now) {
+      warn("ssl.certificate", "the server certificate " + info.subject + " in " +
+                                  describe(cert_source) + " is not valid before " +
+                                  formatTime(info.not_before) + "; clients will reject it");
+    }
+  }
+
+  static std::string describe(const std::string& source) {
+    return source == "inline" ? std::string("the inline PEM value") : source;
+  }
+
+  Result<std::string> passphrase() {
+    if (!ssl.key_passphrase_path.empty()) {
+      if (!ssl.key_passphrase.empty()) {
+        warn("ssl.key_passphrase_path",
+             "both ssl.key_passphrase and ssl.key_passphrase_path are set; using the file");
+      }
+      auto r = readFile(ssl.key_passphrase_path);
+      if (!r) return r.status();
+      ctx->files_.push_back(ssl.key_passphrase_path);
+      std::string p = std::move(r).value();
+      while (!p.empty() && (p.back() == '\n' || p.back() == '\r')) p.pop_back();
+      return p;
+    }
+    return ssl.key_passphrase;
+  }
+
+  PkeyPtr loadKey() {
+    if (trim(ssl.key).empty()) {
+      error("ssl.key", "TLS is enabled but no private key is set (a file path or PEM)");
+      return nullptr;
+    }
+    auto pass = passphrase();
+    if (!pass) {
+      error("ssl.key_passphrase_path", pass.status().message());
+      return nullptr;
+    }
+    std::string pem;
+    if (!readValue("ssl.key", ssl.key, pem, key_source)) return nullptr;
+    bool encrypted = pem.find("ENCRYPTED PRIVATE KEY") != std::string::npos ||
+                     pem.find("Proc-Type: 4,ENCRYPTED") != std::string::npos;
+    if (encrypted && pass.value().empty()) {
+      error("ssl.key", "the private key in " + describe(key_source) +
+                           " is encrypted; set ssl.key_passphrase or ssl.key_passphrase_path");
+      return nullptr;
+    }
+    BioPtr bio(BIO_new_mem_buf(pem.data(), pem.size()));
+    ERR_clear_error();
+    // PEM_read_bio_PrivateKey reads PKCS#1, SEC1, PKCS#8, encrypted PKCS#8 and legacy
+    // Proc-Type encrypted blocks alike; our callback never prompts on a terminal.
+    PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, passphraseCallback,
+                                        const_cast<std::string*>(&pass.value())));
+    if (!key) {
+      uint32_t e = ERR_peek_last_error();
+      std::string detail = drainErrors();
+      if (encrypted) {
+        error("ssl.key", "cannot decrypt the private key in " + describe(key_source) +
+                             ": wrong passphrase (" + detail + ")");
+      } else if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+        error("ssl.key", "no PEM private key block found in " + describe(key_source));
+      } else {
+        error("ssl.key", "cannot parse the private key in " + describe(key_source) + ": " + detail);
+      }
+      return nullptr;
+    }
+    return key;
+  }
+
+  void loadCertificateAuthorities() {
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx->ctx_);
+    for (size_t i = 0; i < ssl.certificate_authorities.size(); ++i) {
+      const std::string& value = ssl.certificate_authorities[i];
+      config::Problem where = listProblem(config, "ssl.certificate_authorities", i, std::string());
+      std::string pem, source;
+      if (!readValue("", value, pem, source, &where)) continue;
+      std::string parse_error;
+      auto certs = parseCertificates(pem, parse_error);
+      if (!parse_error.empty() || certs.empty()) {
+        where.message =
+            parse_error.empty()
+                ? "no PEM CERTIFICATE block found in " + describe(source)
+                : "cannot parse the CA certificate in " + describe(source) + ": " + parse_error;
+        problems.push_back(where);
+        continue;
+      }
+      int64_t now = static_cast<int64_t>(std::time(nullptr));
+      for (auto& cert : certs) {
+        CertificateInfo info = infoOf(cert.get(), source);
+        if (info.not_after < now) {
+          where.message = "the CA certificate " + info.subject + " in " + describe(source) +
+                          " expired on " + formatTime(info.not_after) +
+                          "; client certificates issued by it will not verify";
+          where.warning = true;
+          warnings.push_back(where);
+        }
+        ctx->cas_.push_back(std::move(info));
+        // Adding the same CA twice is harmless; X509_STORE reports it as an error only in
+        // old OpenSSL versions.
+        X509_STORE_add_cert(store, cert.get());
+        ERR_clear_error();
+        cas.push_back(std::move(cert));
+      }
+    }
+  }
+
+  void configureClientAuth() {
+    config::ClientAuth mode = effectiveClientAuth(ssl);
+    ctx->client_auth_ = mode;
+    for (size_t i = 0; i < ssl.ca_sha256.size(); ++i) {
+      const std::string& pin = ssl.ca_sha256[i];
+      std::array<uint8_t, 32> digest{};
+      size_t max_len = 0;
+      size_t len = 0;
+      std::vector<uint8_t> buf;
+      bool ok = EVP_DecodedLength(&max_len, pin.size()) == 1;
+      if (ok) {
+        buf.resize(max_len);
+        ok = EVP_DecodeBase64(buf.data(), &len, buf.size(),
+                              reinterpret_cast<const uint8_t*>(pin.data()), pin.size()) == 1 &&
+             len == digest.size();
+      }
+      if (!ok) {
+        problems.push_back(listProblem(
+            config, "ssl.ca_sha256", i,
+            "\"" + pin +
+                "\" is not a base64 SHA-256 fingerprint (44 characters, e.g. the output of "
+                "`openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl "
+                "dgst -sha256 -binary | base64`)"));
+        continue;
+      }
+      std::memcpy(digest.data(), buf.data(), digest.size());
+      ctx->pins_.push_back(digest);
+    }
+    for (auto& p : validateAllowedClients(config)) problems.push_back(std::move(p));
+
+    // The loader already warns about verification_mode = "none", pins or an allow-list
+    // with client_authentication = "none" (proxy/config/config.cc crossCheck).
+    if (mode == config::ClientAuth::kNone) return;
+    if (mode == config::ClientAuth::kOptional && !ssl.allowed_clients.empty()) {
+      warn("ssl.allowed_clients",
+           "client_authentication is \"optional\": clients that send no certificate are "
+           "admitted; the allow-list applies only to those that do (use \"required\" to "
+           "admit listed clients only)");
+    }
+    if (ssl.certificate_authorities.empty()) {
+      X509_STORE* store = SSL_CTX_get_cert_store(ctx->ctx_);
+      ERR_clear_error();
+      if (X509_STORE_load_locations(store, kSystemRootsFile, nullptr) != 1) {
+        error("ssl.client_authentication",
+              std::string("client authentication is on without ssl.certificate_authorities, "
+                          "and the system trust store ") +
+                  kSystemRootsFile + " cannot be loaded: " + drainErrors());
+        return;
+      }
+      ctx->system_roots_ = true;
+      warn("ssl.client_authentication",
+           std::string("client authentication is on but ssl.certificate_authorities is "
+                       "empty: client certificates are verified against the system trust "
+                       "store (") +
+               kSystemRootsFile + "), so any publicly trusted certificate is accepted");
+    } else {
+      // The CertificateRequest names the acceptable CAs, which lets a client holding
+      // several certificates (e.g. a JVM keystore) pick the right one.
+      STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+      for (auto& ca : cas) {
+        X509_NAME* name = X509_NAME_dup(X509_get_subject_name(ca.get()));
+        if (name && !sk_X509_NAME_push(names, name)) X509_NAME_free(name);
+      }
+      SSL_CTX_set_client_CA_list(ctx->ctx_, names);
+    }
+    int verify = SSL_VERIFY_PEER;
+    if (mode == config::ClientAuth::kRequired) verify |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    // Custom verification (tls_session.cc) so that one callback checks the chain, the
+    // pins and the allow-list, and picks the alert: a refused client learns why from
+    // the TLS alert (access_denied, certificate_expired, unknown_ca...), not an HTTP 403.
+    SSL_CTX_set_custom_verify(ctx->ctx_, verify, TlsSession::verifyClientCallback);
+    // A ticket carries the client's chain; verify it again on resumption so that an
+    // expired client certificate cannot ride on an old ticket.
+    SSL_CTX_set_reverify_on_resume(ctx->ctx_, 1);
+  }
+
+  // A session may resume only under the same verification policy: the session ID
+  // context is a digest of everything that decides who is let in. Two workers (or a
+  // reload with the same CAs) compute the same value, so tickets work across them.
+  void setSessionIdContext() {
+    SHA256_CTX sha;
+    SHA256_Init(&sha);
+    auto add = [&](const std::string& s) {
+      SHA256_Update(&sha, s.data(), s.size());
+      SHA256_Update(&sha, "\0", 1);
+    };
+    add(config::toString(ctx->client_auth_));
+    for (auto& ca : cas) {
+      uint8_t* der = nullptr;
+      int len = i2d_X509(ca.get(), &der);
+      if (len > 0) SHA256_Update(&sha, der, static_cast<size_t>(len));
+      OPENSSL_free(der);
+    }
+    add(ctx->system_roots_ ? "system" : "");
+    for (auto& pin : ctx->pins_) SHA256_Update(&sha, pin.data(), pin.size());
+    const auto& a = ssl.allowed_clients;
+    for (const auto* list :
+         {&a.common_names, &a.organizational_units, &a.dns_names, &a.uris, &a.ip_addresses}) {
+      for (const auto& s : *list) add(s);
+      add("|");
+    }
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256_Final(digest, &sha);
+    SSL_CTX_set_session_id_context(ctx->ctx_, digest, sizeof digest);
+  }
+
+  void build(std::shared_ptr<TicketKeys> ticket_keys) {
+    ctx.reset(new TlsContext());
+    ctx->ssl_ = ssl;
+    ctx->ticket_keys_ =
+        ticket_keys ? std::move(ticket_keys) : TicketKeys::create(ssl.session_ticket_rotation);
+    ctx->ctx_ = SSL_CTX_new(TLS_method());
+    PROXY_CHECK(ctx->ctx_ != nullptr, "SSL_CTX_new failed (out of memory)");
+    SSL_CTX_set_ex_data(ctx->ctx_, 0, ctx.get());
+
+    ProtocolRange range = mapProtocols(config, problems);
+    ctx->min_version_ = range.min_version;
+    ctx->max_version_ = range.max_version;
+    SSL_CTX_set_min_proto_version(ctx->ctx_, range.min_version);
+    SSL_CTX_set_max_proto_version(ctx->ctx_, range.max_version);
+
+    ctx->cipher_list_ = mapCipherSuites(config, problems, warnings);
+    if (!ctx->cipher_list_.empty()) {
+      ERR_clear_error();
+      // Strict: fails rather than skipping a name it does not know.
+      if (!SSL_CTX_set_strict_cipher_list(ctx->ctx_, ctx->cipher_list_.c_str())) {
+        error("ssl.cipher_suites",
+              "BoringSSL rejected the cipher list \"" + ctx->cipher_list_ + "\": " + drainErrors());
+      }
+    }
+    ctx->curve_list_ = mapCurves(config, problems);
+    if (!ctx->curve_list_.empty()) {
+      ERR_clear_error();
+      if (!SSL_CTX_set1_curves_list(ctx->ctx_, ctx->curve_list_.c_str())) {
+        error("ssl.curve_types",
+              "BoringSSL rejected the curve list \"" + ctx->curve_list_ + "\": " + drainErrors());
+      }
+    }
+
+    loadCertificate();
+    PkeyPtr key = loadKey();
+    if (!chain.empty()) {
+      ERR_clear_error();
+      bool ok = SSL_CTX_use_certificate(ctx->ctx_, chain[0].get()) == 1;
+      // Intermediates from the same file are served after the leaf, as APM Server does.
+      for (size_t i = 1; ok && i < chain.size(); ++i) {
+        ok = SSL_CTX_add1_chain_cert(ctx->ctx_, chain[i].get()) == 1;
+      }
+      if (!ok) {
+        error("ssl.certificate",
+              "cannot use the certificate in " + describe(cert_source) + ": " + drainErrors());
+      }
+    }
+    if (key && !chain.empty()) {
+      if (X509_check_private_key(chain[0].get(), key.get()) != 1) {
+        ERR_clear_error();
+        error("ssl.key", "the private key in " + describe(key_source) +
+                             " does not match the certificate " + ctx->server_cert_.subject +
+                             " in " + describe(cert_source));
+      } else {
+        ERR_clear_error();
+        if (SSL_CTX_use_PrivateKey(ctx->ctx_, key.get()) != 1 ||
+            SSL_CTX_check_private_key(ctx->ctx_) != 1) {
+          error("ssl.key",
+                "cannot use the private key in " + describe(key_source) + ": " + drainErrors());
+        }
+      }
+    }
+
+    loadCertificateAuthorities();
+    configureClientAuth();
+    setSessionIdContext();
+
+    SSL_CTX_set_alpn_select_cb(ctx->ctx_, alpnSelect, nullptr);
+    // Stateless resumption only. A server-side cache would be per SSL_CTX (so not shared
+    // by workers, and lost on reload) and costs memory per session; tickets are neither.
+    SSL_CTX_set_session_cache_mode(ctx->ctx_, SSL_SESS_CACHE_OFF);
+    if (ssl.session_tickets) {
+      SSL_CTX_set_tlsext_ticket_key_cb(ctx->ctx_, ticketKeyCallback);
+      uint32_t lifetime = ctx->ticket_keys_->ticketLifetimeSeconds();
+      SSL_CTX_set_timeout(ctx->ctx_, lifetime);
+      SSL_CTX_set_session_psk_dhe_timeout(ctx->ctx_, lifetime);
+    } else {
+      SSL_CTX_set_options(ctx->ctx_, SSL_OP_NO_TICKET);
+      // TLS 1.3 NewSessionTicket messages are pointless without tickets.
+      SSL_CTX_set_num_tickets(ctx->ctx_, 0);
+    }
+    // BoringSSL servers never accept renegotiation (ssl.h: "BoringSSL does not support
+    // renegotiation as a server"); nothing to switch off. SSL_OP_* compression and
+    // SSLv2/3 do not exist in BoringSSL either.
+  }
+};
+
+TlsContext::~TlsContext() {
+  if (ctx_ != nullptr) {
+    SSL_CTX_set_ex_data(ctx_, 0, nullptr);
+    SSL_CTX_free(ctx_);
+  }
+}
+
+TlsContext::CreateResult TlsContext::create(const config::Config& config,
+                                            std::shared_ptr<TicketKeys> ticket_keys) {
+  CreateResult result;
+  if (!config.ssl.enabled) {
+    result.problems.push_back(
+        config.problemAt("ssl.enabled", "TLS is not enabled, so there is no TLS context"));
+    return result;
+  }
+  ContextBuilder b(config);
+  b.build(std::move(ticket_keys));
+  result.problems = std::move(b.problems);
+  result.warnings = std::move(b.warnings);
+  if (result.problems.empty()) result.context = std::move(b.ctx);
+  return result;
+}
+
+std::vector<config::Problem> TlsContext::validate(const config::Config& config) {
+  if (!config.ssl.enabled) return {};
+  CreateResult r = create(config, nullptr);
+  std::vector<config::Problem> all = std::move(r.problems);
+  for (auto& w : r.warnings) {
+    w.warning = true;
+    all.push_back(std::move(w));
+  }
+  return all;
+}
+
+std::string TlsContext::summary() const {
+  std::string s = "TLS ";
+  s += protocolName(min_version_);
+  if (max_version_ != min_version_) {
+    s += "..";
+    s += protocolName(max_version_);
+  }
+  s += "; ALPN http/1.1; TLS 1.2 ciphers: ";
+  s += cipher_list_.empty() ? "library defaults" : cipher_list_;
+  if (max_version_ >= TLS1_3_VERSION) {
+    s += "; TLS 1.3 ciphers (fixed): TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, "
+         "TLS_CHACHA20_POLY1305_SHA256";
+  }
+  s += "; curves: ";
+  s += curve_list_.empty() ? "library defaults (X25519, P-256, P-384)" : curve_list_;
+  s += "; client authentication: ";
+  s += config::toString(client_auth_);
+  if (client_auth_ != config::ClientAuth::kNone) {
+    if (system_roots_) {
+      s += " against the system trust store";
+    } else {
+      s += " against CAs [";
+      for (size_t i = 0; i < cas_.size(); ++i) {
+        if (i) s += "; ";
+        s += cas_[i].subject + " (until " + formatTime(cas_[i].not_after) + ")";
+      }
+      s += "]";
+    }
+    if (!pins_.empty()) s += ", " + std::to_string(pins_.size()) + " ca_sha256 pin(s)";
+    if (!ssl_.allowed_clients.empty()) s += ", allow-list on";
+  }
+  s += "; server certificate " + server_cert_.subject;
+  if (!server_cert_.sans.empty()) s += " (" + server_cert_.sans + ")";
+  s += " valid " + formatTime(server_cert_.not_before) + " to " +
+       formatTime(server_cert_.not_after) + " from " + server_cert_.source;
+  s += "; session tickets: ";
+  if (ssl_.session_tickets) {
+    s += "on, key rotated every " + config::formatDuration(ssl_.session_ticket_rotation);
+  } else {
+    s += "off (no resumption)";
+  }
+  s += ".";
+  return s;
+}
+
+}  // namespace proxy::tls

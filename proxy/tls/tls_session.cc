@@ -1,0 +1,492 @@
+#include "proxy/tls/tls_session.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <ctime>
+
+#include "proxy/common/check.h"
+#include "proxy/tls/identity.h"
+#include "proxy/tls/tls_context.h"
+
+namespace proxy::tls {
+
+const char* toString(HandshakeFailure f) {
+  switch (f) {
+    case HandshakeFailure::kNone:
+      return "none";
+    case HandshakeFailure::kNoClientCertificate:
+      return "no_client_certificate";
+    case HandshakeFailure::kUnknownCa:
+      return "unknown_ca";
+    case HandshakeFailure::kCertificateExpired:
+      return "certificate_expired";
+    case HandshakeFailure::kCertificateNotYetValid:
+      return "certificate_not_yet_valid";
+    case HandshakeFailure::kIdentityNotAllowed:
+      return "identity_not_allowed";
+    case HandshakeFailure::kPinMismatch:
+      return "pin_mismatch";
+    case HandshakeFailure::kProtocolVersion:
+      return "protocol_version";
+    case HandshakeFailure::kNoSharedCipher:
+      return "no_shared_cipher";
+    case HandshakeFailure::kNotTls:
+      return "not_tls";
+    case HandshakeFailure::kPeerAlert:
+      return "peer_alert";
+    case HandshakeFailure::kTimeout:
+      return "timeout";
+    case HandshakeFailure::kOther:
+      return "other";
+  }
+  return "other";
+}
+
+// The BIO under every session: reads pull from in_, writes append to out_. Unlike a
+// BIO_s_mem pair it keeps no buffer of its own, so releaseBuffers() really frees
+// everything (h2o lib/common/socket.c does the same over its own buffers).
+struct BioAccess {
+  static TlsSession* session(BIO* bio) { return static_cast<TlsSession*>(BIO_get_data(bio)); }
+
+  static int read(BIO* bio, char* out, int len) {
+    BIO_clear_retry_flags(bio);
+    TlsSession* s = session(bio);
+    size_t avail = s->in_.size() - s->in_off_;
+    if (avail == 0) {
+      // "No bytes yet", not EOF: SSL_get_error then says SSL_ERROR_WANT_READ.
+      BIO_set_retry_read(bio);
+      return -1;
+    }
+    size_t n = std::min(avail, static_cast<size_t>(len));
+    std::memcpy(out, s->in_.data() + s->in_off_, n);
+    s->in_off_ += n;
+    if (s->in_off_ == s->in_.size()) {
+      s->in_.clear();
+      s->in_off_ = 0;
+    }
+    return static_cast<int>(n);
+  }
+
+  static int write(BIO* bio, const char* data, int len) {
+    BIO_clear_retry_flags(bio);
+    session(bio)->out_.append(data, static_cast<size_t>(len));
+    return len;
+  }
+
+  static long ctrl(BIO* bio, int cmd, long /*num*/, void* /*ptr*/) {
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;
+      case BIO_CTRL_PENDING: {
+        TlsSession* s = session(bio);
+        return static_cast<long>(s->in_.size() - s->in_off_);
+      }
+      case BIO_CTRL_WPENDING: {
+        TlsSession* s = session(bio);
+        return static_cast<long>(s->out_.size() - s->out_off_);
+      }
+      default:
+        return 0;
+    }
+  }
+
+  static int create(BIO* bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+  }
+  static int destroy(BIO* /*bio*/) { return 1; }
+};
+
+namespace {
+
+// A constant method table (bio.h documents struct bio_method_st in this API version),
+// so no BIO_meth_new allocation and no process-wide mutable state.
+const BIO_METHOD kSessionBioMethod = {
+    BIO_TYPE_SOURCE_SINK | 0x7e,  // a private type number; BIO_find_type is never used
+    "apm-tls-proxy session",
+    BioAccess::write,
+    BioAccess::read,
+    nullptr,
+    nullptr,
+    BioAccess::ctrl,
+    BioAccess::create,
+    BioAccess::destroy,
+    nullptr,
+};
+
+std::string formatTime(const ASN1_TIME* t) {
+  ASN1_TIME* epoch = ASN1_TIME_set(nullptr, 0);
+  int days = 0, secs = 0;
+  bool ok = epoch && ASN1_TIME_diff(&days, &secs, epoch, t);
+  ASN1_TIME_free(epoch);
+  if (!ok) return "unknown time";
+  std::time_t tt = static_cast<std::time_t>(int64_t{days} * 86400 + secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// "client certificate" for the leaf, else "certificate <subject> in the client chain".
+std::string whichCert(X509* cert, int depth) {
+  if (depth <= 0) return "client certificate " + subjectRfc2253(cert);
+  return "certificate " + subjectRfc2253(cert) + " in the client chain";
+}
+
+bool spkiMatches(X509* cert, const std::vector<std::array<uint8_t, 32>>& pins) {
+  uint8_t* der = nullptr;
+  int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  if (len <= 0) return false;
+  std::array<uint8_t, 32> digest{};
+  SHA256(der, static_cast<size_t>(len), digest.data());
+  OPENSSL_free(der);
+  return std::find(pins.begin(), pins.end(), digest) != pins.end();
+}
+
+}  // namespace
+
+TlsSession::TlsSession(SSL* ssl) : ssl_(ssl) {
+  BIO* bio = BIO_new(&kSessionBioMethod);
+  PROXY_CHECK(bio != nullptr, "BIO_new failed (out of memory)");
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // one BIO both ways; the SSL owns it
+  // ex_data 0 is BoringSSL's reserved app-data slot; callbacks find the session there.
+  SSL_set_ex_data(ssl_, 0, this);
+}
+
+TlsSession::~TlsSession() { SSL_free(ssl_); }
+
+std::unique_ptr<TlsSession> TlsSession::createServer(const TlsContext& ctx) {
+  SSL* ssl = SSL_new(ctx.sslCtx());
+  PROXY_CHECK(ssl != nullptr, "SSL_new failed (out of memory)");
+  SSL_set_accept_state(ssl);
+  // Frees the handshake-only configuration (cipher/curve lists, certificate
+  // references...) once established: most of our memory per idle connection.
+  SSL_set_shed_handshake_config(ssl, 1);
+  std::unique_ptr<TlsSession> session(new TlsSession(ssl));
+  session->context_ = ctx.shared_from_this();
+  return session;
+}
+
+std::unique_ptr<TlsSession> TlsSession::createClient(SSL_CTX* ctx, const std::string& sni) {
+  SSL* ssl = SSL_new(ctx);
+  PROXY_CHECK(ssl != nullptr, "SSL_new failed (out of memory)");
+  SSL_set_connect_state(ssl);
+  if (!sni.empty()) SSL_set_tlsext_host_name(ssl, sni.c_str());
+  return std::unique_ptr<TlsSession>(new TlsSession(ssl));
+}
+
+void TlsSession::receiveCiphertext(const char* data, size_t len) {
+  // Compact before growing so a slow reader does not keep consumed bytes around.
+  if (in_off_ > 0 && in_off_ >= in_.size() / 2) {
+    in_.erase(0, in_off_);
+    in_off_ = 0;
+  }
+  in_.append(data, len);
+}
+
+TlsSession::IoStatus TlsSession::readPlaintext(std::string& out, size_t max) {
+  if (failure_ != HandshakeFailure::kNone) return IoStatus::kError;
+  if (!handshake_done_) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r != 1) {
+      int err = SSL_get_error(ssl_, r);
+      if (err == SSL_ERROR_WANT_READ) return IoStatus::kOk;
+      return fail(err);
+    }
+    onHandshakeDone();
+  }
+  size_t produced = 0;
+  while (produced < max) {
+    // Read straight into the caller's string (no bounce buffer); 16 KiB is one record.
+    size_t chunk = std::min<size_t>(max - produced, 16384);
+    size_t old = out.size();
+    out.resize(old + chunk);
+    ERR_clear_error();
+    int r = SSL_read(ssl_, &out[old], static_cast<int>(chunk));
+    if (r > 0) {
+      out.resize(old + static_cast<size_t>(r));
+      produced += static_cast<size_t>(r);
+      continue;
+    }
+    int err = SSL_get_error(ssl_, r);
+    out.resize(old);
+    if (err == SSL_ERROR_WANT_READ) break;
+    if (err == SSL_ERROR_ZERO_RETURN) return IoStatus::kClosed;
+    return fail(err);
+  }
+  return IoStatus::kOk;
+}
+
+TlsSession::IoStatus TlsSession::writePlaintext(const char* data, size_t len) {
+  if (failure_ != HandshakeFailure::kNone) return IoStatus::kError;
+  PROXY_DCHECK(handshake_done_, "writePlaintext before the handshake completed");
+  // Our BIO accepts every byte, so SSL_write never takes part of the input: nothing has
+  // to be parked here, and backpressure is the caller's look at pendingCiphertext().
+  while (len > 0) {
+    int n = static_cast<int>(std::min<size_t>(len, INT_MAX / 2));
+    ERR_clear_error();
+    int r = SSL_write(ssl_, data, n);
+    if (r <= 0) return fail(SSL_get_error(ssl_, r));
+    data += r;
+    len -= static_cast<size_t>(r);
+  }
+  return IoStatus::kOk;
+}
+
+void TlsSession::shutdown() {
+  // Before the handshake there is no session to close; SSL_shutdown would only fail.
+  if (!handshake_done_ || failure_ != HandshakeFailure::kNone) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);  // 0 = our close_notify is queued; the peer's does not matter
+  ERR_clear_error();
+}
+
+std::string_view TlsSession::pendingCiphertext() const {
+  return std::string_view(out_).substr(out_off_);
+}
+
+void TlsSession::consumeCiphertext(size_t n) {
+  out_off_ += std::min(n, out_.size() - out_off_);
+  if (out_off_ == out_.size()) {
+    out_.clear();
+    out_off_ = 0;
+  }
+}
+
+void TlsSession::releaseBuffers() {
+  // std::string keeps its capacity on clear(); swapping with an empty one frees it.
+  if (in_off_ == in_.size()) {
+    std::string().swap(in_);
+    in_off_ = 0;
+  }
+  if (out_off_ == out_.size()) {
+    std::string().swap(out_);
+    out_off_ = 0;
+  }
+}
+
+const char* TlsSession::protocolName() const { return SSL_get_version(ssl_); }
+
+const char* TlsSession::cipherName() const {
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
+  return c ? SSL_CIPHER_get_name(c) : "";
+}
+
+std::string_view TlsSession::sni() const {
+  const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
+  return name ? std::string_view(name) : std::string_view();
+}
+
+bool TlsSession::sessionReused() const { return SSL_session_reused(ssl_) == 1; }
+
+void TlsSession::onHandshakeDone() {
+  handshake_done_ = true;
+  if (!SSL_is_server(ssl_)) return;
+  X509* leaf = SSL_get_peer_certificate(ssl_);
+  if (leaf == nullptr) return;
+  // Only reached when verifyClientCallback accepted the chain (or, on resumption,
+  // accepted it again), so this is a verified identity.
+  ClientIdentity id = identityOf(leaf);
+  client_subject_ = subjectRfc2253(leaf);
+  client_sans_ = sansString(id);
+  client_cert_header_ = forwardedClientCert(leaf, id);
+  X509_free(leaf);
+}
+
+enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out_alert) {
+  auto* self = static_cast<TlsSession*>(SSL_get_ex_data(ssl, 0));
+  if (self == nullptr || self->context_ == nullptr) {
+    *out_alert = SSL_AD_INTERNAL_ERROR;
+    return ssl_verify_invalid;
+  }
+  const TlsContext& context = *self->context_;
+  STACK_OF(X509)* chain = SSL_get_peer_full_cert_chain(ssl);
+  if (chain == nullptr || sk_X509_num(chain) == 0) {
+    // BoringSSL calls us only when certificates were sent; be safe anyway.
+    self->verify_failure_ = HandshakeFailure::kNoClientCertificate;
+    self->verify_detail_ = "the client sent no certificate";
+    *out_alert = SSL_AD_CERTIFICATE_REQUIRED;
+    return ssl_verify_invalid;
+  }
+  X509* leaf = sk_X509_value(chain, 0);
+
+  auto refuse = [&](HandshakeFailure why, std::string detail, uint8_t alert) {
+    self->verify_failure_ = why;
+    self->verify_detail_ = std::move(detail);
+    *out_alert = alert;
+    return ssl_verify_invalid;
+  };
+
+  X509_STORE_CTX* store_ctx = X509_STORE_CTX_new();
+  if (store_ctx == nullptr ||
+      !X509_STORE_CTX_init(store_ctx, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf, chain)) {
+    X509_STORE_CTX_free(store_ctx);
+    return refuse(HandshakeFailure::kOther, "cannot set up certificate verification",
+                  SSL_AD_INTERNAL_ERROR);
+  }
+  // "ssl_client": a leaf with an extended key usage must allow clientAuth, as Go's
+  // x509.VerifyOptions{KeyUsages: ClientAuth} demands in APM Server.
+  X509_STORE_CTX_set_default(store_ctx, "ssl_client");
+  bool verified = X509_verify_cert(store_ctx) == 1;
+  enum ssl_verify_result_t result = ssl_verify_ok;
+  if (!verified) {
+    int err = X509_STORE_CTX_get_error(store_ctx);
+    int depth = X509_STORE_CTX_get_error_depth(store_ctx);
+    X509* bad = X509_STORE_CTX_get_current_cert(store_ctx);
+    if (bad == nullptr) bad = leaf;
+    uint8_t alert = static_cast<uint8_t>(SSL_alert_from_verify_result(err));
+    switch (err) {
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+        result = refuse(HandshakeFailure::kCertificateExpired,
+                        whichCert(bad, depth) + " expired (notAfter " +
+                            formatTime(X509_get0_notAfter(bad)) + ")",
+                        SSL_AD_CERTIFICATE_EXPIRED);
+        break;
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        result = refuse(HandshakeFailure::kCertificateNotYetValid,
+                        whichCert(bad, depth) + " is not yet valid (notBefore " +
+                            formatTime(X509_get0_notBefore(bad)) + ")",
+                        alert);
+        break;
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_CERT_UNTRUSTED: {
+        char issuer[256] = {};
+        X509_NAME_oneline(X509_get_issuer_name(bad), issuer, sizeof issuer);
+        result =
+            refuse(HandshakeFailure::kUnknownCa,
+                   whichCert(bad, depth) + " is not issued by a trusted CA (issuer " + issuer + ")",
+                   SSL_AD_UNKNOWN_CA);
+        break;
+      }
+      case X509_V_ERR_INVALID_PURPOSE:
+        result = refuse(
+            HandshakeFailure::kOther,
+            whichCert(bad, depth) + " is not valid for client authentication (extended key usage)",
+            SSL_AD_UNSUPPORTED_CERTIFICATE);
+        break;
+      default:
+        result = refuse(HandshakeFailure::kOther,
+                        whichCert(bad, depth) + " rejected: " + X509_verify_cert_error_string(err),
+                        alert);
+        break;
+    }
+  } else if (!context.pins().empty()) {
+    // APM Server (tlscommon verifyCAPin) passes when any certificate of a verified chain
+    // matches; the built chain includes the trust anchor.
+    STACK_OF(X509)* built = X509_STORE_CTX_get0_chain(store_ctx);
+    bool pinned = false;
+    for (size_t i = 0; built != nullptr && i < sk_X509_num(built) && !pinned; ++i) {
+      pinned = spkiMatches(sk_X509_value(built, i), context.pins());
+    }
+    if (!pinned) {
+      result = refuse(HandshakeFailure::kPinMismatch,
+                      "no certificate in the chain of client " + subjectRfc2253(leaf) +
+                          " matches ssl.ca_sha256",
+                      SSL_AD_BAD_CERTIFICATE);
+    }
+  }
+  X509_STORE_CTX_free(store_ctx);
+  if (result != ssl_verify_ok) return result;
+
+  const config::AllowedClients& allowed = context.ssl().allowed_clients;
+  if (!allowed.empty()) {
+    ClientIdentity id = identityOf(leaf);
+    if (!isAllowed(allowed, id)) {
+      std::string sans = sansString(id);
+      return refuse(HandshakeFailure::kIdentityNotAllowed,
+                    "client " + subjectRfc2253(leaf) + (sans.empty() ? "" : " (" + sans + ")") +
+                        " is not in ssl.allowed_clients",
+                    SSL_AD_ACCESS_DENIED);
+    }
+  }
+  return ssl_verify_ok;
+}
+
+TlsSession::IoStatus TlsSession::fail(int ssl_error) {
+  // Drain the whole queue: the first entry is the cause, later ones are context.
+  std::string library;
+  int reason = 0;
+  bool ssl_reason = false;
+  uint32_t e;
+  while ((e = ERR_get_error()) != 0) {
+    if (reason == 0) {
+      reason = ERR_GET_REASON(e);
+      ssl_reason = ERR_GET_LIB(e) == ERR_LIB_SSL;
+    }
+    const char* text = ERR_reason_error_string(e);
+    if (!library.empty()) library += "; ";
+    library += text ? text : "unknown error";
+  }
+
+  HandshakeFailure f = HandshakeFailure::kOther;
+  std::string msg;
+  const char* when = handshake_done_ ? "TLS error" : "TLS handshake failed";
+  if (verify_failure_ != HandshakeFailure::kNone) {
+    f = verify_failure_;
+    msg = verify_detail_;
+  } else if (ssl_reason && reason >= SSL_AD_REASON_OFFSET) {
+    f = handshake_done_ ? HandshakeFailure::kOther : HandshakeFailure::kPeerAlert;
+    msg = std::string("the peer sent the alert \"") +
+          SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET) + "\"";
+    if (!handshake_done_) msg += " (it may not trust our certificate)";
+  } else if (ssl_reason) {
+    switch (reason) {
+      case SSL_R_HTTP_REQUEST:
+        f = HandshakeFailure::kNotTls;
+        msg = "the client sent a plain HTTP request to the TLS port (use https://)";
+        break;
+      case SSL_R_HTTPS_PROXY_REQUEST:
+        f = HandshakeFailure::kNotTls;
+        msg = "the client sent an HTTP proxy CONNECT request to the TLS port";
+        break;
+      case SSL_R_WRONG_VERSION_NUMBER:
+        f = handshake_done_ ? HandshakeFailure::kOther : HandshakeFailure::kNotTls;
+        msg = handshake_done_ ? "bad record version" : "the client did not speak TLS";
+        break;
+      case SSL_R_UNSUPPORTED_PROTOCOL:
+        f = HandshakeFailure::kProtocolVersion;
+        msg = "the client offered no TLS version that is enabled (ssl.supported_protocols)";
+        break;
+      case SSL_R_NO_SHARED_CIPHER:
+        f = HandshakeFailure::kNoSharedCipher;
+        msg = "no cipher suite in common with the client (ssl.cipher_suites)";
+        break;
+      case SSL_R_NO_SHARED_GROUP:
+        f = HandshakeFailure::kNoSharedCipher;
+        msg = "no elliptic curve in common with the client (ssl.curve_types)";
+        break;
+      case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        f = HandshakeFailure::kNoClientCertificate;
+        msg = "the client sent no certificate, but client_authentication is \"required\"";
+        break;
+      default:
+        break;
+    }
+  }
+  if (msg.empty()) {
+    if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_SSL) {
+      msg = library.empty() ? "unexpected error" : library;
+    } else {
+      msg = "unexpected SSL_get_error " + std::to_string(ssl_error);
+      if (!library.empty()) msg += ": " + library;
+    }
+  }
+  failure_ = f;
+  error_message_ = std::string(when) + ": " + msg;
+  return IoStatus::kError;
+}
+
+}  // namespace proxy::tls
