@@ -56,6 +56,7 @@ Http1Parser::ExecResult Http1Parser::execute(const char* data, size_t len) {
   // bytes are checked before llhttp (and therefore onHead) sees any of them.
   if (scan_.active && !scanHead(data, len)) return {Outcome::kError, 0};
 
+  cur_data_ = data;
   const llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   if (err == HPE_OK) {
     last_byte_ = data[len - 1];
@@ -295,8 +296,12 @@ int Http1Parser::uvOnHeaderField(llhttp_t* p, const char* at, size_t n) {
 
 int Http1Parser::uvOnHeaderValue(llhttp_t* p, const char* at, size_t n) {
   auto* self = static_cast<Http1Parser*>(p->data);
-  if (self->value_done_) {
-    // A second value for a completed line is an obs-fold continuation (RFC 9112 §5.2).
+  // llhttp 8.1 hands an obs-fold continuation line over as more value bytes that start
+  // right after the line's LF; reject it (RFC 9112 §5.2). The head scan catches it in
+  // the head; this catches it in trailers.
+  const bool folded = n > 0 && (at[0] == ' ' || at[0] == '\t') &&
+                      (at > self->cur_data_ ? at[-1] : self->last_byte_) == '\n';
+  if (self->value_done_ || folded) {
     self->setError(ParseError::kBadMessage, "obs-fold in header section");
     return -1;
   }

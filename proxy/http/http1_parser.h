@@ -121,11 +121,12 @@ class Http1Parser {
   ParseError error_ = ParseError::kNone;
   std::string error_reason_;
   HeadScan scan_;
-  bool message_done_ = false;   // on_message_complete ran; reported once llhttp returns
-  bool value_done_ = false;     // a header value completed and no new name started yet
-  uint64_t field_len_ = 0;      // bytes of the current header name
-  uint64_t trailer_bytes_ = 0;  // trailer section bytes (bounded like the head)
-  char last_byte_ = 0;          // last byte of the previous execute() input
+  bool message_done_ = false;       // on_message_complete ran; reported once llhttp returns
+  bool value_done_ = false;         // a header value completed and no new name started yet
+  uint64_t field_len_ = 0;          // bytes of the current header name
+  uint64_t trailer_bytes_ = 0;      // trailer section bytes (bounded like the head)
+  const char* cur_data_ = nullptr;  // input of the execute() call in progress
+  char last_byte_ = 0;              // last byte of the previous execute() input
 };
 
 }  // namespace proxy::http
