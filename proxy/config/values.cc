@@ -20,7 +20,7 @@ struct Unit {
   int64_t nanos;
 };
 
-// Go's time.ParseDuration units, longest spelling first so that "ms" wins over "m".
+// Go's time.ParseDuration units.
 // "µs" is accepted in both Unicode spellings (U+00B5 and U+03BC), as Go does.
 constexpr Unit kUnits[] = {
     {"ns", 1},         {"us", 1'000},        {"\xC2\xB5s", 1'000},  {"\xCE\xBCs", 1'000},
@@ -119,21 +119,18 @@ Result<Millis> parseDuration(const std::string& text) {
     if (!has_whole && !has_fraction) {
       return badDuration(text, "expected a number at \"" + text.substr(start) + "\"");
     }
+    // The unit is everything up to the next number, so "5sec" reports "sec", not "ec".
+    size_t end = i;
+    while (end < text.size() && !isDigit(text[end]) && text[end] != '.') ++end;
+    std::string name = text.substr(i, end - i);
+    i = end;
     const Unit* unit = nullptr;
     for (const Unit& u : kUnits) {
-      size_t n = std::strlen(u.name);
-      if (text.compare(i, n, u.name) == 0) {
-        unit = &u;
-        i += n;
-        break;
-      }
+      if (name == u.name) unit = &u;
     }
     if (unit == nullptr) {
-      if (i == text.size()) return badDuration(text, "missing unit after the number");
-      size_t end = i;
-      while (end < text.size() && !isDigit(text[end]) && text[end] != '.') ++end;
-      return badDuration(
-          text, "unknown unit \"" + text.substr(i, end - i) + "\" (units: h, m, s, ms, us, ns)");
+      if (name.empty()) return badDuration(text, "missing unit after the number");
+      return badDuration(text, "unknown unit \"" + name + "\" (units: h, m, s, ms, us, ns)");
     }
     if (overflow || whole > kMax / unit->nanos) return badDuration(text, "too large");
     int64_t part = whole * unit->nanos;
