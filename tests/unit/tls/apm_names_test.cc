@@ -1,0 +1,162 @@
+#include "proxy/tls/apm_names.h"
+
+#include <openssl/ssl.h>
+
+#include <catch2/catch.hpp>
+
+namespace proxy::tls {
+namespace {
+
+config::Config withPositions() {
+  config::Config c;
+  c.file = "apm.toml";
+  c.positions["ssl.cipher_suites"] = {7, 17};
+  c.positions["ssl.cipher_suites[2]"] = {7, 60};
+  c.positions["ssl.curve_types"] = {8, 15};
+  c.positions["ssl.supported_protocols"] = {9, 23};
+  return c;
+}
+
+TEST_CASE("APM protocol lists become a contiguous BoringSSL version range", "[unit][tls]") {
+  config::Config c = withPositions();
+  std::vector<config::Problem> problems;
+  SECTION("defaults") {
+    c.ssl.supported_protocols.clear();
+    auto r = mapProtocols(c, problems);
+    CHECK(r.min_version == TLS1_2_VERSION);
+    CHECK(r.max_version == TLS1_3_VERSION);
+  }
+  SECTION("a gap is filled, as APM Server does") {
+    c.ssl.supported_protocols = {"TLSv1.3", "TLSv1.1"};
+    auto r = mapProtocols(c, problems);
+    CHECK(r.min_version == TLS1_1_VERSION);
+    CHECK(r.max_version == TLS1_3_VERSION);
+  }
+  SECTION("both spellings of TLS 1.0") {
+    for (const char* name : {"TLSv1", "TLSv1.0"}) {
+      c.ssl.supported_protocols = {name};
+      auto r = mapProtocols(c, problems);
+      CHECK(r.min_version == TLS1_VERSION);
+      CHECK(r.max_version == TLS1_VERSION);
+    }
+  }
+  SECTION("SSLv3 and unknown names are errors at their index") {
+    c.ssl.supported_protocols = {"TLSv1.2", "SSLv3", "TLSv1.4"};
+    mapProtocols(c, problems);
+    REQUIRE(problems.size() == 2);
+    CHECK(problems[0].key == "ssl.supported_protocols[1]");
+    CHECK(problems[0].message ==
+          "unsupported TLS protocol \"SSLv3\": SSLv3 is insecure and not supported (APM "
+          "Server rejects it too)");
+    CHECK(problems[0].pos.line == 9);
+    CHECK(problems[1].key == "ssl.supported_protocols[2]");
+    CHECK(problems[1].message ==
+          "unsupported TLS protocol \"TLSv1.4\"; valid values are TLSv1.0 (or TLSv1), TLSv1.1, "
+          "TLSv1.2, TLSv1.3");
+  }
+  CHECK(std::string(protocolName(TLS1_3_VERSION)) == "TLSv1.3");
+}
+
+TEST_CASE("Every APM cipher name maps to BoringSSL or to a precise error", "[unit][tls]") {
+  for (const auto& m : apmCipherTable()) {
+    config::Config c = withPositions();
+    c.ssl.cipher_suites = {m.apm_name};
+    std::vector<config::Problem> problems, warnings;
+    std::string list = mapCipherSuites(c, problems, warnings);
+    INFO(m.apm_name);
+    if (m.tls13) {
+      CHECK(problems.empty());
+      CHECK(list.empty());
+      REQUIRE(warnings.size() == 2);  // "fixed", then "only TLS 1.3 suites listed"
+      CHECK(warnings[0].warning);
+      CHECK(warnings[0].message.find("TLS 1.3 suites are fixed in BoringSSL") != std::string::npos);
+      CHECK(warnings[0].message.find("cannot be switched off") != std::string::npos);
+    } else if (m.boring_name && boringSupportsCipher(m.boring_name)) {
+      CHECK(problems.empty());
+      CHECK(list == m.boring_name);
+    } else {
+      CHECK(list.empty());
+      REQUIRE(problems.size() == 1);
+      CHECK(problems[0].key == "ssl.cipher_suites[0]");
+      CHECK(problems[0].message.find("is not available") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("Cipher suite errors name the value, the index and why", "[unit][tls]") {
+  config::Config c = withPositions();
+  std::vector<config::Problem> problems, warnings;
+  c.ssl.cipher_suites = {"ECDHE-RSA-AES-128-GCM-SHA256",
+                         "ECDHE-RSA-CHACHA20-POLY1205",
+                         "RSA-RC4-128-SHA",
+                         "ECDHE-RSA-AES-128-CBC-SHA256",
+                         "ECDHE-RSA-3DES-CBC3-SHA",
+                         "NOT-A-CIPHER",
+                         "RSA-3DES-CBC3-SHA",
+                         "ECDHE-RSA-CHACHA20-POLY1305",
+                         "TLS-AES-128-GCM-SHA256"};
+  std::string list = mapCipherSuites(c, problems, warnings);
+  CHECK(list == "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:DES-CBC3-SHA");
+  REQUIRE(problems.size() == 4);
+  CHECK(problems[0].key == "ssl.cipher_suites[2]");
+  CHECK(problems[0].pos.line == 7);
+  CHECK(problems[0].pos.column == 60);
+  CHECK(problems[0].message ==
+        "cipher suite \"RSA-RC4-128-SHA\" is not available: RC4 is broken and BoringSSL does "
+        "not implement it; remove it from the list");
+  CHECK(problems[0].format() ==
+        "apm.toml:7:60: ssl.cipher_suites[2]: cipher suite \"RSA-RC4-128-SHA\" is not "
+        "available: RC4 is broken and BoringSSL does not implement it; remove it from the list");
+  CHECK(problems[1].key == "ssl.cipher_suites[3]");
+  CHECK(problems[1].pos.line == 7);  // no position of its own: the list's
+  CHECK(problems[1].message ==
+        "cipher suite \"ECDHE-RSA-AES-128-CBC-SHA256\" (BoringSSL: ECDHE-RSA-AES128-SHA256) is "
+        "not available: this BoringSSL build does not implement it; remove it from the list");
+  CHECK(problems[2].message ==
+        "cipher suite \"ECDHE-RSA-3DES-CBC3-SHA\" (BoringSSL: ECDHE-RSA-DES-CBC3-SHA) is not "
+        "available: this BoringSSL build does not implement it; remove it from the list");
+  CHECK(problems[3].key == "ssl.cipher_suites[5]");
+  CHECK(problems[3].message ==
+        "unknown cipher suite \"NOT-A-CIPHER\"; use APM Server's names, e.g. "
+        "ECDHE-ECDSA-AES-128-GCM-SHA256 (all are listed in docs/tls.md)");
+  REQUIRE(warnings.size() == 2);
+  CHECK(warnings[0].key == "ssl.cipher_suites[6]");
+  CHECK(warnings[0].message ==
+        "\"RSA-3DES-CBC3-SHA\" uses 3DES, which is weak (64-bit blocks, Sweet32); it is "
+        "enabled because it was asked for");
+  CHECK(warnings[1].key == "ssl.cipher_suites[8]");
+  CHECK(warnings[1].message ==
+        "\"TLS-AES-128-GCM-SHA256\" is a TLS 1.3 suite: TLS 1.3 suites are fixed in BoringSSL "
+        "(TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256 are "
+        "always on) and cannot be switched off; ssl.cipher_suites only shapes TLS 1.2 and "
+        "below");
+}
+
+TEST_CASE("An empty cipher list means the library defaults", "[unit][tls]") {
+  config::Config c;
+  std::vector<config::Problem> problems, warnings;
+  CHECK(mapCipherSuites(c, problems, warnings).empty());
+  CHECK(problems.empty());
+  CHECK(warnings.empty());
+}
+
+TEST_CASE("Curve names map one to one; X25519MLKEM768 is refused clearly", "[unit][tls]") {
+  config::Config c = withPositions();
+  std::vector<config::Problem> problems;
+  c.ssl.curve_types = {"X25519", "P-256", "P-384", "P-521", "P-256"};
+  CHECK(mapCurves(c, problems) == "X25519:P-256:P-384:P-521");
+  CHECK(problems.empty());
+  c.ssl.curve_types = {"X25519MLKEM768", "secp256r1"};
+  CHECK(mapCurves(c, problems).empty());
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0].key == "ssl.curve_types[0]");
+  CHECK(problems[0].pos.line == 8);
+  CHECK(problems[0].message ==
+        "curve \"X25519MLKEM768\" is not available in this BoringSSL (it predates ML-KEM); use "
+        "P-256, P-384, P-521 or X25519");
+  CHECK(problems[1].message ==
+        "unknown curve \"secp256r1\"; valid values are P-256, P-384, P-521, X25519");
+}
+
+}  // namespace
+}  // namespace proxy::tls
