@@ -1,0 +1,622 @@
+#include "proxy/demo/intake_connection.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "proxy/demo/intake_server.h"
+
+namespace proxy::demo {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Stop reading while this many response bytes wait in libuv's write queue (echo and
+// generated bodies), so a client that does not read cannot grow our memory.
+constexpr uint64_t kHighWatermark = 1 << 20;
+constexpr size_t kGeneratedChunk = 64 * 1024;
+constexpr size_t kBodyHeadBytes = 64;
+constexpr milliseconds kSlowReaderPace{100};
+// After a Connection: close answer we half-close and drain input for a while instead of
+// closing at once: closing a socket with unread input sends RST, which can destroy the
+// answer before the client reads it (RFC 9112 §9.6, "lingering close").
+constexpr milliseconds kLinger{2000};
+
+const char kServerInfo[] =
+    R"({"build_date":"2024-01-01T00:00:00Z","build_sha":"demo","publish_ready":true,)"
+    R"("version":"9.0.0-demo"})";
+
+bool equalsIgnoreCase(const std::string& a, const char* b) {
+  size_t n = std::strlen(b);
+  if (a.size() != n) return false;
+  for (size_t i = 0; i < n; ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// "1500ms", "2s", or a bare number of milliseconds.
+milliseconds parseDelay(const std::string& text) {
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || value < 0) return milliseconds{0};
+  std::string unit(end);
+  if (unit == "s") value *= 1000;
+  return milliseconds{static_cast<int64_t>(value)};
+}
+
+// The generated response body: byte i is 'a' + i % 26, so a client can check any range.
+std::string pattern(uint64_t offset, size_t n) {
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>('a' + (offset + i) % 26);
+  return out;
+}
+
+std::string hex(uint64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+// JSON string escaping; bytes >= 0x80 become \u00XX so any input round-trips as bytes.
+void appendJsonString(std::string& out, const std::string& s) {
+  out += '"';
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u >= 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+IntakeConnection::IntakeConnection(IntakeServer& server, uint64_t id) : server_(server), id_(id) {}
+
+IntakeConnection::~IntakeConnection() = default;
+
+void IntakeConnection::accept(uv_stream_t* listener) {
+  if (uv_tcp_init(server_.loop(), &socket_) != 0 || uv_timer_init(server_.loop(), &timer_) != 0) {
+    std::fprintf(stderr, "apm-intake-demo: handle init failed\n");
+    std::abort();
+  }
+  socket_.data = this;
+  timer_.data = this;
+  open_handles_ = 2;
+  int rc = uv_accept(listener, reinterpret_cast<uv_stream_t*>(&socket_));
+  if (rc != 0) {
+    std::fprintf(stderr, "apm-intake-demo: accept: %s\n", uv_err_name(rc));
+    close();
+    return;
+  }
+  uv_tcp_nodelay(&socket_, 1);
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = llOnMessageBegin;
+  settings_.on_url = llOnUrl;
+  settings_.on_header_field = llOnHeaderField;
+  settings_.on_header_value = llOnHeaderValue;
+  settings_.on_headers_complete = llOnHeadersComplete;
+  settings_.on_body = llOnBody;
+  settings_.on_message_complete = llOnMessageComplete;
+  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  parser_.data = this;
+  updateReading();
+}
+
+void IntakeConnection::close() {
+  if (closing()) return;
+  if (req_.head_done && !req_.recorded) writeRecord();
+  state_ = State::kClosing;
+  reading_ = false;
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&socket_), uvOnClose);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), uvOnClose);
+}
+
+void IntakeConnection::uvOnClose(uv_handle_t* handle) {
+  auto* self = static_cast<IntakeConnection*>(handle->data);
+  if (--self->open_handles_ == 0) self->server_.erase(self);
+}
+
+void IntakeConnection::uvOnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  *buf = static_cast<IntakeConnection*>(handle->data)->server_.readBuffer();
+}
+
+void IntakeConnection::uvOnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  static_cast<IntakeConnection*>(stream->data)->onRead(nread, buf);
+}
+
+void IntakeConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
+  if (nread == 0) return;
+  if (nread < 0) {  // EOF or error: nothing more will be answered on this connection
+    close();
+    return;
+  }
+  if (state_ == State::kDiscarding) return;
+  parse(buf->base, static_cast<size_t>(nread));
+  if (closing()) return;
+  if (req_.behavior == Behavior::kSlowReader && req_.head_done && !req_.complete &&
+      state_ == State::kReading) {
+    pace_wait_ = true;
+    startTimer(TimerUse::kPace, kSlowReaderPace);
+  }
+  updateReading();
+}
+
+void IntakeConnection::parse(const char* data, size_t len) {
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (closing() || err == HPE_OK) return;
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    const char* pos = llhttp_get_error_pos(&parser_);
+    if (state_ == State::kDiscarding || pos == nullptr || err == HPE_PAUSED_UPGRADE) {
+      pending_.clear();
+    } else {
+      pending_.assign(pos, static_cast<size_t>(data + len - pos));
+    }
+    return;
+  }
+  onParseError(err);
+}
+
+void IntakeConnection::onParseError(llhttp_errno_t err) {
+  if (!server_.quiet()) {
+    std::fprintf(stderr, "conn=%llu parse_error=%s reason=\"%s\"\n",
+                 static_cast<unsigned long long>(id_), llhttp_errno_name(err),
+                 llhttp_get_error_reason(&parser_));
+  }
+  if (req_.head_done && !req_.recorded) writeRecord();
+  if (responding_) {  // a response is already on the wire: nothing clean left to say
+    close();
+    return;
+  }
+  std::string body = R"({"error":"bad request"})";
+  queueWrite(
+      "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+      "Connection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body);
+  responding_ = true;
+  response_queued_ = true;
+  after_ = AfterResponse::kLinger;
+  state_ = State::kDiscarding;
+  pending_.clear();
+}
+
+int IntakeConnection::llOnMessageBegin(llhttp_t* p) {
+  auto* self = static_cast<IntakeConnection*>(p->data);
+  self->req_ = Request{};
+  ++self->seq_;
+  return 0;
+}
+
+int IntakeConnection::llOnUrl(llhttp_t* p, const char* at, size_t len) {
+  static_cast<IntakeConnection*>(p->data)->req_.target.append(at, len);
+  return 0;
+}
+
+int IntakeConnection::llOnHeaderField(llhttp_t* p, const char* at, size_t len) {
+  Request& r = static_cast<IntakeConnection*>(p->data)->req_;
+  if (r.headers.empty() || r.last_was_value) r.headers.emplace_back();
+  r.headers.back().first.append(at, len);
+  r.last_was_value = false;
+  return 0;
+}
+
+int IntakeConnection::llOnHeaderValue(llhttp_t* p, const char* at, size_t len) {
+  Request& r = static_cast<IntakeConnection*>(p->data)->req_;
+  if (r.headers.empty()) return 0;
+  r.headers.back().second.append(at, len);
+  r.last_was_value = true;
+  return 0;
+}
+
+int IntakeConnection::llOnHeadersComplete(llhttp_t* p) {
+  return static_cast<IntakeConnection*>(p->data)->onHeadersComplete();
+}
+
+int IntakeConnection::llOnBody(llhttp_t* p, const char* at, size_t len) {
+  return static_cast<IntakeConnection*>(p->data)->onBody(at, len);
+}
+
+int IntakeConnection::llOnMessageComplete(llhttp_t* p) {
+  return static_cast<IntakeConnection*>(p->data)->onMessageComplete();
+}
+
+int IntakeConnection::onHeadersComplete() {
+  Request& r = req_;
+  r.method = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(&parser_)));
+  r.head_done = true;
+  r.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
+  for (const auto& [name, value] : r.headers) {
+    if (equalsIgnoreCase(name, "x-demo-behavior")) {
+      static const std::pair<const char*, Behavior> kNames[] = {
+          {"silent", Behavior::kSilent},
+          {"close-mid-body", Behavior::kCloseMidBody},
+          {"close-mid-chunked", Behavior::kCloseMidChunked},
+          {"chunked-response", Behavior::kChunkedResponse},
+          {"large-response", Behavior::kLargeResponse},
+          {"echo", Behavior::kEcho},
+          {"slow-reader", Behavior::kSlowReader},
+          {"continue", Behavior::kNormal},  // 100-continue is always honoured
+          {"early-response", Behavior::kEarlyResponse},
+      };
+      for (const auto& [text, behavior] : kNames) {
+        if (equalsIgnoreCase(value, text)) {
+          r.behavior = behavior;
+          r.behavior_name = text;
+        }
+      }
+    } else if (equalsIgnoreCase(name, "x-demo-delay")) {
+      r.delay = parseDelay(value);
+    } else if (equalsIgnoreCase(name, "x-demo-size")) {
+      r.size = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (equalsIgnoreCase(name, "expect")) {
+      r.expect_continue = equalsIgnoreCase(value, "100-continue");
+    } else if (equalsIgnoreCase(name, "origin")) {
+      r.origin = value;
+    }
+  }
+
+  if (r.behavior == Behavior::kEarlyResponse) {
+    // Answer without reading the body, as APM Server does for an oversized request; no
+    // 100 Continue is sent, so a client that waits for one never sends the body.
+    writeRecord();
+    logLine(413);
+    std::string body = R"({"error":"request body too large"})";
+    queueWrite(
+        "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body);
+    responding_ = true;
+    response_queued_ = true;
+    after_ = AfterResponse::kLinger;
+    state_ = State::kDiscarding;
+    return HPE_PAUSED;
+  }
+  // Go's net/http sends "100 Continue" when the handler first reads the body; every
+  // handler here reads it, so answer at once (RFC 9110 §10.1.1).
+  if (r.expect_continue) queueWrite("HTTP/1.1 100 Continue\r\n\r\n");
+  if (r.behavior == Behavior::kEcho) {
+    responding_ = true;
+    queueWrite(std::string("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n") +
+               (r.keep_alive ? "" : "Connection: close\r\n") +
+               "Transfer-Encoding: chunked\r\n\r\n");
+  }
+  return 0;
+}
+
+int IntakeConnection::onBody(const char* at, size_t len) {
+  Request& r = req_;
+  r.body_bytes += len;
+  for (const char* p = at; (p = static_cast<const char*>(std::memchr(p, '\n', len - (p - at))));
+       ++p) {
+    ++r.body_lines;
+  }
+  if (r.body_head.size() < kBodyHeadBytes) {
+    r.body_head.append(at, std::min(len, kBodyHeadBytes - r.body_head.size()));
+  }
+  if (r.behavior == Behavior::kEcho && len > 0) {
+    std::string chunk = hex(len) + "\r\n";
+    chunk.append(at, len);
+    chunk += "\r\n";
+    queueWrite(std::move(chunk));
+  }
+  return 0;
+}
+
+int IntakeConnection::onMessageComplete() {
+  Request& r = req_;
+  r.complete = true;
+  r.keep_alive = llhttp_should_keep_alive(&parser_) != 0 && parser_.upgrade == 0;
+  writeRecord();
+  paused_ = true;
+  if (r.behavior == Behavior::kEcho) {
+    logLine(200);
+    queueWrite("0\r\n\r\n");
+    response_queued_ = true;
+    after_ = r.keep_alive ? AfterResponse::kNextRequest : AfterResponse::kLinger;
+  } else if (r.delay.count() > 0) {
+    startTimer(TimerUse::kDelay, r.delay);
+  } else {
+    respond();
+  }
+  return HPE_PAUSED;
+}
+
+void IntakeConnection::respond() {
+  if (closing()) return;
+  responding_ = true;
+  after_ = req_.keep_alive ? AfterResponse::kNextRequest : AfterResponse::kLinger;
+  const std::string close_header = req_.keep_alive ? "" : "Connection: close\r\n";
+  switch (req_.behavior) {
+    case Behavior::kSilent:
+      logLine(0);
+      state_ = State::kDiscarding;  // never answer; notice when the peer goes away
+      pending_.clear();
+      updateReading();
+      return;
+    case Behavior::kCloseMidBody:
+      logLine(200);
+      queueWrite(
+          "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+          "Content-Length: 100000\r\n\r\n" +
+          pattern(0, 10));
+      response_queued_ = true;
+      after_ = AfterResponse::kClose;
+      return;
+    case Behavior::kCloseMidChunked:
+      logLine(200);
+      queueWrite(
+          "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+          "Transfer-Encoding: chunked\r\n\r\na\r\n" +
+          pattern(0, 10) + "\r\n");
+      response_queued_ = true;
+      after_ = AfterResponse::kClose;
+      return;
+    case Behavior::kChunkedResponse:
+      logLine(200);
+      queueWrite("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n" + close_header +
+                 "Transfer-Encoding: chunked\r\n\r\n");
+      gen_chunked_ = true;
+      gen_offset_ = 0;
+      gen_remaining_ = req_.size * 1024;
+      fillGeneratedBody();
+      return;
+    case Behavior::kLargeResponse:
+      logLine(200);
+      queueWrite("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n" + close_header +
+                 "Content-Length: " + std::to_string(req_.size) + "\r\n\r\n");
+      gen_chunked_ = false;
+      gen_offset_ = 0;
+      gen_remaining_ = req_.size;
+      fillGeneratedBody();
+      return;
+    default:
+      respondRoute();
+      return;
+  }
+}
+
+void IntakeConnection::respondRoute() {
+  const std::string& target = req_.target;
+  const std::string path = target.substr(0, target.find('?'));
+  const std::string& method = req_.method;
+  bool rum = path == "/intake/v2/rum/events" || path == "/intake/v3/rum/events";
+  int status = 404;
+  std::string reason = "Not Found";
+  std::string headers;
+  std::string body = R"({"error":"404 page not found"})";
+  bool json = true;
+  if (path == "/" && (method == "GET" || method == "HEAD")) {
+    status = 200;
+    reason = "OK";
+    body = kServerInfo;
+  } else if (path == "/intake/v2/events" || rum) {
+    if (method == "POST") {
+      status = 202;
+      reason = "Accepted";
+      body.clear();
+      json = false;
+    } else if (method == "OPTIONS" && rum) {
+      // CORS preflight, as APM Server answers it for RUM agents.
+      status = 204;
+      reason = "No Content";
+      body.clear();
+      json = false;
+      headers = "Access-Control-Allow-Origin: " + (req_.origin.empty() ? "*" : req_.origin) +
+                "\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n"
+                "Access-Control-Allow-Headers: Content-Type, Content-Encoding, Accept\r\n"
+                "Access-Control-Max-Age: 3600\r\nVary: Origin\r\n";
+    } else {
+      status = 405;
+      reason = "Method Not Allowed";
+      body = R"({"error":"only POST requests are supported"})";
+    }
+  } else if (path == "/config/v1/agents") {
+    status = 200;
+    reason = "OK";
+    body = "{}";
+  }
+  logLine(status);
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n" + headers;
+  if (json) out += "Content-Type: application/json\r\n";
+  if (!req_.keep_alive) out += "Connection: close\r\n";
+  if (status != 204) out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  out += "\r\n";
+  if (method != "HEAD") out += body;
+  queueWrite(std::move(out));
+  response_queued_ = true;
+}
+
+void IntakeConnection::fillGeneratedBody() {
+  while (gen_remaining_ > 0 && queued_bytes_ < kHighWatermark) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(gen_remaining_, kGeneratedChunk));
+    std::string out;
+    if (gen_chunked_) out = hex(n) + "\r\n";
+    out += pattern(gen_offset_, n);
+    if (gen_chunked_) out += "\r\n";
+    gen_offset_ += n;
+    gen_remaining_ -= n;
+    queueWrite(std::move(out));
+  }
+  if (gen_remaining_ == 0 && !response_queued_) {
+    if (gen_chunked_) queueWrite("0\r\n\r\n");
+    response_queued_ = true;
+  }
+}
+
+void IntakeConnection::queueWrite(std::string bytes) {
+  if (closing()) return;
+  auto* op = new WriteOp{};
+  op->bytes = std::move(bytes);
+  op->req.data = this;
+  uv_buf_t buf = uv_buf_init(op->bytes.data(), static_cast<unsigned>(op->bytes.size()));
+  int rc = uv_write(&op->req, reinterpret_cast<uv_stream_t*>(&socket_), &buf, 1, uvOnWrite);
+  if (rc != 0) {
+    delete op;
+    close();
+    return;
+  }
+  queued_bytes_ += op->bytes.size();
+}
+
+void IntakeConnection::uvOnWrite(uv_write_t* req, int status) {
+  auto* op = reinterpret_cast<WriteOp*>(req);  // req is the first member
+  static_cast<IntakeConnection*>(req->data)->onWrite(op, status);
+}
+
+void IntakeConnection::onWrite(WriteOp* op, int status) {
+  queued_bytes_ -= op->bytes.size();
+  delete op;
+  if (status == UV_ECANCELED || closing()) return;
+  if (status < 0) {
+    close();
+    return;
+  }
+  if (gen_remaining_ > 0) fillGeneratedBody();
+  maybeFinishResponse();
+  if (closing()) return;
+  updateReading();
+}
+
+void IntakeConnection::maybeFinishResponse() {
+  if (!response_queued_ || queued_bytes_ > 0) return;
+  response_queued_ = false;
+  responding_ = false;
+  switch (after_) {
+    case AfterResponse::kClose:
+      close();
+      return;
+    case AfterResponse::kLinger:
+      startLinger();
+      return;
+    case AfterResponse::kNextRequest:
+      resumeParsing();
+      return;
+  }
+}
+
+void IntakeConnection::startLinger() {
+  state_ = State::kDiscarding;
+  pending_.clear();
+  if (!shutdown_sent_) {
+    shutdown_sent_ = true;
+    auto* req = new uv_shutdown_t{};
+    if (uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&socket_), uvOnShutdown) != 0) {
+      delete req;
+      close();
+      return;
+    }
+  }
+  startTimer(TimerUse::kLinger, kLinger);
+  updateReading();
+}
+
+void IntakeConnection::uvOnShutdown(uv_shutdown_t* req, int) { delete req; }
+
+void IntakeConnection::resumeParsing() {
+  paused_ = false;
+  llhttp_resume(&parser_);
+  std::string data = std::move(pending_);
+  pending_.clear();
+  if (!data.empty()) parse(data.data(), data.size());
+  if (closing()) return;
+  updateReading();
+}
+
+void IntakeConnection::updateReading() {
+  if (closing()) return;
+  bool want =
+      state_ == State::kDiscarding || (!paused_ && !pace_wait_ && queued_bytes_ < kHighWatermark);
+  auto* stream = reinterpret_cast<uv_stream_t*>(&socket_);
+  if (want && !reading_) {
+    if (uv_read_start(stream, uvOnAlloc, uvOnRead) != 0) {
+      close();
+      return;
+    }
+    reading_ = true;
+  } else if (!want && reading_) {
+    uv_read_stop(stream);
+    reading_ = false;
+  }
+}
+
+void IntakeConnection::startTimer(TimerUse use, milliseconds after) {
+  timer_use_ = use;
+  uv_timer_start(&timer_, uvOnTimer, static_cast<uint64_t>(after.count()), 0);
+}
+
+void IntakeConnection::uvOnTimer(uv_timer_t* timer) {
+  static_cast<IntakeConnection*>(timer->data)->onTimer();
+}
+
+void IntakeConnection::onTimer() {
+  TimerUse use = timer_use_;
+  timer_use_ = TimerUse::kNone;
+  switch (use) {
+    case TimerUse::kDelay:
+      respond();
+      return;
+    case TimerUse::kPace:
+      pace_wait_ = false;
+      updateReading();
+      return;
+    case TimerUse::kLinger:
+      close();
+      return;
+    case TimerUse::kNone:
+      return;
+  }
+}
+
+void IntakeConnection::writeRecord() {
+  const Request& r = req_;
+  std::string line =
+      "{\"conn\":" + std::to_string(id_) + ",\"seq\":" + std::to_string(seq_) + ",\"method\":";
+  appendJsonString(line, r.method);
+  line += ",\"target\":";
+  appendJsonString(line, r.target);
+  line += ",\"headers\":[";
+  for (size_t i = 0; i < r.headers.size(); ++i) {
+    if (i > 0) line += ',';
+    line += '[';
+    appendJsonString(line, r.headers[i].first);
+    line += ',';
+    appendJsonString(line, r.headers[i].second);
+    line += ']';
+  }
+  line += "],\"body_bytes\":" + std::to_string(r.body_bytes) +
+          ",\"body_lines\":" + std::to_string(r.body_lines) + ",\"body_head\":";
+  appendJsonString(line, r.body_head);
+  line += ",\"complete\":";
+  line += r.complete ? "true" : "false";
+  line += ",\"behavior\":";
+  appendJsonString(line, r.behavior_name);
+  line += '}';
+  server_.record(line);
+  req_.recorded = true;
+}
+
+void IntakeConnection::logLine(int status) {
+  if (server_.quiet()) return;
+  std::fprintf(stderr,
+               "conn=%llu seq=%llu method=%s target=%s status=%d body_bytes=%llu"
+               " behavior=%s\n",
+               static_cast<unsigned long long>(id_), static_cast<unsigned long long>(seq_),
+               req_.method.c_str(), req_.target.c_str(), status,
+               static_cast<unsigned long long>(req_.body_bytes), req_.behavior_name.c_str());
+}
+
+}  // namespace proxy::demo

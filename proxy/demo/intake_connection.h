@@ -1,0 +1,145 @@
+// IntakeConnection: one accepted client of apm-intake-demo. Parses requests with llhttp
+// (strict), streams request bodies (counting bytes and NDJSON lines, never buffering a
+// body whole), answers in order like APM Server, and applies the test-only X-Demo-*
+// knobs (docs/intake-demo.md). Owns its socket, its timer and its parser.
+#pragma once
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace proxy::demo {
+
+class IntakeServer;
+
+// Owned by IntakeServer. Freed in the last close callback (IntakeServer::erase).
+// Loop thread only.
+class IntakeConnection {
+ public:
+  IntakeConnection(IntakeServer& server, uint64_t id);
+  ~IntakeConnection();
+  IntakeConnection(const IntakeConnection&) = delete;
+  IntakeConnection& operator=(const IntakeConnection&) = delete;
+
+  // Initialises the handles and accepts from `listener`; on failure the connection is
+  // already closing and the server frees it from the close callbacks.
+  void accept(uv_stream_t* listener);
+  // Starts teardown: idempotent, never frees. Records a request left incomplete.
+  void close();
+  bool closing() const { return state_ == State::kClosing; }
+
+ private:
+  // kReading: parsing requests. kDiscarding: answered with Connection: close (400, 413)
+  // or silent; reads and drops input until EOF or the linger timer.
+  enum class State { kReading, kDiscarding, kClosing };
+  enum class Behavior {
+    kNormal,
+    kSilent,
+    kCloseMidBody,
+    kCloseMidChunked,
+    kChunkedResponse,
+    kLargeResponse,
+    kEcho,
+    kSlowReader,
+    kEarlyResponse,
+  };
+  enum class TimerUse { kNone, kDelay, kPace, kLinger };
+  // What to do once every queued byte of the current response has been written.
+  enum class AfterResponse { kNextRequest, kClose, kLinger };
+
+  struct Request {
+    std::string method;
+    std::string target;
+    std::vector<std::pair<std::string, std::string>> headers;
+    bool last_was_value = false;
+    bool head_done = false;
+    bool complete = false;
+    bool recorded = false;
+    bool keep_alive = true;
+    bool expect_continue = false;
+    uint64_t body_bytes = 0;
+    uint64_t body_lines = 0;
+    std::string body_head;  // first 64 bytes
+    Behavior behavior = Behavior::kNormal;
+    std::string behavior_name = "normal";
+    std::chrono::milliseconds delay{0};
+    uint64_t size = 0;  // X-Demo-Size
+    std::string origin;
+  };
+
+  struct WriteOp {
+    uv_write_t req;
+    std::string bytes;
+  };
+
+  static void uvOnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void uvOnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void uvOnWrite(uv_write_t* req, int status);
+  static void uvOnShutdown(uv_shutdown_t* req, int status);
+  static void uvOnTimer(uv_timer_t* timer);
+  static void uvOnClose(uv_handle_t* handle);
+
+  static int llOnMessageBegin(llhttp_t* p);
+  static int llOnUrl(llhttp_t* p, const char* at, size_t len);
+  static int llOnHeaderField(llhttp_t* p, const char* at, size_t len);
+  static int llOnHeaderValue(llhttp_t* p, const char* at, size_t len);
+  static int llOnHeadersComplete(llhttp_t* p);
+  static int llOnBody(llhttp_t* p, const char* at, size_t len);
+  static int llOnMessageComplete(llhttp_t* p);
+
+  void onRead(ssize_t nread, const uv_buf_t* buf);
+  void onWrite(WriteOp* op, int status);
+  void onTimer();
+  int onHeadersComplete();
+  int onBody(const char* at, size_t len);
+  int onMessageComplete();
+
+  // Feeds bytes to the parser; stops at a pause and keeps the rest in pending_.
+  void parse(const char* data, size_t len);
+  void onParseError(llhttp_errno_t err);
+  // Sends the answer for the completed request (after any X-Demo-Delay).
+  void respond();
+  void respondRoute();
+  void queueWrite(std::string bytes);
+  void fillGeneratedBody();
+  // Called when the response is fully queued and the queue has drained.
+  void maybeFinishResponse();
+  void startLinger();
+  void resumeParsing();
+  // Starts or stops reading according to the state, pauses and queued bytes.
+  void updateReading();
+  void startTimer(TimerUse use, std::chrono::milliseconds after);
+  void writeRecord();
+  void logLine(int status);
+
+  IntakeServer& server_;
+  const uint64_t id_;
+  uint64_t seq_ = 0;
+  State state_ = State::kReading;
+  uv_tcp_t socket_{};
+  uv_timer_t timer_{};
+  TimerUse timer_use_ = TimerUse::kNone;
+  int open_handles_ = 0;
+  bool reading_ = false;
+  bool paused_ = false;     // parser paused at a message end: response pending
+  bool pace_wait_ = false;  // slow-reader: waiting before the next read
+  bool shutdown_sent_ = false;
+  llhttp_settings_t settings_{};
+  llhttp_t parser_{};
+  std::string pending_;  // unparsed bytes after a pause
+  Request req_;
+  uint64_t queued_bytes_ = 0;
+  bool response_queued_ = false;  // the last byte of the current response is queued
+  bool responding_ = false;       // a response for req_ has started
+  AfterResponse after_ = AfterResponse::kNextRequest;
+  uint64_t gen_remaining_ = 0;  // generated response body still to queue
+  uint64_t gen_offset_ = 0;
+  bool gen_chunked_ = false;
+};
+
+}  // namespace proxy::demo

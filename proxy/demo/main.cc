@@ -1,0 +1,57 @@
+// apm-intake-demo: argv -> Options -> IntakeServer::run(). See docs/intake-demo.md.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "proxy/demo/intake_server.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: apm-intake-demo [--listen HOST:PORT] [--ready-file PATH] [--record FILE] [--quiet]\n"
+    "\n"
+    "A small plain-HTTP intake server that answers like Elastic APM Server, for demos and\n"
+    "tests of apm-tls-proxy. Not a real APM Server: it stores nothing.\n"
+    "\n"
+    "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8201; port 0 = any free)\n"
+    "  --ready-file PATH   once listening, write \"listen=HOST:PORT\" to PATH (atomically)\n"
+    "  --record FILE       append one JSON line per request (method, target, headers,\n"
+    "                      body_bytes, body_lines, first 64 body bytes)\n"
+    "  --quiet             no per-request log line on stderr\n"
+    "\n"
+    "Test-only request headers: X-Demo-Behavior, X-Demo-Delay, X-Demo-Size\n"
+    "(see docs/intake-demo.md).\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  proxy::demo::Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "apm-intake-demo: %s needs a value\n%s", arg.c_str(), kUsage);
+        return false;
+      }
+      *out = argv[++i];
+      return true;
+    };
+    if (arg == "--listen") {
+      if (!value(&options.listen)) return 2;
+    } else if (arg == "--ready-file") {
+      if (!value(&options.ready_file)) return 2;
+    } else if (arg == "--record") {
+      if (!value(&options.record_file)) return 2;
+    } else if (arg == "--quiet") {
+      options.quiet = true;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "apm-intake-demo: unknown argument \"%s\"\n%s", arg.c_str(), kUsage);
+      return 2;
+    }
+  }
+  proxy::demo::IntakeServer server(std::move(options));
+  return server.run();
+}
