@@ -273,6 +273,14 @@ TEST_CASE("Http1Parser reports a premature EOF inside a message", "[unit][http]"
     CHECK(r.error == ParseError::kNone);
     CHECK(r.messages.size() == 1);
   }
+  SECTION("a second message cut short after the first completed") {
+    FeedOptions req;
+    req.finish = true;
+    const FeedResult r = test::feedWhole("GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HT", req);
+    CHECK(r.error == ParseError::kPrematureEof);
+    REQUIRE(r.messages.size() == 1);
+    CHECK(r.messages[0].complete);
+  }
   SECTION("requests too") {
     FeedOptions req;
     req.finish = true;
