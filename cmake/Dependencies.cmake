@@ -10,6 +10,7 @@ function(proxy_require_file path package)
 endfunction()
 
 find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
 pkg_check_modules(UV IMPORTED_TARGET libuv>=1.44)
 if(NOT UV_FOUND)
   message(FATAL_ERROR "libuv >= 1.44 not found: install the Debian package 'libuv1-dev'")

@@ -5,13 +5,13 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define PROXY_CHECK(cond, msg)                                                          \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      std::fprintf(stderr, "PROXY_CHECK failed at %s:%d: %s: %s\n", __FILE__, __LINE__, \
-                   #cond, msg);                                                         \
-      std::abort();                                                                     \
-    }                                                                                   \
+#define PROXY_CHECK(cond, msg)                                                                 \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      std::fprintf(stderr, "PROXY_CHECK failed at %s:%d: %s: %s\n", __FILE__, __LINE__, #cond, \
+                   msg);                                                                       \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)
 
 #ifndef NDEBUG

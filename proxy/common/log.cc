@@ -55,7 +55,9 @@ void configure(Level level, Format format) {
 
 void setFdForTest(int fd) { g_fd.store(fd); }
 
-bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 void appendJsonString(std::string& out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";

@@ -1,0 +1,828 @@
+#include "proxy/downstream/downstream_connection.h"
+
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "proxy/common/check.h"
+#include "proxy/common/log.h"
+#include "proxy/downstream/access_log.h"
+#include "proxy/tls/tls_context.h"
+#include "proxy/upstream/upstream_connection.h"
+
+namespace proxy::downstream {
+namespace {
+
+// Watermarks on bytes queued towards the slower side (../shared/STYLE.md §2). With one
+// 64 KiB read on top, they bound what one connection holds; docs/architecture.md
+// states the resulting bound.
+constexpr size_t kHighWatermark = 256 * 1024;
+constexpr size_t kLowWatermark = 64 * 1024;
+// Pipelined input kept while a response is pending, before reading stops.
+constexpr size_t kMaxPendingInput = 64 * 1024;
+// After the last response byte, keep reading (and discarding) this long before closing,
+// so a client still sending does not get a reset that destroys the response
+// (the "lingering close" of RFC 9112 §9.6).
+constexpr uint64_t kLingerMs = 2000;
+
+uint64_t ms(config::Millis d) { return static_cast<uint64_t>(d.count()); }
+
+void formatPeer(const sockaddr_storage& ss, std::string& ip, uint16_t& port) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    uv_ip4_name(a, buf, sizeof buf);
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(a, buf, sizeof buf);
+    port = ntohs(a->sin6_port);
+    // An IPv4 client on a dual-stack socket: report the IPv4 address.
+    if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.') != nullptr) {
+      std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
+    }
+  }
+  ip = buf;
+}
+
+size_t versionIndex(const char* protocol) {
+  if (std::strcmp(protocol, "TLSv1.3") == 0) return 3;
+  if (std::strcmp(protocol, "TLSv1.2") == 0) return 2;
+  if (std::strcmp(protocol, "TLSv1.1") == 0) return 1;
+  return 0;
+}
+
+}  // namespace
+
+const char* toString(CloseReason r) {
+  switch (r) {
+    case CloseReason::kDone:
+      return "done";
+    case CloseReason::kPeerClosed:
+      return "peer_closed";
+    case CloseReason::kPeerClosedEarly:
+      return "peer_closed_mid_request";
+    case CloseReason::kReadError:
+      return "read_error";
+    case CloseReason::kWriteError:
+      return "write_error";
+    case CloseReason::kIdleTimeout:
+      return "idle_timeout";
+    case CloseReason::kHeaderTimeout:
+      return "request_header_timeout";
+    case CloseReason::kReadTimeout:
+      return "read_timeout";
+    case CloseReason::kWriteTimeout:
+      return "write_timeout";
+    case CloseReason::kHandshakeTimeout:
+      return "tls_handshake_timeout";
+    case CloseReason::kHandshakeFailed:
+      return "tls_handshake_failed";
+    case CloseReason::kTlsError:
+      return "tls_error";
+    case CloseReason::kBadRequest:
+      return "bad_request";
+    case CloseReason::kUpstreamFailed:
+      return "upstream_failed";
+    case CloseReason::kUpstreamCut:
+      return "upstream_cut";
+    case CloseReason::kDrain:
+      return "drain";
+    case CloseReason::kShutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+DownstreamConnection::DownstreamConnection(DownstreamContext& ctx, uint64_t id)
+    : ctx_(ctx),
+      id_(id),
+      writer_(reinterpret_cast<uv_stream_t*>(&socket_), *this),
+      parser_(http::Http1Parser::Kind::kRequest, *this, ctx.config->server.max_header_size) {}
+
+DownstreamConnection::~DownstreamConnection() {
+  PROXY_CHECK(open_handles_ == 0, "downstream connection freed with open handles");
+}
+
+int DownstreamConnection::accept(uv_stream_t* server) {
+  uv_tcp_init(ctx_.loop, &socket_);
+  socket_.data = this;
+  ++open_handles_;
+  uv_timer_init(ctx_.loop, &timer_);
+  timer_.data = this;
+  ++open_handles_;
+  ctx_.stats->connections_active.add();
+  int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&socket_));
+  if (rc < 0) {
+    close(CloseReason::kReadError);
+    return rc;
+  }
+  ctx_.stats->connections_accepted.add();
+  uv_tcp_nodelay(&socket_, 1);
+  sockaddr_storage peer{};
+  int len = sizeof peer;
+  if (uv_tcp_getpeername(&socket_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    formatPeer(peer, peer_ip_, peer_port_);
+  }
+  for (const config::Cidr& net : ctx_.config->server.trusted_proxies) {
+    if (net.contains(peer_ip_)) {
+      peer_trusted_ = true;
+      break;
+    }
+  }
+  accepted_at_ms_ = uv_now(ctx_.loop);
+  last_progress_ms_ = accepted_at_ms_;
+  if (ctx_.tls) {
+    tls_ = tls::TlsSession::createServer(*ctx_.tls);
+    conn_state_ = ConnState::kHandshaking;
+  }
+  updateReading();
+  rearmTimer();
+  return 0;
+}
+
+// ---- reading ----
+
+void DownstreamConnection::uvOnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  *buf = static_cast<DownstreamConnection*>(h->data)->ctx_.read_buffer->get();
+}
+
+void DownstreamConnection::uvOnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  static_cast<DownstreamConnection*>(s->data)->onRead(nread, buf);
+}
+
+void DownstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
+  if (nread == 0 || closing()) return;
+  if (nread < 0) {
+    if (nread == UV_EOF) {
+      onEof();
+    } else {
+      close(conn_state_ == ConnState::kLingering ? CloseReason::kDone : CloseReason::kReadError);
+    }
+    return;
+  }
+  ctx_.stats->bytes_received.add(static_cast<uint64_t>(nread));
+  if (conn_state_ == ConnState::kLingering || conn_state_ == ConnState::kFinishing) return;
+  if (tls_) {
+    tls_->receiveCiphertext(buf->base, static_cast<size_t>(nread));
+    pump();
+    return;
+  }
+  if (pendingInput() == 0 && !parser_.paused()) {
+    // Common case: parse straight from the shared read buffer; only leftovers are
+    // copied (pipelined requests behind a paused parser).
+    ++pump_depth_;
+    parseInput(buf->base, static_cast<size_t>(nread), /*owned=*/false);
+    --pump_depth_;
+    if (closing()) return;
+    pump();
+    return;
+  }
+  in_.append(buf->base, static_cast<size_t>(nread));
+  pump();
+}
+
+void DownstreamConnection::onEof() {
+  if (conn_state_ == ConnState::kLingering || conn_state_ == ConnState::kHandshaking) {
+    close(conn_state_ == ConnState::kLingering ? CloseReason::kDone : CloseReason::kPeerClosed);
+    return;
+  }
+  if (request_state_ == RequestState::kHead || request_state_ == RequestState::kBody) {
+    close(CloseReason::kPeerClosedEarly);
+    return;
+  }
+  if (request_state_ == RequestState::kDone && response_state_ != ResponseState::kDone &&
+      response_state_ != ResponseState::kNone) {
+    // Half-close after a complete request: answer it, then close (RFC 9112 §9.6).
+    peer_eof_ = true;
+    close_after_ = true;
+    updateReading();
+    return;
+  }
+  close(CloseReason::kPeerClosed);
+}
+
+bool DownstreamConnection::requestBlocked() const {
+  return upstream_ != nullptr && upstream_->queuedBytes() > kHighWatermark;
+}
+
+void DownstreamConnection::updateReading() {
+  bool want = !closing() && !peer_eof_ && conn_state_ != ConnState::kFinishing &&
+              (conn_state_ == ConnState::kLingering ||
+               (!requestBlocked() && pendingInput() < kMaxPendingInput &&
+                (!tls_ || tls_->handshakeDone() || conn_state_ == ConnState::kHandshaking)));
+  auto* stream = reinterpret_cast<uv_stream_t*>(&socket_);
+  if (want && !reading_) {
+    if (uv_read_start(stream, &DownstreamConnection::uvOnAlloc, &DownstreamConnection::uvOnRead) ==
+        0)
+      reading_ = true;
+  } else if (!want && reading_) {
+    uv_read_stop(stream);
+    reading_ = false;
+  }
+}
+
+// ---- the pump ----
+
+void DownstreamConnection::pump() {
+  if (pump_depth_ > 0) {
+    repump_ = true;
+    return;
+  }
+  ++pump_depth_;
+  do {
+    repump_ = false;
+    pumpOnce();
+  } while (repump_ && !closing());
+  --pump_depth_;
+  if (closing()) return;
+  flush();
+  if (closing()) return;
+  updateReading();
+}
+
+void DownstreamConnection::pumpOnce() {
+  if (closing() || conn_state_ == ConnState::kFinishing || conn_state_ == ConnState::kLingering)
+    return;
+  if (tls_) {
+    // Never decrypt more than the upstream can take (../shared/STYLE.md §2).
+    if (!requestBlocked() && pendingInput() < kMaxPendingInput) {
+      if (in_off_ == in_.size()) {
+        in_.clear();
+        in_off_ = 0;
+      }
+      bool was_done = tls_->handshakeDone();
+      tls::TlsSession::IoStatus st = tls_->readPlaintext(in_, kMaxPendingInput);
+      if (!was_done && tls_->handshakeDone()) {
+        onHandshakeDone();
+        if (closing()) return;
+      }
+      if (st == tls::TlsSession::IoStatus::kError) {
+        if (!tls_->handshakeDone()) {
+          onHandshakeFailed();
+        } else {
+          log::debug("tls error", {{"conn", id_}, {"error", tls_->errorMessage()}});
+          flush();
+          close(CloseReason::kTlsError);
+        }
+        return;
+      }
+      if (st == tls::TlsSession::IoStatus::kClosed) {
+        parsePending();
+        if (!closing()) onEof();
+        return;
+      }
+    }
+  }
+  parsePending();
+}
+
+void DownstreamConnection::parsePending() {
+  if (pendingInput() == 0 || parser_.paused() || requestBlocked()) return;
+  parseInput(in_.data() + in_off_, pendingInput(), /*owned=*/true);
+}
+
+void DownstreamConnection::parseInput(const char* data, size_t len, bool owned) {
+  while (len > 0 && !closing() && conn_state_ == ConnState::kOpen && !parser_.paused()) {
+    if (request_state_ == RequestState::kIdle && response_state_ != ResponseState::kNone) break;
+    http::Http1Parser::ExecResult r = parser_.execute(data, len);
+    if (closing()) return;
+    if (request_state_ == RequestState::kIdle && parser_.inMessage()) {
+      request_state_ = RequestState::kHead;
+      request_start_ms_ = uv_now(ctx_.loop);
+      request_start_ns_ = uv_hrtime();
+      rearmTimer();
+    }
+    data += r.consumed;
+    len -= r.consumed;
+    request_bytes_ += r.consumed;
+    if (r.outcome == http::Http1Parser::Outcome::kError) {
+      onParseError();
+      return;
+    }
+    if (r.outcome == http::Http1Parser::Outcome::kPaused) break;
+  }
+  if (owned) {
+    in_off_ = static_cast<size_t>(data - in_.data());
+    if (in_off_ == in_.size()) {
+      in_.clear();
+      in_off_ = 0;
+    } else if (in_off_ > in_.size() / 2) {
+      in_.erase(0, in_off_);
+      in_off_ = 0;
+    }
+  } else if (len > 0 && !closing()) {
+    in_.append(data, len);  // what the paused parser left for later
+  }
+}
+
+void DownstreamConnection::onParseError() {
+  switch (parser_.error()) {
+    case http::ParseError::kHeadTooLarge:
+      respondLocal(431, "request header fields too large");
+      break;
+    case http::ParseError::kUnsupported:
+      respondLocal(405, "method not supported by the proxy");
+      break;
+    default:
+      log::debug("bad request",
+                 {{"conn", id_}, {"peer", peer_ip_}, {"error", parser_.errorReason()}});
+      respondLocal(400, "malformed HTTP request");
+      break;
+  }
+}
+
+// ---- TLS ----
+
+void DownstreamConnection::onHandshakeDone() {
+  conn_state_ = ConnState::kOpen;
+  ctx_.stats->handshakes[versionIndex(tls_->protocolName())].add();
+  if (tls_->sessionReused()) ctx_.stats->sessions_resumed.add();
+  rearmTimer();
+}
+
+void DownstreamConnection::onHandshakeFailed() {
+  tls::HandshakeFailure why = tls_->failure();
+  size_t idx = static_cast<size_t>(why);
+  if (idx < kHandshakeFailureKinds) ctx_.stats->handshake_failures[idx].add();
+  log::info("tls handshake failed", {{"conn", id_},
+                                     {"peer", peer_ip_},
+                                     {"sni", tls_->sni()},
+                                     {"reason", tls::toString(why)},
+                                     {"detail", tls_->errorMessage()}});
+  if (why == tls::HandshakeFailure::kNotTls) {
+    // A plain-HTTP client on the TLS port gets an answer it can read (as nginx does),
+    // written raw because it does not speak TLS.
+    std::string resp =
+        http::localResponse(400, "plain HTTP request was sent to the HTTPS port; use https://");
+    int rc = writer_.write(resp);
+    if (rc < 0) {
+      close(CloseReason::kHandshakeFailed);
+      return;
+    }
+    tls_.reset();
+    close_reason_ = CloseReason::kHandshakeFailed;
+    finish();
+    return;
+  }
+  flush();  // the alert
+  if (closing()) return;
+  close_reason_ = CloseReason::kHandshakeFailed;
+  finish();
+}
+
+// ---- request side (parser callbacks) ----
+
+bool DownstreamConnection::onHead(http::MessageHead& head) {
+  ctx_.stats->requests_total.add();
+  request_state_ = RequestState::kBody;
+  response_state_ = ResponseState::kWaiting;
+  client_major_ = head.http_major;
+  client_minor_ = head.http_minor;
+  head_request_ = head.methodName() == "HEAD";
+  request_bytes_ = head.wireBytes();
+  response_bytes_ = 0;
+  response_status_ = 0;
+  if (ctx_.access_log != nullptr) {
+    method_.assign(head.methodName());
+    path_.assign(head.url());
+  }
+  if (!head.keep_alive || ctx_.draining) close_after_ = true;
+  rearmTimer();
+
+  upstream_ = ctx_.pool->checkout(this, head_request_);
+  if (upstream_ == nullptr) {
+    respondLocal(502, "upstream unavailable");
+    return false;
+  }
+  http::ForwardContext fwd;
+  fwd.client_ip = peer_ip_;
+  fwd.client_is_trusted_proxy = peer_trusted_;
+  fwd.tls = tls_ != nullptr;
+  if (tls_ && ctx_.tls && ctx_.config->ssl.forward_client_cert) {
+    fwd.client_cert_header = tls_->clientCertHeader();
+  }
+  request_framing_ = http::writeRequestHead(head, fwd, upstream_->out());
+  return false;
+}
+
+void DownstreamConnection::onBody(const char* data, size_t len) {
+  if (upstream_ == nullptr || discard_body_) return;
+  std::string& out = upstream_->out();
+  if (request_framing_ == http::BodyFraming::kChunked) {
+    http::appendChunkHeader(out, len);
+    out.append(data, len);
+    out.append(http::kChunkEnd);
+  } else {
+    out.append(data, len);
+  }
+  // A large read is handed over at once so the queue reflects what is really pending.
+  if (out.size() >= kLowWatermark) {
+    if (upstream_->flush() < 0) {
+      upstream_ = nullptr;
+      onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
+    }
+  }
+}
+
+void DownstreamConnection::onMessageComplete() {
+  request_state_ = RequestState::kDone;
+  if (upstream_ != nullptr && !discard_body_) {
+    if (request_framing_ == http::BodyFraming::kChunked) upstream_->out().append(http::kLastChunk);
+    if (upstream_->flush() < 0) {
+      upstream_ = nullptr;
+      onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
+      return;
+    }
+    upstream_->requestComplete();
+  }
+  rearmTimer();
+  if (response_state_ == ResponseState::kDone) {
+    // The response came first (an early error from the upstream): it said close.
+    finish();
+  }
+}
+
+// ---- response side (ResponseSink) ----
+
+void DownstreamConnection::onResponseHead(http::MessageHead& head) {
+  if (closing()) return;
+  if (head.status < 200) {
+    // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only
+    // (RFC 9110 §15.2). 101 cannot happen: Upgrade is never forwarded.
+    if (client_minor_ >= 1 && head.status != 101) {
+      http::ResponseContext rc{client_major_, client_minor_, false, false};
+      http::writeResponseHead(head, rc, out_);
+    }
+    return;
+  }
+  response_state_ = ResponseState::kStreaming;
+  response_status_ = head.status;
+  // A response that arrives before the request body ended leaves the rest of the body
+  // unread: the connection cannot carry another request.
+  if (request_state_ != RequestState::kDone || ctx_.draining) close_after_ = true;
+  http::ResponseContext rc{client_major_, client_minor_, head_request_, close_after_};
+  size_t before = out_.size();
+  response_framing_ = http::writeResponseHead(head, rc, out_);
+  response_bytes_ += out_.size() - before;
+  if (response_framing_ == http::BodyFraming::kUntilClose) close_after_ = true;
+  int cls = head.status / 100;
+  if (cls >= 1 && cls <= 5) ctx_.stats->responses_by_class[static_cast<size_t>(cls)].add();
+}
+
+void DownstreamConnection::onResponseBody(const char* data, size_t len) {
+  if (closing()) return;
+  response_bytes_ += len;
+  if (response_framing_ == http::BodyFraming::kChunked) {
+    http::appendChunkHeader(out_, len);
+    out_.append(data, len);
+    out_.append(http::kChunkEnd);
+  } else {
+    out_.append(data, len);
+  }
+}
+
+void DownstreamConnection::onResponseComplete() {
+  upstream_ = nullptr;
+  if (closing()) return;
+  if (response_framing_ == http::BodyFraming::kChunked) out_.append(http::kLastChunk);
+  response_state_ = ResponseState::kDone;
+  ++requests_served_;
+  ctx_.stats->request_duration.observe(static_cast<double>(uv_hrtime() - request_start_ns_) / 1e9);
+  writeAccessLog();
+  if (close_after_ || peer_eof_) {
+    if (request_state_ == RequestState::kDone || request_state_ == RequestState::kIdle) {
+      finish();
+    } else {
+      // Stop forwarding the rest of this request; finish() once the response is out.
+      discard_body_ = true;
+      finish();
+    }
+    return;
+  }
+  if (request_state_ != RequestState::kDone) {
+    close_after_ = true;
+    finish();
+    return;
+  }
+  startNextRequest();
+}
+
+void DownstreamConnection::startNextRequest() {
+  request_state_ = RequestState::kIdle;
+  response_state_ = ResponseState::kNone;
+  request_framing_ = http::BodyFraming::kNone;
+  response_framing_ = http::BodyFraming::kNone;
+  head_request_ = false;
+  last_progress_ms_ = uv_now(ctx_.loop);
+  if (parser_.paused()) parser_.resume();
+  if (ctx_.draining && pendingInput() == 0) {
+    close_reason_ = CloseReason::kDrain;
+    finish();
+    return;
+  }
+  rearmTimer();
+  pump();  // pipelined requests already received, and the flush of this response
+}
+
+void DownstreamConnection::onUpstreamError(upstream::UpstreamError error, const char* detail) {
+  upstream_ = nullptr;
+  if (closing()) return;
+  log::debug("upstream error",
+             {{"conn", id_}, {"reason", upstream::toString(error)}, {"detail", detail}});
+  if (response_state_ == ResponseState::kWaiting) {
+    if (error == upstream::UpstreamError::kResponseTimeout) {
+      respondLocal(504, "upstream did not respond in time");
+    } else {
+      respondLocal(502, "upstream connection failed");
+    }
+    return;
+  }
+  // Mid-response: a reset, so the client can never take a cut body for a whole one.
+  close(CloseReason::kUpstreamCut, /*reset=*/true);
+}
+
+void DownstreamConnection::onUpstreamEventDone() {
+  if (closing()) return;
+  flush();
+  if (closing()) return;
+  if (upstream_ != nullptr && queuedOutput() > kHighWatermark) upstream_->pauseReading();
+}
+
+void DownstreamConnection::onUpstreamDrained() {
+  if (closing()) return;
+  if (!reading_ || pendingInput() > 0) pump();
+}
+
+// ---- writing ----
+
+void DownstreamConnection::flush() {
+  if (closing()) return;
+  if (!out_.empty()) {
+    if (tls_ && tls_->handshakeDone()) {
+      if (tls_->writePlaintext(out_.data(), out_.size()) == tls::TlsSession::IoStatus::kError) {
+        out_.clear();
+        close(CloseReason::kTlsError);
+        return;
+      }
+    } else if (!tls_) {
+      int rc = writer_.write(out_);
+      if (rc < 0) {
+        out_.clear();
+        close(CloseReason::kWriteError);
+        return;
+      }
+    }
+    ctx_.stats->bytes_sent.add(tls_ ? 0 : out_.size());
+    out_.clear();
+  }
+  if (tls_) {
+    std::string_view pending = tls_->pendingCiphertext();
+    if (!pending.empty()) {
+      size_t n = pending.size();
+      int rc = writer_.write(pending);
+      tls_->consumeCiphertext(n);
+      ctx_.stats->bytes_sent.add(n);
+      if (rc < 0) {
+        close(CloseReason::kWriteError);
+        return;
+      }
+    }
+  }
+  if (conn_state_ == ConnState::kFinishing && !writer_.writing()) {
+    finish();
+    return;
+  }
+  if (writer_.writing()) rearmTimer();
+}
+
+void DownstreamConnection::onWriteDone(int status) {
+  if (status == UV_ECANCELED || closing()) return;
+  if (status < 0) {
+    close(CloseReason::kWriteError);
+    return;
+  }
+  last_progress_ms_ = uv_now(ctx_.loop);
+  if (conn_state_ == ConnState::kFinishing && !writer_.writing()) {
+    finish();
+    return;
+  }
+  if (upstream_ != nullptr && queuedOutput() < kLowWatermark) upstream_->resumeReading();
+  rearmTimer();
+}
+
+void DownstreamConnection::respondLocal(int status, const char* message) {
+  if (upstream_ != nullptr) {
+    upstream_->detach();
+    upstream_ = nullptr;
+  }
+  if (response_state_ == ResponseState::kStreaming) {
+    close(CloseReason::kUpstreamCut, /*reset=*/true);
+    return;
+  }
+  ctx_.stats->local_responses.add();
+  ctx_.stats->responses_by_class[static_cast<size_t>(status / 100)].add();
+  response_status_ = status;
+  std::string resp = http::localResponse(status, message);
+  response_bytes_ = resp.size();
+  out_.append(resp);
+  response_state_ = ResponseState::kDone;
+  discard_body_ = true;
+  close_after_ = true;
+  close_reason_ = status >= 500 ? CloseReason::kUpstreamFailed : CloseReason::kBadRequest;
+  if (status == 408) {
+    close_reason_ = request_state_ == RequestState::kHead ? CloseReason::kHeaderTimeout
+                                                          : CloseReason::kReadTimeout;
+  }
+  writeAccessLog();
+  finish();
+}
+
+// finish(): no more requests. Write what is queued, send close_notify under TLS, then
+// half-close and linger briefly so a client still sending reads our last response.
+void DownstreamConnection::finish() {
+  if (closing() || conn_state_ == ConnState::kLingering) return;
+  if (conn_state_ != ConnState::kFinishing) {
+    conn_state_ = ConnState::kFinishing;
+    updateReading();
+    if (tls_ && tls_->handshakeDone()) {
+      if (!out_.empty()) flush();
+      if (closing()) return;
+      tls_->shutdown();
+    }
+    flush();
+    return;  // flush() calls finish() again once nothing is in flight
+  }
+  if (!out_.empty() || writer_.writing()) return;
+  if (tls_ && !tls_->pendingCiphertext().empty()) return;
+  // Everything is out: FIN, then read and discard until the client closes.
+  conn_state_ = ConnState::kLingering;
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&socket_),
+                  &DownstreamConnection::uvOnShutdown) < 0) {
+    close(close_reason_);
+    return;
+  }
+  peer_eof_ = false;
+  updateReading();
+  uv_timer_start(&timer_, &DownstreamConnection::uvOnTimer, kLingerMs, 0);
+}
+
+void DownstreamConnection::uvOnShutdown(uv_shutdown_t* req, int status) {
+  auto* self = static_cast<DownstreamConnection*>(req->data);
+  if (status < 0 && status != UV_ECANCELED && !self->closing()) self->close(self->close_reason_);
+}
+
+void DownstreamConnection::drain() {
+  if (closing()) return;
+  if (conn_state_ == ConnState::kHandshaking) return;  // the handshake timeout bounds it
+  if (idle()) {
+    close_reason_ = CloseReason::kDrain;
+    finish();
+    return;
+  }
+  close_after_ = true;  // the current response carries Connection: close
+}
+
+bool DownstreamConnection::idle() const {
+  return conn_state_ == ConnState::kOpen && request_state_ == RequestState::kIdle &&
+         response_state_ == ResponseState::kNone && !parser_.inMessage() && pendingInput() == 0;
+}
+
+// ---- timers ----
+
+void DownstreamConnection::rearmTimer() {
+  if (closing() || conn_state_ == ConnState::kLingering) return;
+  const config::ServerConfig& s = ctx_.config->server;
+  uint64_t deadline = UINT64_MAX;
+  if (conn_state_ == ConnState::kHandshaking) {
+    deadline = accepted_at_ms_ + ms(s.tls_handshake_timeout);
+  } else if (conn_state_ == ConnState::kOpen) {
+    switch (request_state_) {
+      case RequestState::kIdle:
+        if (response_state_ == ResponseState::kNone) {
+          deadline = last_progress_ms_ +
+                     ms(requests_served_ == 0 ? s.request_header_timeout : s.idle_timeout);
+        }
+        break;
+      case RequestState::kHead:
+        deadline = request_start_ms_ + ms(s.request_header_timeout);
+        break;
+      case RequestState::kBody:
+        deadline = request_start_ms_ + ms(s.read_timeout);
+        break;
+      case RequestState::kDone:
+        break;  // the upstream's response_timeout runs now
+    }
+  }
+  if (writer_.writing()) deadline = std::min(deadline, last_progress_ms_ + ms(s.write_timeout));
+  if (deadline == UINT64_MAX) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  uint64_t now = uv_now(ctx_.loop);
+  uv_timer_start(&timer_, &DownstreamConnection::uvOnTimer, deadline > now ? deadline - now : 0, 0);
+}
+
+void DownstreamConnection::uvOnTimer(uv_timer_t* t) {
+  static_cast<DownstreamConnection*>(t->data)->onTimer();
+}
+
+void DownstreamConnection::onTimer() {
+  if (closing()) return;
+  const config::ServerConfig& s = ctx_.config->server;
+  uint64_t now = uv_now(ctx_.loop);
+  if (conn_state_ == ConnState::kLingering) {
+    close(close_reason_);
+    return;
+  }
+  if (writer_.writing() && now >= last_progress_ms_ + ms(s.write_timeout)) {
+    close(CloseReason::kWriteTimeout);
+    return;
+  }
+  if (conn_state_ == ConnState::kFinishing) {
+    rearmTimer();
+    return;
+  }
+  if (conn_state_ == ConnState::kHandshaking) {
+    if (tls_) {
+      ctx_.stats->handshake_failures[static_cast<size_t>(tls::HandshakeFailure::kTimeout)].add();
+      log::info("tls handshake failed", {{"conn", id_}, {"peer", peer_ip_}, {"reason", "timeout"}});
+    }
+    close(CloseReason::kHandshakeTimeout);
+    return;
+  }
+  switch (request_state_) {
+    case RequestState::kIdle:
+      close(requests_served_ == 0 ? CloseReason::kHeaderTimeout : CloseReason::kIdleTimeout);
+      return;
+    case RequestState::kHead:
+      respondLocal(408, "request header not received in time");
+      return;
+    case RequestState::kBody:
+      if (response_state_ == ResponseState::kWaiting) {
+        respondLocal(408, "request body not received in time");
+      } else {
+        close(CloseReason::kReadTimeout);
+      }
+      return;
+    case RequestState::kDone:
+      rearmTimer();
+      return;
+  }
+}
+
+// ---- teardown ----
+
+void DownstreamConnection::close(CloseReason reason, bool reset) {
+  if (closing()) return;
+  conn_state_ = ConnState::kClosing;
+  close_reason_ = reason;
+  if (upstream_ != nullptr) {
+    upstream_->detach();
+    upstream_ = nullptr;
+  }
+  ctx_.stats->connections_active.sub();
+  log::debug("conn closed", {{"conn", id_},
+                             {"peer", peer_ip_},
+                             {"reason", toString(reason)},
+                             {"requests", requests_served_}});
+  auto* sock = reinterpret_cast<uv_handle_t*>(&socket_);
+  auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
+  if (timer->loop != nullptr && !uv_is_closing(timer))
+    uv_close(timer, &DownstreamConnection::uvOnClose);
+  if (sock->loop != nullptr && !uv_is_closing(sock)) {
+    if (reset && uv_tcp_close_reset(&socket_, &DownstreamConnection::uvOnClose) == 0) return;
+    uv_close(sock, &DownstreamConnection::uvOnClose);
+  }
+}
+
+void DownstreamConnection::uvOnClose(uv_handle_t* h) {
+  auto* self = static_cast<DownstreamConnection*>(h->data);
+  if (--self->open_handles_ == 0) self->ctx_.erase(self);
+}
+
+void DownstreamConnection::writeAccessLog() {
+  if (ctx_.access_log == nullptr) return;
+  AccessLog::Entry e;
+  e.peer_ip = peer_ip_;
+  e.peer_port = peer_port_;
+  if (tls_ && tls_->handshakeDone()) {
+    e.tls_version = tls_->protocolName();
+    e.tls_cipher = tls_->cipherName();
+    e.sni = tls_->sni();
+    e.client_subject = tls_->clientSubject();
+    e.client_sans = tls_->clientSans();
+  }
+  e.method = method_;
+  e.path = path_;
+  e.status = response_status_;
+  e.bytes_in = request_bytes_;
+  e.bytes_out = response_bytes_;
+  e.duration_s = static_cast<double>(uv_hrtime() - request_start_ns_) / 1e9;
+  e.close_reason = close_after_ ? toString(close_reason_) : "";
+  ctx_.access_log->write(e);
+}
+
+}  // namespace proxy::downstream

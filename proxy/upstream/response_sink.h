@@ -1,0 +1,41 @@
+// ResponseSink: how an upstream connection hands a response back to whoever sent the
+// request. Declared here, implemented by DownstreamConnection, so callbacks point up
+// while includes only point down (downstream -> upstream).
+#pragma once
+
+#include <cstddef>
+
+#include "proxy/http/message.h"
+
+namespace proxy::upstream {
+
+// Why an upstream exchange failed. Drives the downstream's local response (502/504)
+// or its decision to cut the client connection.
+enum class UpstreamError {
+  kConnectFailed,    // could not connect (refused, unreachable, connect timeout) -> 502
+  kResponseTimeout,  // no response byte within response_timeout -> 504
+  kClosedEarly,      // closed or reset before a complete response head -> 502
+  kBadResponse,      // the response did not parse -> 502
+  kClosedMidBody,    // closed inside the response body: the client must see a cut
+};
+const char* toString(UpstreamError e);
+
+class ResponseSink {
+ public:
+  virtual ~ResponseSink() = default;
+  // A response head arrived (1xx interim heads too: check head.status).
+  virtual void onResponseHead(http::MessageHead& head) = 0;
+  // Decoded response body bytes; valid only during the call.
+  virtual void onResponseBody(const char* data, size_t len) = 0;
+  // The final response is complete. The upstream connection is detached from this
+  // sink before the call (it went back to the pool or is closing).
+  virtual void onResponseComplete() = 0;
+  // The exchange failed; the upstream connection is detached before the call.
+  virtual void onUpstreamError(UpstreamError error, const char* detail) = 0;
+  // The upstream finished handling one read or write event: flush what was produced.
+  virtual void onUpstreamEventDone() = 0;
+  // The request bytes queued towards the upstream fell below the low watermark.
+  virtual void onUpstreamDrained() = 0;
+};
+
+}  // namespace proxy::upstream

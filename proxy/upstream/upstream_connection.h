@@ -1,0 +1,117 @@
+// UpstreamConnection: one plain-HTTP connection to the intake server (TCP or unix
+// socket) plus its response parser. Carries one request at a time for the
+// DownstreamConnection that leased it, streaming the response back through a
+// ResponseSink. Owned by UpstreamPool; freed in its last close callback.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proxy/http/http1_parser.h"
+#include "proxy/upstream/response_sink.h"
+#include "proxy/uv/stream_writer.h"
+
+namespace proxy::upstream {
+
+class UpstreamPool;
+
+// Owned by UpstreamPool (unique_ptr in its map). Loop thread only. close() starts the
+// teardown; the pool erases (frees) it in the close callback.
+class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::StreamWriter::Owner {
+ public:
+  enum class State { kConnecting, kActive, kIdle, kClosing };
+
+  UpstreamConnection(UpstreamPool& pool, uint64_t id);
+  ~UpstreamConnection() override;
+  UpstreamConnection(const UpstreamConnection&) = delete;
+  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+
+  // Starts connecting. Failure is reported later through the sink (never from here)
+  // unless the handle could not be created at all (returned as an error).
+  int connect();
+
+  // Leases the connection to `sink` for one exchange. `head_request` tells the parser
+  // the response has no body.
+  void attach(ResponseSink* sink, bool head_request);
+  // The sink goes away mid-exchange: the connection cannot be reused and closes.
+  void detach();
+
+  // Buffer for request bytes; the downstream appends to it, then calls flush().
+  std::string& out() { return out_; }
+  // Hands buffered request bytes to the socket (or keeps them until connected).
+  // Returns 0, or a libuv error when the socket is broken: the connection has then
+  // detached and closed itself (reported as a value, never through the sink).
+  int flush();
+  // The whole request has been queued; the response timer starts once it is sent.
+  void requestComplete();
+  // Bytes accepted for the upstream but not yet written to the kernel.
+  size_t queuedBytes() const { return out_.size() + writer_.queued(); }
+  // Response backpressure: stop/start reading from the upstream socket.
+  void pauseReading();
+  void resumeReading();
+
+  // Starts teardown: stops timers and reads, uv_close()s the handles. Idempotent.
+  void close();
+  bool closing() const { return state_ == State::kClosing; }
+  State state() const { return state_; }
+  uint64_t id() const { return id_; }
+  // True when a request was never written to this (reused) socket: safe to resend.
+  bool pristine() const { return !wrote_any_; }
+
+  // Called by the pool on an idle connection before it is reused: false when the
+  // upstream has closed it (EOF or reset pending on the socket).
+  bool stillOpen() const;
+  // Pool: put into the idle state (reading so an upstream close is seen at once).
+  void enterIdle();
+
+ private:
+  // Parser callbacks.
+  bool onHead(http::MessageHead& head) override;
+  void onBody(const char* data, size_t len) override;
+  void onMessageComplete() override;
+  // Writer callback.
+  void onWriteDone(int status) override;
+
+  static void uvOnConnect(uv_connect_t* req, int status);
+  static void uvOnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void uvOnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void uvOnTimer(uv_timer_t* t);
+  static void uvOnClose(uv_handle_t* h);
+  void onConnect(int status);
+  void onRead(ssize_t nread, const uv_buf_t* buf);
+  void onTimer();
+  void fail(UpstreamError error, const char* detail);
+  void finishExchange(bool reusable);
+  void startResponseTimerIfSent();
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle_); }
+
+  UpstreamPool& pool_;
+  uint64_t id_;
+  State state_ = State::kConnecting;
+  union Handle {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } handle_{};
+  uv_timer_t timer_{};
+  uv_connect_t connect_req_{};
+  int open_handles_ = 0;
+  uv::StreamWriter writer_;
+  http::Http1Parser parser_;
+  std::string out_;
+  ResponseSink* sink_ = nullptr;
+  bool head_request_ = false;
+  bool request_done_ = false;
+  bool response_timer_on_ = false;
+  bool got_response_byte_ = false;
+  bool final_head_seen_ = false;
+  bool response_done_ = false;
+  bool wrote_any_ = false;
+  bool reading_ = false;
+  bool read_paused_ = false;
+  uint64_t request_sent_at_ = 0;  // uv_hrtime when the request was fully queued
+};
+
+}  // namespace proxy::upstream
