@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -58,7 +57,7 @@ class AdminServer {
   // On failure the listener is already closing: close() and run the loop as for shutdown.
   Status start(const sockaddr& addr);
   // Resolves `host` (an IP literal or a name such as "localhost"; blocking, fine at
-  // start-up) and binds the first address that works.
+  // start-up) and binds the first address getaddrinfo returns.
   Status start(const config::HostPort& host);
 
   // The address actually bound (after a successful start()).
