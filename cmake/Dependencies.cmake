@@ -58,6 +58,12 @@ add_library(llhttp STATIC ${LLHTTP_SRC_DIR}/llhttp.c ${LLHTTP_SRC_DIR}/api.c
 target_include_directories(llhttp SYSTEM PUBLIC ${LLHTTP_INCLUDE_DIR})
 set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON C_STANDARD 99)
 target_compile_options(llhttp PRIVATE -w -O2)
+# llhttp's strict mode is a compile-time switch, not a lenient flag: without it llhttp
+# 8.1 skips the two bytes after chunk data unchecked ("5\r\nhelloXX0\r\n\r\n") and
+# accepts spaces inside header names ("Host : x"), both smuggling vectors. Defined on
+# the one llhttp library so no binary can link a non-strict copy (a corpus test in
+# tests/unit/http fails without it).
+target_compile_definitions(llhttp PRIVATE LLHTTP_STRICT_MODE=1)
 
 if(PROXY_BUILD_TESTS)
   find_package(Catch2 2 QUIET)
