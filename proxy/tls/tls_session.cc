@@ -291,6 +291,13 @@ bool TlsSession::sessionReused() const { return SSL_session_reused(ssl_) == 1; }
 void TlsSession::onHandshakeDone() {
   handshake_done_ = true;
   if (!SSL_is_server(ssl_)) return;
+  // BoringSSL holds TLS 1.3 NewSessionTickets until the server's first write
+  // (tls13_server.cc do_send_new_session_ticket); a zero-byte write flushes them now,
+  // so the client can resume even before our first response, and the SSL does not
+  // keep the pending flight of an idle connection.
+  ERR_clear_error();
+  SSL_write(ssl_, "", 0);
+  ERR_clear_error();
   X509* leaf = SSL_get_peer_certificate(ssl_);
   if (leaf == nullptr) return;
   // Only reached when verifyClientCallback accepted the chain (or, on resumption,
