@@ -235,8 +235,20 @@ void DownstreamConnection::pump() {
     repump_ = false;
     pumpOnce();
   } while (repump_ && !closing());
+  // Under TLS one pass decrypts at most kMaxPendingInput; go on while that was not all.
+  while (tls_ && !closing() && conn_state_ == ConnState::kOpen && pendingInput() == 0 &&
+         !parser_.paused() && !requestBlocked() && tls_->hasBufferedInput()) {
+    pumpOnce();
+  }
   --pump_depth_;
   if (closing()) return;
+  // Request bytes go upstream at the end of every pass: agents stream one request for
+  // seconds, and the upstream must see each piece as it comes.
+  if (upstream_ != nullptr && upstream_->flush() < 0) {
+    upstream_ = nullptr;
+    onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
+    if (closing()) return;
+  }
   flush();
   if (closing()) return;
   updateReading();
@@ -292,6 +304,9 @@ void DownstreamConnection::parseInput(const char* data, size_t len, bool owned) 
       request_state_ = RequestState::kHead;
       request_start_ms_ = uv_now(ctx_.loop);
       request_start_ns_ = uv_hrtime();
+      request_done_ns_ = 0;
+      request_bytes_ = 0;
+      upstream_start_ns_ = 0;
       rearmTimer();
     }
     data += r.consumed;
@@ -337,6 +352,8 @@ void DownstreamConnection::onParseError() {
 
 void DownstreamConnection::onHandshakeDone() {
   conn_state_ = ConnState::kOpen;
+  if (ctx_.draining) close_after_ = true;
+  if (pendingInput() == 0) releaseIdleMemory();
   ctx_.stats->handshakes[versionIndex(tls_->protocolName())].add();
   if (tls_->sessionReused()) ctx_.stats->sessions_resumed.add();
   rearmTimer();
@@ -346,11 +363,15 @@ void DownstreamConnection::onHandshakeFailed() {
   tls::HandshakeFailure why = tls_->failure();
   size_t idx = static_cast<size_t>(why);
   if (idx < kHandshakeFailureKinds) ctx_.stats->handshake_failures[idx].add();
-  log::info("tls handshake failed", {{"conn", id_},
-                                     {"peer", peer_ip_},
-                                     {"sni", tls_->sni()},
-                                     {"reason", tls::toString(why)},
-                                     {"detail", tls_->errorMessage()}});
+  uint64_t suppressed = 0;
+  if (ctx_.failure_log_limiter.allow(peer_ip_, uv_now(ctx_.loop), &suppressed)) {
+    log::info("tls handshake failed", {{"conn", id_},
+                                       {"peer", peer_ip_},
+                                       {"sni", tls_->sni()},
+                                       {"reason", tls::toString(why)},
+                                       {"detail", tls_->errorMessage()},
+                                       {"suppressed_before", suppressed}});
+  }
   if (why == tls::HandshakeFailure::kNotTls) {
     // A plain-HTTP client on the TLS port gets an answer it can read (as nginx does),
     // written raw because it does not speak TLS.
@@ -381,7 +402,6 @@ bool DownstreamConnection::onHead(http::MessageHead& head) {
   client_major_ = head.http_major;
   client_minor_ = head.http_minor;
   head_request_ = head.methodName() == "HEAD";
-  request_bytes_ = head.wireBytes();
   response_bytes_ = 0;
   response_status_ = 0;
   if (ctx_.access_log != nullptr) {
@@ -428,6 +448,7 @@ void DownstreamConnection::onBody(const char* data, size_t len) {
 
 void DownstreamConnection::onMessageComplete() {
   request_state_ = RequestState::kDone;
+  request_done_ns_ = uv_hrtime();
   if (upstream_ != nullptr && !discard_body_) {
     if (request_framing_ == http::BodyFraming::kChunked) upstream_->out().append(http::kLastChunk);
     if (upstream_->flush() < 0) {
@@ -459,6 +480,7 @@ void DownstreamConnection::onResponseHead(http::MessageHead& head) {
   }
   response_state_ = ResponseState::kStreaming;
   response_status_ = head.status;
+  if (request_done_ns_ != 0) upstream_start_ns_ = uv_hrtime() - request_done_ns_;
   // A response that arrives before the request body ended leaves the rest of the body
   // unread: the connection cannot carry another request.
   if (request_state_ != RequestState::kDone || ctx_.draining) close_after_ = true;
@@ -515,8 +537,10 @@ void DownstreamConnection::startNextRequest() {
   request_framing_ = http::BodyFraming::kNone;
   response_framing_ = http::BodyFraming::kNone;
   head_request_ = false;
+  discard_body_ = false;
   last_progress_ms_ = uv_now(ctx_.loop);
   if (parser_.paused()) parser_.resume();
+  if (pendingInput() == 0) releaseIdleMemory();
   if (ctx_.draining && pendingInput() == 0) {
     close_reason_ = CloseReason::kDrain;
     finish();
@@ -647,8 +671,13 @@ void DownstreamConnection::finish() {
     conn_state_ = ConnState::kFinishing;
     updateReading();
     if (tls_ && tls_->handshakeDone()) {
-      if (!out_.empty()) flush();
-      if (closing()) return;
+      // The last response, then close_notify, both encrypted before anything is sent.
+      if (!out_.empty() &&
+          tls_->writePlaintext(out_.data(), out_.size()) == tls::TlsSession::IoStatus::kError) {
+        close(CloseReason::kTlsError);
+        return;
+      }
+      out_.clear();
       tls_->shutdown();
     }
     flush();
@@ -672,6 +701,19 @@ void DownstreamConnection::finish() {
 void DownstreamConnection::uvOnShutdown(uv_shutdown_t* req, int status) {
   auto* self = static_cast<DownstreamConnection*>(req->data);
   if (status < 0 && status != UV_ECANCELED && !self->closing()) self->close(self->close_reason_);
+}
+
+// Idle keep-alive connections are the common case for agents between flushes; what an
+// idle connection holds is what docs/architecture.md promises (buffers are re-grown on
+// the next request, a cost measured in docs/benchmarks.md).
+void DownstreamConnection::releaseIdleMemory() {
+  if (pendingInput() == 0) {
+    std::string().swap(in_);
+    in_off_ = 0;
+  }
+  if (out_.empty()) std::string().swap(out_);
+  writer_.releaseMemory();
+  if (tls_) tls_->releaseBuffers();
 }
 
 void DownstreamConnection::drain() {
@@ -748,7 +790,13 @@ void DownstreamConnection::onTimer() {
   if (conn_state_ == ConnState::kHandshaking) {
     if (tls_) {
       ctx_.stats->handshake_failures[static_cast<size_t>(tls::HandshakeFailure::kTimeout)].add();
-      log::info("tls handshake failed", {{"conn", id_}, {"peer", peer_ip_}, {"reason", "timeout"}});
+      uint64_t suppressed = 0;
+      if (ctx_.failure_log_limiter.allow(peer_ip_, uv_now(ctx_.loop), &suppressed)) {
+        log::info("tls handshake failed", {{"conn", id_},
+                                           {"peer", peer_ip_},
+                                           {"reason", "timeout"},
+                                           {"suppressed_before", suppressed}});
+      }
     }
     close(CloseReason::kHandshakeTimeout);
     return;
@@ -821,6 +869,7 @@ void DownstreamConnection::writeAccessLog() {
   e.bytes_in = request_bytes_;
   e.bytes_out = response_bytes_;
   e.duration_s = static_cast<double>(uv_hrtime() - request_start_ns_) / 1e9;
+  if (upstream_start_ns_ != 0) e.upstream_s = static_cast<double>(upstream_start_ns_) / 1e9;
   e.close_reason = close_after_ ? toString(close_reason_) : "";
   ctx_.access_log->write(e);
 }

@@ -13,6 +13,7 @@
 #include "proxy/common/stats.h"
 #include "proxy/config/config.h"
 #include "proxy/downstream/close_reason.h"
+#include "proxy/downstream/log_limiter.h"
 #include "proxy/http/head_writer.h"
 #include "proxy/http/http1_parser.h"
 #include "proxy/tls/tls_session.h"
@@ -41,6 +42,7 @@ struct DownstreamContext {
   std::shared_ptr<const tls::TlsContext> tls;  // current context; replaced on reload
   AccessLog* access_log = nullptr;             // nullptr = access log off
   bool draining = false;
+  LogLimiter failure_log_limiter;  // handshake-failure log lines, per peer address
   // Frees a connection; called from its last close callback.
   virtual void erase(DownstreamConnection* conn) = 0;
   virtual ~DownstreamContext() = default;
@@ -116,6 +118,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   size_t pendingInput() const { return in_.size() - in_off_; }
   size_t queuedOutput() const { return out_.size() + writer_.queued(); }
   bool idle() const;
+  void releaseIdleMemory();
   void writeAccessLog();
 
   DownstreamContext& ctx_;
@@ -155,6 +158,8 @@ class DownstreamConnection : public upstream::ResponseSink,
   uint64_t request_start_ms_ = 0;
   uint64_t last_progress_ms_ = 0;  // last completed write, for write_timeout
   uint64_t request_start_ns_ = 0;
+  uint64_t request_done_ns_ = 0;    // the request's last byte was queued upstream
+  uint64_t upstream_start_ns_ = 0;  // request done -> response head, for the access log
   uint64_t requests_served_ = 0;
   int response_status_ = 0;
   uint64_t request_bytes_ = 0;
