@@ -71,6 +71,8 @@ class TlsSession {
   void consumeCiphertext(size_t n);
   // Releases buffer memory when nothing is pending (call when the connection is idle).
   void releaseBuffers();
+  // True while received ciphertext or decrypted plaintext waits inside the session.
+  bool hasBufferedInput() const { return in_off_ < in_.size() || SSL_pending(ssl_) > 0; }
 
   bool handshakeDone() const { return handshake_done_; }
   HandshakeFailure failure() const { return failure_; }
