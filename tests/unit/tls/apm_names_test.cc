@@ -3,6 +3,8 @@
 #include <openssl/ssl.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <iterator>
 
 namespace proxy::tls {
 namespace {
@@ -156,6 +158,37 @@ TEST_CASE("Curve names map one to one; X25519MLKEM768 is refused clearly", "[uni
         "P-256, P-384, P-521 or X25519");
   CHECK(problems[1].message ==
         "unknown curve \"secp256r1\"; valid values are P-256, P-384, P-521, X25519");
+}
+
+}  // namespace
+}  // namespace proxy::tls
+
+namespace proxy::tls {
+namespace {
+
+TEST_CASE("docs/tls.md lists every APM cipher name with its real availability", "[unit][tls]") {
+  std::ifstream f("docs/tls.md");
+  if (!f) {
+    WARN("docs/tls.md not found from the working directory; run from the repository root");
+    return;
+  }
+  std::string doc((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  for (const auto& m : apmCipherTable()) {
+    INFO(m.apm_name);
+    std::string row_start = std::string("| `") + m.apm_name + "` | ";
+    size_t at = doc.find(row_start);
+    REQUIRE(at != std::string::npos);
+    std::string row = doc.substr(at, doc.find('\n', at) - at);
+    std::string availability = row.substr(row.rfind(" | ") + 3);
+    if (m.tls13) {
+      CHECK(availability == "TLS 1.3: always on |");
+    } else if (m.boring_name && boringSupportsCipher(m.boring_name)) {
+      CHECK(availability.rfind("yes", 0) == 0);
+      CHECK(row.find(std::string("`") + m.boring_name + "`") != std::string::npos);
+    } else {
+      CHECK(availability == "no |");
+    }
+  }
 }
 
 }  // namespace
