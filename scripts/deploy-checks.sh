@@ -344,6 +344,15 @@ else
   skip "kubectl kustomize" "no kubectl (the $HELM4_PKG layer did not provide one); kustomize output not rendered"
 fi
 
+# Elastic's apm-server chart is not available offline: render the Pod its values would give.
+elastic_values_pod() {
+  node "$ROOT/scripts/lib/elastic-values-to-pod.js" --modules "$NODE_MODULES" \
+    "$ROOT/helm/examples/elastic-apm-server-values.yaml" >"$RENDERED/elastic-values-pod.yaml"
+}
+if [ -d "$NODE_MODULES/js-yaml" ]; then
+  check "Elastic chart values: extraInitContainers as a Pod" elastic_values_pod
+fi
+
 # ---------------------------------------------------------------------------------------
 # YAML lint and Kubernetes schema / unknown fields
 # ---------------------------------------------------------------------------------------
@@ -368,6 +377,11 @@ if [ -d "$NODE_MODULES/kubernetes-models" ]; then
   if [ ${#RENDERED_YAML[@]} -gt 0 ]; then
     check "schema + unknown fields: ${#RENDERED_YAML[@]} Helm and kustomize renderings" validate "${RENDERED_YAML[@]}"
   fi
+  # Our own manifests (not Elastic's chart, whose pod spec we do not control).
+  mapfile -t POLICY_FILES < <(find "$RENDERED" -type f \( -name 'helm*.yaml' -o -name 'kustomize-*.yaml' \) | sort)
+  check "restricted security + sidecar probes/mounts/shutdown policy" \
+    in_dir "$ROOT" node "$ROOT/scripts/lib/check-pod-policy.js" --modules "$NODE_MODULES" \
+    "${K8S_FILES[@]}" "${POLICY_FILES[@]}"
 else
   failed=$((failed + 1))
   FAILED_CHECKS+=("manifest validation")
@@ -418,6 +432,30 @@ else
   log "FAIL  Dockerfile linters: not installed (npm ci failed, see above)"
 fi
 check "Dockerfile facts (numeric USER, exec ENTRYPOINT, runtime packages, ...)" dockerfile_facts
+
+# The build stage's COPY sources (relative to the repository root).
+build_stage_copies() {
+  awk '/^FROM .* AS build/ {b=1; next} /^FROM / {b=0}
+       b && /^COPY / && !/--from/ { for (i = 2; i < NF; i++) print $i }' "$ROOT/deploy/Dockerfile"
+}
+# Every COPY source must pass deploy/Dockerfile.dockerignore (an allow-list), and exactly
+# those files must configure with the release preset: the build context is complete.
+dockerfile_context() {
+  local ctx="$WORK/docker-context" src rc=0
+  mkdir -p "$ctx"
+  while read -r src; do
+    grep -qxF "!${src}" "$ROOT/deploy/Dockerfile.dockerignore" ||
+      { echo "COPY $src is excluded by deploy/Dockerfile.dockerignore"; rc=1; }
+    cp -r "$ROOT/${src%/}" "$ctx/" || rc=1
+  done < <(build_stage_copies)
+  [ "$rc" = 0 ] || return 1
+  (cd "$ctx" && cmake --preset release -DPROXY_BUILD_TESTS=OFF) || return 1
+}
+if command -v cmake >/dev/null; then
+  check "Dockerfile build context: COPYed files configure (cmake --preset release)" dockerfile_context
+else
+  skip "Dockerfile build context" "cmake not installed"
+fi
 
 # ---------------------------------------------------------------------------------------
 # systemd unit
