@@ -48,6 +48,14 @@ Result<int> bindListenSocket(const config::HostPort& addr) {
     return Status::error("cannot bind " + config::formatHostPort(addr) + ": " + std::strerror(err));
   }
   freeaddrinfo(res);
+  // Listening now, on the control thread, means the port accepts connections (into the
+  // backlog) from the moment the ready file says so, before the worker thread runs.
+  if (::listen(fd, kListenBacklog) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::error("cannot listen on " + config::formatHostPort(addr) + ": " +
+                         std::strerror(err));
+  }
   return fd;
 }
 

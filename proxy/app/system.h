@@ -10,7 +10,9 @@
 
 namespace proxy::app {
 
-// Binds a non-blocking TCP socket to `addr` with SO_REUSEADDR and SO_REUSEPORT (so
+inline constexpr int kListenBacklog = 511;
+
+// Binds and listens on a non-blocking TCP socket to `addr` with SO_REUSEADDR and SO_REUSEPORT (so
 // each worker can own one; the kernel spreads connections across them). Port 0 picks a
 // free port; bind the first socket, read its port, then bind the others to that port.
 Result<int> bindListenSocket(const config::HostPort& addr);

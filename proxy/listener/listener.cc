@@ -12,7 +12,7 @@ namespace {
 
 // While at max_connections, how often a worker checks whether another worker freed a slot.
 constexpr uint64_t kCapacityRetryMs = 50;
-constexpr int kBacklog = 511;
+constexpr int kBacklog = 511;  // as the Server's listen(2) before the worker starts
 
 }  // namespace
 
