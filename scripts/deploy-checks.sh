@@ -471,7 +471,7 @@ sed -e "s#^ExecStart=/usr/bin/apm-tls-proxy #ExecStart=$unit_exec #" \
   -e "s#^ExecStartPre=/usr/bin/apm-tls-proxy #ExecStartPre=$unit_exec #" \
   "$ROOT/deploy/systemd/apm-tls-proxy.service" >"$UNIT_DIR/apm-tls-proxy.service"
 systemd_verify() {
-  [ -x "$BINARY" ] || echo "(binary missing: ExecStart checked against /bin/true)"
+  [ -x "$BINARY" ] || echo "no binary at $BINARY: verified against /bin/true instead, which is not enough"
   local out
   out=$(cd "$UNIT_DIR" && systemd-analyze verify --man=no "$UNIT_DIR/apm-tls-proxy.service" 2>&1) || true
   if [ -n "$out" ]; then
@@ -521,6 +521,7 @@ else
     "$BINARY" certutil ca --out "$PKI" &&
       "$BINARY" certutil cert --ca-cert "$PKI/ca.crt" --ca-key "$PKI/ca.key" --name localhost --out "$PKI" &&
       "$BINARY" certutil cert --ca-cert "$PKI/ca.crt" --ca-key "$PKI/ca.key" --name apm-agent --client --out "$PKI" &&
+      "$BINARY" certutil cert --ca-cert "$PKI/ca.crt" --ca-key "$PKI/ca.key" --name intruder --client --out "$PKI" &&
       mkdir -p "$PKI/tls" &&
       cp "$PKI/localhost/localhost.crt" "$PKI/tls/tls.crt" &&
       cp "$PKI/localhost/localhost.key" "$PKI/tls/tls.key" &&
@@ -665,6 +666,41 @@ EOF
     check "runtime stage: HTTPS request through the proxy (curl --cacert)" chroot_tls
     check "runtime stage: SIGTERM drains and exits 0" chroot_sigterm
   fi
+
+  # --- mutual TLS with an allow-list (as ci/mtls-required-values.yaml configures) ------
+  mtls_check() {
+    local port admin pid rc=0 code
+    port=$(free_port)
+    admin=$(free_port)
+    write_config "$WORK/mtls.toml" "$PKI/tls" "$port" "$admin"
+    {
+      echo '[ssl.allowed_clients]'
+      echo 'common_names = ["apm-agent"]'
+    } >>"$WORK/mtls.toml"
+    sed -i "s#^key = .*#&\ncertificate_authorities = [\"$PKI/tls/ca.crt\"]\nclient_authentication = \"required\"#" \
+      "$WORK/mtls.toml"
+    "$BINARY" run --config "$WORK/mtls.toml" >"$WORK/mtls-proxy.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_http "http://127.0.0.1:$admin/readyz" 15 || { cat "$WORK/mtls.toml" "$WORK/mtls-proxy.log"; return 1; }
+    local -a base=(curl -s --max-time 10 --cacert "$PKI/ca.crt" --resolve "localhost:$port:127.0.0.1"
+      -o /dev/null -w '%{http_code}')
+    code=$("${base[@]}" --cert "$PKI/apm-agent/apm-agent.crt" --key "$PKI/apm-agent/apm-agent.key" \
+      "https://localhost:$port/") || true
+    echo "client apm-agent (allowed): HTTP $code"
+    [ "$code" = 200 ] || rc=1
+    code=$("${base[@]}" "https://localhost:$port/") || true
+    echo "no client certificate: HTTP $code (000 = refused)"
+    [ "$code" = 000 ] || rc=1
+    code=$("${base[@]}" --cert "$PKI/intruder/intruder.crt" --key "$PKI/intruder/intruder.key" \
+      "https://localhost:$port/") || true
+    echo "client intruder (not on the allow-list): HTTP $code (000 = refused)"
+    [ "$code" = 000 ] || rc=1
+    stop_pid "$pid" 15 >/dev/null || true
+    [ "$rc" = 0 ] || tail -n 20 "$WORK/mtls-proxy.log"
+    return "$rc"
+  }
+  check "mutual TLS: allow-listed client served, others refused" mtls_check
 
   # --- metrics ---------------------------------------------------------------------
   if [ ! -x "$PROMTOOL" ]; then
