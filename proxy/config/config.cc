@@ -770,12 +770,8 @@ void Loader::crossCheck() {
            "certificate_authorities is ignored (remove this key to require client "
            "certificates, as APM Server does)");
     }
-    if (ssl.client_authentication != ClientAuth::kNone && ssl.certificate_authorities.empty()) {
-      warn("ssl.client_authentication",
-           std::string("\"") + toString(ssl.client_authentication) +
-               "\" without certificate_authorities: client certificates are verified against "
-               "the system trust store");
-    }
+    // client authentication without CAs: the TLS module warns when it loads the system
+    // trust store (it names the file), so the warning is not repeated here.
     if (ssl.client_authentication == ClientAuth::kNone && !ssl.ca_sha256.empty()) {
       warn("ssl.ca_sha256",
            "client_authentication is \"none\", so no client chain is ever checked against "
