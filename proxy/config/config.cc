@@ -788,6 +788,12 @@ void Loader::crossCheck() {
                                "\" is plain HTTP and not on loopback: plaintext leaves the host");
     }
   }
+  if (!c.ssl.enabled && !isLoopbackHost(c.server.host.host)) {
+    // APM Server's own default, but never silently: agents send secret tokens and API keys.
+    warn("server.host",
+         "TLS is off (no [ssl] table, or ssl.enabled = false) and the proxy listens beyond "
+         "loopback: agents' events, secret tokens and API keys travel in plaintext");
+  }
   if (c.upstream.idle_timeout >= Millis{45'000} && present("upstream.idle_timeout")) {
     warn("upstream.idle_timeout",
          "should be shorter than the upstream's own idle timeout (APM Server: 45s), or the "

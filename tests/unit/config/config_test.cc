@@ -413,6 +413,12 @@ TEST_CASE("Risky but valid settings load with a warning that explains them", "[u
       CHECK(c.warnings.empty());
     }
   }
+  SECTION("plain HTTP beyond loopback says that tokens travel in plaintext") {
+    Config c = load("[server]\nhost = \"0.0.0.0:8200\"\n");
+    CHECK(hasWarning(c, "server.host", "travel in plaintext"));
+    Config local = load("[server]\nhost = \"127.0.0.1:8200\"\n");
+    CHECK(local.warnings.empty());
+  }
   SECTION("plain HTTP with an upstream off the host: no warning") {
     Config c = load("[upstream]\nurl = \"http://10.0.0.5:8200\"\n");
     CHECK(c.warnings.empty());
