@@ -301,12 +301,7 @@ void DownstreamConnection::parseInput(const char* data, size_t len, bool owned) 
     http::Http1Parser::ExecResult r = parser_.execute(data, len);
     if (closing()) return;
     if (request_state_ == RequestState::kIdle && parser_.inMessage()) {
-      request_state_ = RequestState::kHead;
-      request_start_ms_ = uv_now(ctx_.loop);
-      request_start_ns_ = uv_hrtime();
-      request_done_ns_ = 0;
-      request_bytes_ = 0;
-      upstream_start_ns_ = 0;
+      beginRequest();  // the head is still incomplete: its timer starts now
       rearmTimer();
     }
     data += r.consumed;
@@ -395,7 +390,18 @@ void DownstreamConnection::onHandshakeFailed() {
 
 // ---- request side (parser callbacks) ----
 
+void DownstreamConnection::beginRequest() {
+  request_state_ = RequestState::kHead;
+  request_start_ms_ = uv_now(ctx_.loop);
+  request_start_ns_ = uv_hrtime();
+  request_done_ns_ = 0;
+  request_bytes_ = 0;
+  upstream_start_ns_ = 0;
+}
+
 bool DownstreamConnection::onHead(http::MessageHead& head) {
+  // A head that arrived in one read was never seen half-done: its request starts here.
+  if (request_state_ == RequestState::kIdle) beginRequest();
   ctx_.stats->requests_total.add();
   request_state_ = RequestState::kBody;
   response_state_ = ResponseState::kWaiting;

@@ -112,6 +112,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   void respondLocal(int status, const char* message);
   void finish();  // no more input; close once everything is written
   void startNextRequest();
+  void beginRequest();  // first byte of a request: its clocks and counters start
   void updateReading();
   void rearmTimer();
   bool requestBlocked() const;
