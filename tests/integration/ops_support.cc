@@ -351,7 +351,11 @@ bool TlsClient::readMore(Clock::time_point deadline) {
 Response TlsClient::readResponse(Millis timeout) {
   auto deadline = Clock::now() + timeout;
   for (;;) {
-    if (auto r = takeResponse(in_, closed_)) return *r;
+    size_t before = in_.size();
+    if (auto r = takeResponse(in_, closed_)) {
+      last_response_bytes_ = before - in_.size();
+      return *r;
+    }
     if (closed_) break;
     if (!readMore(deadline) && !closed_) {
       Response r;

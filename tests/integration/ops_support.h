@@ -115,6 +115,8 @@ class TlsClient {
   // True when the peer closes (close_notify, FIN or reset) within `timeout`.
   bool waitClosed(Millis timeout);
   const std::string& error() const { return error_; }
+  // Wire size (head and body, as framed) of the response readResponse() returned last.
+  size_t lastResponseBytes() const { return last_response_bytes_; }
 
   // Details of the established session.
   std::string peerSubjectCn() const;
@@ -135,6 +137,7 @@ class TlsClient {
   SSL* ssl_ = nullptr;
   std::string in_;
   bool closed_ = false;
+  size_t last_response_bytes_ = 0;
   std::string error_;
 };
 
