@@ -374,7 +374,11 @@ class ResponseReader {
 
 }  // namespace
 
-std::string proxyBinary() { return PROXY_BINARY; }
+std::string proxyBinary() {
+  // Lets the suite run against another build (a release or installed binary).
+  const char* other = std::getenv("APM_TLS_PROXY_BINARY");
+  return other != nullptr && *other != '\0' ? other : PROXY_BINARY;
+}
 std::string demoBinary() { return DEMO_BINARY; }
 
 TempDir::TempDir() {
@@ -756,8 +760,8 @@ std::string ProxyConfig::toToml() const {
     for (const auto& [k, v] : values) out += k + " = " + v + "\n";
     return out + "\n";
   };
-  return table("server", server, {{"host", "\"127.0.0.1:0\""}}) + table("upstream", upstream, {}) +
-         table("log", log, {{"level", "\"debug\""}}) + extra;
+  return table("server", server, {{"host", "\"127.0.0.1:0\""}, {"workers", "1"}}) +
+         table("upstream", upstream, {}) + table("log", log, {{"level", "\"debug\""}}) + extra;
 }
 
 ProxyProcess::ProxyProcess(const TempDir& dir, const ProxyConfig& config, const std::string& name,
@@ -773,6 +777,9 @@ ProxyProcess::ProxyProcess(const TempDir& dir, const ProxyConfig& config, const 
   REQUIRE(values.count("listen") == 1);
   port_ = portOf(values["listen"]);
 }
+
+ProxyStack::ProxyStack(ProxyConfig config)
+    : demo(dir), proxy(dir, config.upstreamPort(demo.port())) {}
 
 std::string demoPattern(uint64_t offset, size_t n) {
   std::string out(n, '\0');

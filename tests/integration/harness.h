@@ -21,7 +21,8 @@ namespace proxy::integration {
 using Millis = std::chrono::milliseconds;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// Path of the binaries under test (compile definitions set by CMake).
+// Path of the binaries under test (compile definitions set by CMake; the environment
+// variable APM_TLS_PROXY_BINARY overrides the proxy's).
 std::string proxyBinary();
 std::string demoBinary();
 
@@ -201,7 +202,8 @@ class DemoServer {
 };
 
 // A proxy configuration; values are raw TOML ("\"1s\"", "1024"). Rendered with
-// [server] host = "127.0.0.1:0" and [log] level = "debug" unless overridden.
+// [server] host = "127.0.0.1:0", workers = 1 (so pool reuse and memory are
+// deterministic) and [log] level = "debug" unless overridden.
 struct ProxyConfig {
   std::map<std::string, std::string> server;
   std::map<std::string, std::string> upstream;
@@ -225,6 +227,14 @@ class ProxyProcess {
   std::string config_path_;
   std::unique_ptr<Process> process_;
   uint16_t port_ = 0;
+};
+
+// A demo upstream and a proxy in front of it, sharing one temp dir.
+struct ProxyStack {
+  explicit ProxyStack(ProxyConfig config = {});
+  TempDir dir;
+  DemoServer demo;
+  ProxyProcess proxy;
 };
 
 // The generated response bodies of apm-intake-demo: byte i is 'a' + i % 26.
