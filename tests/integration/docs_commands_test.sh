@@ -29,7 +29,7 @@ if [ "$#" -ne 2 ]; then
   exit 2
 fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-read -r -a files <<<"${DOCS_COMMANDS_FILES:-docs/getting-started.md docs/certutil.md docs/agents.md}"
+read -r -a files <<<"${DOCS_COMMANDS_FILES:-docs/getting-started.md docs/certutil.md docs/agents.md docs/troubleshooting.md}"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/docs-commands-test.XXXXXX")"
 bin="$tmp/bin"
