@@ -1,6 +1,7 @@
 #include "tests/integration/tls_support.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/base64.h>
 #include <openssl/bio.h>
@@ -8,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -524,6 +526,34 @@ Response TlsClient::readResponse() {
 Response TlsClient::exchange(const std::string& request) {
   if (!handshake() || !send(request)) return Response{};
   return readResponse();
+}
+
+bool TlsClient::staysOpen(Millis duration) {
+  pollfd p{fd_, POLLIN, 0};
+  auto deadline = Clock::now() + duration;
+  for (;;) {
+    auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
+    if (left <= 0) return true;
+    int rc = ::poll(&p, 1, static_cast<int>(left));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0) return true;
+    // Readable: post-handshake messages (TLS 1.3 tickets) are fine, anything else is not.
+    int flags = ::fcntl(fd_, F_GETFL);
+    ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+    char byte;
+    int ret = SSL_read(ssl_, &byte, 1);
+    int kind = SSL_get_error(ssl_, ret);
+    ::fcntl(fd_, F_SETFL, flags);
+    if (ret > 0) {
+      in_.push_back(byte);
+      return false;
+    }
+    if (kind != SSL_ERROR_WANT_READ) {
+      recordError(ret, "read");
+      eof_ = true;
+      return false;
+    }
+  }
 }
 
 uint16_t TlsClient::version() const { return SSL_version(ssl_); }

@@ -155,6 +155,10 @@ class TlsClient {
   // handshake() + send(request) + readResponse(); status 0 when anything failed.
   Response exchange(const std::string& request);
 
+  // True when the server neither sends anything nor closes for `duration` (after the
+  // handshake: e.g. no timer meant for the handshake fires later).
+  bool staysOpen(Millis duration);
+
   // Negotiated parameters (after a successful handshake).
   uint16_t version() const;
   std::string versionName() const;
