@@ -2,7 +2,6 @@
 
 #include "proxy/admin/metrics.h"
 #include "proxy/app/server.h"
-#include "proxy/common/log.h"
 #include "proxy/tls/tls_context.h"
 
 namespace proxy::app {
@@ -17,9 +16,7 @@ Status Server::startAdmin() {
   admin_ = std::make_unique<admin::AdminServer>(&loop_, *admin_host_);
   Status st = admin_->start(*config_.admin.host);
   if (!st) return st.withContext("admin endpoint " + config::formatHostPort(*config_.admin.host));
-  admin_port_ = admin_->boundPort();
-  log::info("admin endpoint listening",
-            {{"address", config::formatHostPort({config_.admin.host->host, admin_port_})}});
+  admin_port_ = admin_->boundPort();  // the admin server logs its own address
   return Status::ok();
 }
 

@@ -603,7 +603,7 @@ int runCert(int argc, char** argv, std::ostream& out, std::ostream& err) {
   int sec_diff = 0;
   if (ASN1_TIME_diff(&day_diff, &sec_diff, X509_get0_notAfter(ca_cert.value().get()),
                      X509_get0_notAfter(cert)) &&
-      (day_diff > 0 || sec_diff > 0)) {
+      day_diff > 0) {  // seconds apart is only the time between the two commands
     out << "Warning: the CA expires first ("
         << timeToText(X509_get0_notAfter(ca_cert.value().get()))
         << "); clients will reject this certificate from then on.\n";
