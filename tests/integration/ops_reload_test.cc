@@ -241,7 +241,7 @@ TEST_CASE("A new certificate whose key does not match is rejected and the old se
   CHECK(reloads(stack.admin_port, "success") == successes_before + 1);
 }
 
-TEST_CASE("SIGHUP reloads the certificate set; established connections keep working",
+TEST_CASE("SIGHUP reloads the certificate set and established connections keep working",
           "[integration][ops][reload]") {
   OpsStack stack;
   Process& proc = stack.process();

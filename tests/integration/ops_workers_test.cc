@@ -26,7 +26,8 @@ std::map<std::string, uint64_t> cpuByThread(pid_t pid) {
   return out;
 }
 
-TEST_CASE("Two workers both serve; metrics are summed across them", "[integration][ops][workers]") {
+TEST_CASE("Two workers both serve and metrics are summed across them",
+          "[integration][ops][workers]") {
   OpsOptions o;
   o.config.server["workers"] = "2";
   OpsStack stack(o);
