@@ -190,7 +190,7 @@ bool Server::loadTls(const char* trigger) {
   tls_stamps_ = stamps;
   for (const config::Problem& w : r.warnings) log::warn("tls", {{"warning", w.format()}});
   if (!r.context) {
-    ++reload_failures_;
+    if (!first) ++reload_failures_;  // the load at start-up is not a reload
     for (const config::Problem& p : r.problems) {
       log::error(first ? "tls configuration invalid"
                        : "certificate reload rejected; old certificates stay",
@@ -200,7 +200,7 @@ bool Server::loadTls(const char* trigger) {
     return false;
   }
   tls_ = r.context;
-  ++reload_successes_;
+  if (!first) ++reload_successes_;
   last_reload_unix_ = static_cast<int64_t>(std::time(nullptr));
   const tls::CertificateInfo& cert = tls_->serverCertificate();
   log::info(first ? "certificates loaded" : "certificates reloaded",

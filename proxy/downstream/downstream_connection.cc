@@ -372,6 +372,8 @@ void DownstreamConnection::onHandshakeFailed() {
     // written raw because it does not speak TLS.
     std::string resp =
         http::localResponse(400, "plain HTTP request was sent to the HTTPS port; use https://");
+    ctx_.stats->local_responses.add();
+    ctx_.stats->responses_by_class[4].add();
     int rc = writer_.write(resp);
     if (rc < 0) {
       close(CloseReason::kHandshakeFailed);
@@ -653,6 +655,9 @@ void DownstreamConnection::respondLocal(int status, const char* message) {
   }
   ctx_.stats->local_responses.add();
   ctx_.stats->responses_by_class[static_cast<size_t>(status / 100)].add();
+  // A request refused at its first bytes never reached onHead: it starts (and ends) here.
+  if (request_state_ == RequestState::kIdle) beginRequest();
+  ctx_.stats->request_duration.observe(static_cast<double>(uv_hrtime() - request_start_ns_) / 1e9);
   response_status_ = status;
   std::string resp = http::localResponse(status, message);
   response_bytes_ = resp.size();
