@@ -6,7 +6,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -436,28 +436,40 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pr
 
   std::string out_path = log_prefix + ".stdout";
   std::string err_path = log_prefix + ".stderr";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  // The test runner may ignore or block signals; the child gets the defaults back.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t all;
-  sigset_t none;
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  int rc = ::posix_spawn(&pid_, args[0], &actions, &attr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  INFO("posix_spawn " << argv[0] << ": " << std::strerror(rc));
-  REQUIRE(rc == 0);
+  int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  REQUIRE(in_fd >= 0);
+  REQUIRE(out_fd >= 0);
+  REQUIRE(err_fd >= 0);
+  // fork + execve rather than posix_spawn, for PR_SET_PDEATHSIG: when ctest kills a
+  // test that timed out, its children die with it instead of running on. The child
+  // only makes async-signal-safe calls.
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
+    ::dup2(in_fd, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    // The test runner may ignore or block signals; the child gets the defaults back.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(args[0], args.data(), env.data());
+    ::_exit(127);
+  }
+  int fork_errno = errno;
+  ::close(in_fd);
+  ::close(out_fd);
+  ::close(err_fd);
+  INFO("fork for " << argv[0] << ": " << std::strerror(fork_errno));
+  REQUIRE(pid > 0);
+  pid_ = pid;
 }
 
 Process::~Process() {

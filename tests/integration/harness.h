@@ -47,7 +47,8 @@ class TempDir {
 // The whole file, or "" when it cannot be read.
 std::string readFile(const std::string& path);
 
-// A child started with posix_spawn; stdin is /dev/null, stdout and stderr go to
+// A child started with fork + execve (killed with the test process, via
+// PR_SET_PDEATHSIG, should the test itself be killed); stdin is /dev/null, stdout and stderr go to
 // `log_prefix.stdout` and `log_prefix.stderr`. Owned by the test; the destructor kills
 // (SIGKILL) a child that is still running and always reaps it.
 class Process {

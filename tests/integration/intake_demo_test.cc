@@ -74,7 +74,7 @@ TEST_CASE("The intake demo streams chunked bodies both ways", "[integration][dem
   TempDir dir;
   DemoServer demo(dir);
   Client c(demo.port());
-  std::string body = demoPattern(7, 300 * 1024);
+  std::string body = demoPattern(7, 4 << 20);
 
   SECTION("chunked upload echoed back") {
     REQUIRE(c.send(httpRequest("POST", "/intake/v2/events",

@@ -23,7 +23,7 @@ std::string request(const std::string& extra, const std::string& body) {
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-TEST_CASE("Hop-by-hop and client-address headers are replaced; agent headers pass unchanged",
+TEST_CASE("Hop-by-hop and client-address headers are replaced, agent headers pass unchanged",
           "[integration][headers]") {
   ProxyStack stack;
   Client c(stack.proxy.port());
