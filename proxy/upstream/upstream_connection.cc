@@ -220,6 +220,9 @@ void UpstreamConnection::onConnect(int status) {
     return;
   }
   startResponseTimerIfSent();
+  // The client may have stopped reading while bytes piled up during the connect. When
+  // the kernel took them all at once there is no write callback to say so: say it here.
+  if (queuedBytes() < kLowWatermark) sink_->onUpstreamDrained();
 }
 
 void UpstreamConnection::uvOnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
