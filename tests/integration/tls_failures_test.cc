@@ -61,6 +61,29 @@ TEST_CASE("The handshake timer stops once the handshake is done", "[integration]
   CHECK(handshakeFailures(stack.adminPort(), "timeout") == 0);
 }
 
+TEST_CASE("Every failed handshake is counted even when the log holds back repeats",
+          "[integration][tls]") {
+  TlsStack stack;
+  constexpr int kAttempts = 8;  // more than the log's 5 lines per peer per 10 s
+  for (int i = 0; i < kAttempts; ++i) {
+    ClientOptions options = stack.clientOptions();
+    options.min_version = TLS1_VERSION;
+    options.max_version = TLS1_1_VERSION;
+    TlsClient client(stack.port(), options);
+    CHECK_FALSE(client.handshake());
+  }
+  CHECK(waitForHandshakeFailures(stack.adminPort(), "protocol_version", kAttempts) == kAttempts);
+  std::string log = stack.proxy->process().stderrText();
+  size_t lines = 0;
+  for (size_t pos = log.find("msg=\"tls handshake failed\""); pos != std::string::npos;
+       pos = log.find("msg=\"tls handshake failed\"", pos + 1)) {
+    ++lines;
+  }
+  INFO(log);
+  CHECK(lines >= 1);
+  CHECK(lines <= 5);
+}
+
 TEST_CASE("Plain HTTP sent to the TLS port gets a readable 400 that points to https",
           "[integration][tls]") {
   TlsStack stack;

@@ -109,6 +109,24 @@ TEST_CASE("Default protocols accept TLS 1.2 and 1.3 and refuse TLS 1.1", "[integ
   }
 }
 
+TEST_CASE("ALPN: http/1.1 is selected when offered; other offers get no answer, not a failure",
+          "[integration][tls]") {
+  TlsStack stack;
+  using Offer = std::vector<std::string>;
+  auto [offer, expected] = GENERATE(table<Offer, std::string>({
+      {Offer{"h2", "http/1.1"}, "http/1.1"},
+      {Offer{"h2"}, ""},
+      {Offer{}, ""},
+  }));
+  ClientOptions options = stack.clientOptions();
+  options.alpn = offer;
+  TlsClient client(stack.port(), options);
+  Response r = getThrough(client);
+  INFO("offered " << offer.size() << " protocols; " << client.error());
+  CHECK(r.status == 200);
+  CHECK(client.alpn() == expected);
+}
+
 TEST_CASE("supported_protocols = [\"TLSv1.2\"] refuses TLS 1.3-only clients",
           "[integration][tls]") {
   TlsStack stack({"supported_protocols = [\"TLSv1.2\"]\n", "", {}});

@@ -3,6 +3,8 @@
 // one worker and with two (the ticket keys are shared by every worker), and none at all
 // with session_tickets = false.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 
 #include "tests/integration/harness.h"
 #include "tests/integration/tls_support.h"
@@ -85,6 +87,50 @@ TEST_CASE("With two workers every connection resumes, wherever it lands", "[inte
   CHECK(resumed == kConnections);
   CHECK(sessionsResumed(stack.adminPort()) == kConnections);
   CHECK(metricValue(fetchMetrics(stack.adminPort()), "apm_tls_proxy_workers") == 2);
+}
+
+TEST_CASE("A ticket does not let a client certificate that has since expired back in",
+          "[integration][tls]") {
+  uint16_t version = GENERATE(as<uint16_t>{}, TLS1_2_VERSION, TLS1_3_VERSION);
+  INFO("TLS " << (version == TLS1_3_VERSION ? "1.3" : "1.2"));
+  Minted clients_ca = mintCa("Clients CA");
+  TempDir keys;
+  TlsStackOptions options;
+  options.ssl =
+      "certificate_authorities = [" + quoted(keys.write("ca.crt", clients_ca.certPem())) + "]\n";
+  TlsStack stack(options);
+  // Valid for two more seconds (the client does not check its own certificate).
+  CertSpec spec = clientSpec("CN=short-lived");
+  spec.not_after_offset = 2;
+  Minted agent = mintIssued(spec, clients_ca);
+  ClientOptions client_options = stack.clientOptions();
+  client_options.min_version = client_options.max_version = version;
+  client_options.cert_pem = agent.certPem();
+  client_options.key_pem = agent.keyPem();
+
+  SessionPtr session;
+  {
+    TlsClient client(stack.port(), client_options);
+    INFO(client.error());
+    REQUIRE(client.exchange(httpRequest("GET", "/")).status == 200);
+    session = client.session();
+  }
+  REQUIRE(session != nullptr);
+  // Wait until the certificate's notAfter (whole seconds) has passed.
+  auto expiry = std::chrono::system_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::system_clock::now() < expiry) {
+    std::this_thread::sleep_for(Millis{50});
+  }
+  client_options.session = session;
+  TlsClient late(stack.port(), client_options);
+  Response r = late.exchange(httpRequest("GET", "/"));
+  INFO(late.error() << "; status " << r.status << "; resumed " << late.sessionReused());
+  // docs/tls.md: "a resumed session's chain is verified again, so an expired client
+  // certificate cannot ride on an old ticket".
+  CHECK(r.status == 0);
+  CHECK(late.alert() == SSL_AD_CERTIFICATE_EXPIRED);
+  stack.expectFailureRecorded("certificate_expired");
+  CHECK(stack.demo.records().size() == 1);
 }
 
 TEST_CASE("session_tickets = false means no resumption", "[integration][tls]") {
