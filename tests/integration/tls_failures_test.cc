@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
+#include "proxy/downstream/log_limiter.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/tls_support.h"
 
@@ -64,7 +65,8 @@ TEST_CASE("The handshake timer stops once the handshake is done", "[integration]
 TEST_CASE("Every failed handshake is counted even when the log holds back repeats",
           "[integration][tls]") {
   TlsStack stack;
-  constexpr int kAttempts = 8;  // more than the log's 5 lines per peer per 10 s
+  // More than the log lets through per peer per window.
+  constexpr int kAttempts = static_cast<int>(downstream::LogLimiter::kLinesPerWindow) + 3;
   for (int i = 0; i < kAttempts; ++i) {
     ClientOptions options = stack.clientOptions();
     options.min_version = TLS1_VERSION;
@@ -81,7 +83,7 @@ TEST_CASE("Every failed handshake is counted even when the log holds back repeat
   }
   INFO(log);
   CHECK(lines >= 1);
-  CHECK(lines <= 5);
+  CHECK(lines <= downstream::LogLimiter::kLinesPerWindow);
 }
 
 TEST_CASE("Plain HTTP sent to the TLS port gets a readable 400 that points to https",
