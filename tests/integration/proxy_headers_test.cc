@@ -27,7 +27,8 @@ TEST_CASE("Hop-by-hop and client-address headers are replaced, agent headers pas
           "[integration][headers]") {
   ProxyStack stack;
   Client c(stack.proxy.port());
-  std::string body("\x1f\x8b\x08\x00 not really gzip\n", 23);
+  static const char kGzipish[] = "\x1f\x8b\x08\x00 not really gzip\n";
+  std::string body(kGzipish, sizeof kGzipish - 1);  // binary bytes, NUL included
   REQUIRE(
       c.send(request("Connection: keep-alive, X-Hop-Custom\r\n"
                      "X-Hop-Custom: secret-for-the-proxy\r\n"

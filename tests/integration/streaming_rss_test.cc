@@ -1,6 +1,7 @@
 // Memory stays bounded while bodies stream: a 1 GiB chunked upload through the proxy,
 // and an upstream that reads slowly (backpressure must stop the proxy reading from the
 // client instead of buffering). Peak RSS is VmHWM from /proc/PID/status.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "tests/integration/harness.h"
@@ -75,12 +76,13 @@ TEST_CASE("A 1 GiB chunked upload streams through with bounded proxy memory",
   CHECK(r.status == 202);
 
   Memory after = readMemory(warm.proxy.process().pid());
-  uint64_t growth_kib = after.hwm_kib - warm.baseline.hwm_kib;
+  // The kernel folds per-thread RSS counts in lazily, so a sample taken during the upload
+  // can read a little above the final VmHWM: the growth is judged on the larger of them.
+  uint64_t growth_kib = std::max(peak_kib, after.hwm_kib) - warm.baseline.hwm_kib;
   INFO("baseline VmHWM " << warm.baseline.hwm_kib << " KiB, after " << after.hwm_kib
                          << " KiB, growth " << growth_kib << " KiB; took " << elapsed.count()
                          << " ms");
   CHECK(growth_kib < (16 + kSlackMiB) * 1024);
-  CHECK(peak_kib <= after.hwm_kib);
   CHECK(elapsed < Millis{60000});
 
   auto records = warm.demo.waitForRecords(2);
