@@ -96,11 +96,11 @@ bool loadAndValidate(const std::string& path, proxy::config::Config& out, bool p
     return false;
   }
   out = std::move(*r.config);
-  for (const auto& w : out.warnings) std::fprintf(stderr, "warning: %s\n", w.format().c_str());
+  for (const auto& w : out.warnings) std::fprintf(stderr, "%s\n", w.format().c_str());
   if (print_tls_summary && out.ssl.enabled) {
     auto keys = proxy::tls::TicketKeys::create(out.ssl.session_ticket_rotation);
     proxy::tls::TlsContext::CreateResult t = proxy::tls::TlsContext::create(out, keys);
-    for (const auto& w : t.warnings) std::fprintf(stderr, "warning: %s\n", w.format().c_str());
+    for (const auto& w : t.warnings) std::fprintf(stderr, "%s\n", w.format().c_str());
     if (!t.context) {
       for (const auto& p : t.problems) std::fprintf(stderr, "%s\n", p.format().c_str());
       std::fprintf(stderr, "%s: %zu problem(s)\n", path.c_str(), t.problems.size());

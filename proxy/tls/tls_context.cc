@@ -436,9 +436,10 @@ struct ContextBuilder {
     // pins and the allow-list, and picks the alert: a refused client learns why from
     // the TLS alert (access_denied, certificate_expired, unknown_ca...), not an HTTP 403.
     SSL_CTX_set_custom_verify(ctx->ctx_, verify, TlsSession::verifyClientCallback);
-    // A ticket carries the client's chain; verify it again on resumption so that an
-    // expired client certificate cannot ride on an old ticket.
-    SSL_CTX_set_reverify_on_resume(ctx->ctx_, 1);
+    // A ticket carries the client's chain. BoringSSL re-verifies stored chains on
+    // resumption only for clients (SSL_CTX_set_reverify_on_resume), so TlsSession checks
+    // a resumed chain's dates itself: an expired client certificate cannot ride on an
+    // old ticket. The session ID context below keeps tickets from crossing policies.
   }
 
   // A session may resume only under the same verification policy: the session ID

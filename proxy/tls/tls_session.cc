@@ -202,7 +202,7 @@ TlsSession::IoStatus TlsSession::readPlaintext(std::string& out, size_t max) {
       if (err == SSL_ERROR_WANT_READ) return IoStatus::kOk;
       return fail(err);
     }
-    onHandshakeDone();
+    if (!onHandshakeDone()) return IoStatus::kError;
   }
   size_t produced = 0;
   while (produced < max) {
@@ -288,9 +288,18 @@ std::string_view TlsSession::sni() const {
 
 bool TlsSession::sessionReused() const { return SSL_session_reused(ssl_) == 1; }
 
-void TlsSession::onHandshakeDone() {
+bool TlsSession::onHandshakeDone() {
+  if (SSL_is_server(ssl_) && SSL_session_reused(ssl_) && !resumedChainStillValid()) {
+    // The session was established when the client certificate was valid; it is not any
+    // more. BoringSSL re-verifies stored chains on resumption only on the client side
+    // (SSL_CTX_set_reverify_on_resume), so the server checks the dates itself.
+    ERR_clear_error();
+    SSL_send_fatal_alert(ssl_, SSL_AD_CERTIFICATE_EXPIRED);
+    ERR_clear_error();
+    return false;
+  }
   handshake_done_ = true;
-  if (!SSL_is_server(ssl_)) return;
+  if (!SSL_is_server(ssl_)) return true;
   // BoringSSL holds TLS 1.3 NewSessionTickets until the server's first write
   // (tls13_server.cc do_send_new_session_ticket); a zero-byte write flushes them now,
   // so the client can resume even before our first response, and the SSL does not
@@ -299,7 +308,7 @@ void TlsSession::onHandshakeDone() {
   SSL_write(ssl_, "", 0);
   ERR_clear_error();
   X509* leaf = SSL_get_peer_certificate(ssl_);
-  if (leaf == nullptr) return;
+  if (leaf == nullptr) return true;
   // Only reached when verifyClientCallback accepted the chain (or, on resumption,
   // accepted it again), so this is a verified identity.
   ClientIdentity id = identityOf(leaf);
@@ -307,6 +316,23 @@ void TlsSession::onHandshakeDone() {
   client_sans_ = sansString(id);
   client_cert_header_ = forwardedClientCert(leaf, id);
   X509_free(leaf);
+  return true;
+}
+
+bool TlsSession::resumedChainStillValid() {
+  STACK_OF(X509)* chain = SSL_get_peer_full_cert_chain(ssl_);
+  if (chain == nullptr) chain = SSL_get_peer_cert_chain(ssl_);
+  for (size_t i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    X509* cert = sk_X509_value(chain, i);
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+      failure_ = HandshakeFailure::kCertificateExpired;
+      error_message_ = "TLS handshake failed: " + whichCert(cert, static_cast<int>(i)) +
+                       " expired (notAfter " + formatTime(X509_get0_notAfter(cert)) +
+                       ") since the session it resumes was established";
+      return false;
+    }
+  }
+  return true;
 }
 
 enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out_alert) {

@@ -100,7 +100,10 @@ class TlsSession {
   // Records the failure behind `ssl_error` (SSL_get_error's value, read by the caller
   // right after the SSL call) and drains the error queue into errorMessage().
   IoStatus fail(int ssl_error);
-  void onHandshakeDone();
+  // Finishes a completed handshake; false (with failure() set and an alert queued) when a
+  // resumed session's client chain has expired since it was established.
+  bool onHandshakeDone();
+  bool resumedChainStillValid();
 
   SSL* ssl_ = nullptr;
   // Keeps the context (its SSL_CTX, pins and allow-list) alive for this session's
