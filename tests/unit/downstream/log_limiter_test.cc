@@ -5,7 +5,8 @@
 
 using proxy::downstream::LogLimiter;
 
-TEST_CASE("LogLimiter lets a few lines per peer through and counts the rest", "[unit][downstream]") {
+TEST_CASE("LogLimiter lets a few lines per peer through and counts the rest",
+          "[unit][downstream]") {
   LogLimiter limiter;
   uint64_t suppressed = 99;
   for (uint32_t i = 0; i < LogLimiter::kLinesPerWindow; ++i) {
