@@ -375,6 +375,20 @@ int writeAll(const std::string& dir, const std::vector<Target>& targets, std::os
   return kExitOk;
 }
 
+// Writes a certificate (0644) and its key (0600, encrypted when `pass` is set) as a pair.
+int writePair(const std::string& dir, const Issued& issued, const std::string& pass,
+              const std::string& cert_path, const std::string& key_path, std::ostream& err) {
+  auto key_pem = keyToPem(issued.key.get(), pass);
+  if (!key_pem) {
+    err << "certutil: " << key_pem.status().message() << "\n";
+    return kExitFailed;
+  }
+  return writeAll(
+      dir,
+      {{cert_path, certToPem(issued.cert.get()), kCertMode}, {key_path, key_pem.value(), kKeyMode}},
+      err);
+}
+
 void describeValidity(const X509* cert, int days, std::ostream& out) {
   out << "  Valid:     " << timeToText(X509_get0_notBefore(cert)) << " to "
       << timeToText(X509_get0_notAfter(cert)) << " (" << days << " days)\n";
@@ -438,15 +452,7 @@ int runCa(int argc, char** argv, std::ostream& out, std::ostream& err) {
     err << "certutil: cannot create the CA: " << ca.status().message() << "\n";
     return kExitFailed;
   }
-  auto key_pem = keyToPem(ca.value().key.get(), pass.value());
-  if (!key_pem) {
-    err << "certutil: " << key_pem.status().message() << "\n";
-    return kExitFailed;
-  }
-  int rc = writeAll(dir,
-                    {{cert_path, certToPem(ca.value().cert.get()), kCertMode},
-                     {key_path, key_pem.value(), kKeyMode}},
-                    err);
+  int rc = writePair(dir, ca.value(), pass.value(), cert_path, key_path, err);
   if (rc != kExitOk) return rc;
 
   const X509* cert = ca.value().cert.get();
@@ -572,15 +578,7 @@ int runCert(int argc, char** argv, std::ostream& out, std::ostream& err) {
     err << "certutil: cannot create the certificate: " << m << "\n";
     return kExitFailed;
   }
-  auto key_pem = keyToPem(leaf.value().key.get(), pass.value());
-  if (!key_pem) {
-    err << "certutil: " << key_pem.status().message() << "\n";
-    return kExitFailed;
-  }
-  int rc = writeAll(dir,
-                    {{cert_path, certToPem(leaf.value().cert.get()), kCertMode},
-                     {key_path, key_pem.value(), kKeyMode}},
-                    err);
+  int rc = writePair(dir, leaf.value(), pass.value(), cert_path, key_path, err);
   if (rc != kExitOk) return rc;
 
   const X509* cert = leaf.value().cert.get();
