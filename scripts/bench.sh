@@ -101,7 +101,18 @@ wait_file() {
     sleep 0.05
   done
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ns PID: CPU time of every thread of PID so far, in nanoseconds. schedstat counts
+# exact run time; utime + stime from /proc/PID/stat (clock ticks) is the fallback.
+cpu_ns() {
+  local t
+  t=$(cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {if (NR) printf "%.0f", s}')
+  if [ -z "$t" ]; then
+    t=$(awk -v hz="$hz" '{printf "%.0f", ($14 + $15) * 1e9 / hz}' "/proc/$1/stat" 2>/dev/null)
+  fi
+  echo "${t:-0}"
+}
+# cpu_seconds BEFORE_NS AFTER_NS
+cpu_seconds() { calc "($2 - $1) / 1e9" 3; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # field KEY TEXT: the value of KEY=VALUE in a client's output line.
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2" | head -1; }
@@ -179,23 +190,36 @@ stop_proxy() {
   kill -TERM "$proxy_pid" 2>/dev/null || true
   wait "$proxy_pid" 2>/dev/null || true
 }
+# proxy_survived MODE: after a measurement. A proxy that died is a finding, not noise:
+# say how it ended, show its last log lines, and start a fresh one for what follows.
+proxy_survived() {
+  kill -0 "$proxy_pid" 2>/dev/null && return 0
+  local status=0
+  wait "$proxy_pid" 2>/dev/null || status=$?
+  echo "bench: the proxy (pid $proxy_pid) died during the last measurement:" \
+    "exit status $status$([ "$status" -gt 128 ] && echo " (signal $((status - 128)))")" >&2
+  tail -5 "$tmp/proxy.log" | sed 's/^/  proxy: /' >&2
+  start_proxy "$1"
+  return 1
+}
 
-# run_wrk SCHEME NAME TARGET: keep-alive 1 KiB POSTs, figure per proxy CPU-second.
+# run_wrk SCHEME NAME TARGET MODE: keep-alive 1 KiB POSTs, figure per proxy CPU-second.
 run_wrk() {
   local url=$1://$proxy_addr/intake/v2/events
-  "${pin_load[@]}" wrk -t1 -c"$wrk_connections" -d1s -s "$tmp/post.lua" "$url" >/dev/null
+  "${pin_load[@]}" wrk -t1 -c"$wrk_connections" -d1s -s "$tmp/post.lua" "$url" >/dev/null || true
   local c0 c1 out
-  c0=$(cpu_ticks "$proxy_pid")
-  out=$("${pin_load[@]}" wrk -t1 -c"$wrk_connections" -d"${wrk_seconds}s" -s "$tmp/post.lua" \
-    "$url")
-  c1=$(cpu_ticks "$proxy_pid")
+  c0=$(cpu_ns "$proxy_pid")
+  out=$("${pin_load[@]}" timeout $((wrk_seconds + 30)) wrk -t1 -c"$wrk_connections" \
+    -d"${wrk_seconds}s" -s "$tmp/post.lua" "$url") || true
+  c1=$(cpu_ns "$proxy_pid")
   local requests wall errors sockerr cpu
   requests=$(grep -oE '[0-9]+ requests in' <<<"$out" | awk '{print $1}')
   wall=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
   errors=$(awk -F': *' '/Non-2xx or 3xx responses/ {print $2}' <<<"$out")
   sockerr=$(grep -oE 'Socket errors:.*' <<<"$out" || true)
-  cpu=$(calc "($c1 - $c0) / $hz" 2)
+  cpu=$(cpu_seconds "$c0" "$c1")
   local value=''
+  proxy_survived "$4" || requests=''
   if [ -n "$requests" ] && [ "$c1" -gt "$c0" ]; then
     value=$(calc "$requests / $cpu")
   fi
@@ -203,18 +227,20 @@ run_wrk() {
     "wall ${wall:-?} req/s, proxy CPU ${cpu}s, errors ${errors:-0}${sockerr:+, $sockerr}"
 }
 
-# run_stream NAME TARGET_GBPS CLIENT-ARGS...: bytes through the proxy per proxy CPU-second.
+# run_stream MODE NAME TARGET_GBPS CLIENT-ARGS...: bytes through the proxy per proxy
+# CPU-second.
 run_stream() {
-  local name=$1 target=$2
-  shift 2
+  local mode=$1 name=$2 target=$3
+  shift 3
   local c0 c1 out value='' cpu
-  c0=$(cpu_ticks "$proxy_pid")
+  c0=$(cpu_ns "$proxy_pid")
   out=$("${pin_load[@]}" timeout 120 "$bin/apm-bench-client" "$@" --connect "$proxy_addr" \
     --bytes $((stream_mib << 20)) --requests "$stream_requests") || true
-  c1=$(cpu_ticks "$proxy_pid")
-  cpu=$(calc "($c1 - $c0) / $hz" 2)
+  c1=$(cpu_ns "$proxy_pid")
+  cpu=$(cpu_seconds "$c0" "$c1")
   local bytes seconds non2xx
   bytes=$(field bytes "$out") seconds=$(field seconds "$out") non2xx=$(field non2xx "$out")
+  proxy_survived "$mode" || bytes=''
   if [ -n "$bytes" ] && [ "$bytes" -gt 0 ] && [ "$c1" -gt "$c0" ]; then
     value=$(calc "$bytes / $cpu / 1e9" 2)
   fi
@@ -227,16 +253,17 @@ run_handshakes() {
   local name=$1 target=$2
   shift 2
   local c0 c1 out value='' cpu
-  c0=$(cpu_ticks "$proxy_pid")
+  c0=$(cpu_ns "$proxy_pid")
   out=$("${pin_load[@]}" timeout $((hs_seconds + 30)) "$bin/apm-bench-client" handshake \
     --connect "$proxy_addr" --duration "$hs_seconds" --concurrency "$hs_concurrency" "$@") || true
-  c1=$(cpu_ticks "$proxy_pid")
-  cpu=$(calc "($c1 - $c0) / $hz" 2)
+  c1=$(cpu_ns "$proxy_pid")
+  cpu=$(cpu_seconds "$c0" "$c1")
   local count resumed failed seconds
   count=$(field handshakes "$out") resumed=$(field resumed "$out")
   failed=$(field failed "$out") seconds=$(field seconds "$out")
   # A resumed figure counts only handshakes that really resumed.
   [ "${1:-}" = --resume ] && count=$resumed
+  proxy_survived tls || count=''
   if [ -n "$count" ] && [ "$count" -gt 0 ] && [ "$c1" -gt "$c0" ]; then
     value=$(calc "$count / $cpu")
   fi
@@ -262,7 +289,7 @@ run_idle() {
   pids+=("$client")
   if wait_file "$ready" 150; then
     sleep 1  # let the proxy finish whatever the last responses started
-    after=$(rss_kib "$proxy_pid")
+    after=$(rss_kib "$proxy_pid" 2>/dev/null || true)
   fi
   kill -TERM "$client" 2>/dev/null || true
   wait "$client" 2>/dev/null || true
@@ -272,8 +299,9 @@ run_idle() {
   if [ -n "${after:-}" ] && [ -n "$established" ] && [ "$established" -gt 0 ]; then
     value=$(calc "($after - $before) * 1024 / $established")
   fi
+  proxy_survived "$mode" || value=''
   report "$name" "$value" "B/conn" "<=$target" \
-    "RSS ${before} -> ${after:-?} KiB, $established connections, still open ${still_open:-?}"
+    "RSS ${before} -> ${after:-?} KiB, ${established:-?} connections, still open ${still_open:-?}"
   stop_proxy
 }
 
@@ -285,21 +313,23 @@ echo
 
 # 1-2: plain HTTP.
 start_proxy plain
-run_wrk http "plain keep-alive 1 KiB POST" ">=65000"
-run_stream "plain upload, Content-Length" 2 upload
-run_stream "plain upload, chunked" 2 upload --chunked
-run_stream "plain download, Content-Length" 2 download
+run_wrk http "plain keep-alive 1 KiB POST" ">=65000" plain
+run_stream plain "plain upload, Content-Length" 2 upload
+run_stream plain "plain upload, chunked" 2 upload --chunked
+run_stream plain "plain download, Content-Length" 2 download
 stop_proxy
 
 # 3-5: TLS 1.3.
 start_proxy tls
+# What wrk (OpenSSL) negotiates: "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384".
 version=$(timeout 10 openssl s_client -connect "$proxy_addr" -servername localhost \
-  </dev/null 2>/dev/null | awk '/^ *Protocol *:/ {print $3; exit}' || true)
-run_wrk https "TLS keep-alive 1 KiB POST (wrk: ${version:-TLS?})" ">=48000"
+  </dev/null 2>/dev/null | sed -n 's/^New, \([^,]*\), Cipher is \(.*\)/\1 \2/p' | head -1 || true)
+echo "(wrk and openssl s_client negotiate ${version:-an unknown TLS version}; apm-bench-client: TLSv1.3 AES-128-GCM)"
+run_wrk https "TLS 1.3 keep-alive 1 KiB POST" ">=48000" tls
 run_handshakes "TLS 1.3 full handshake, ECDSA P-256" ">=6800"
 run_handshakes "TLS 1.3 resumed handshake (ticket)" ">=6800" --resume
-run_stream "TLS upload, Content-Length" 1.5 upload --tls
-run_stream "TLS download, Content-Length" 1.5 download --tls
+run_stream tls "TLS upload, Content-Length" 1.5 upload --tls
+run_stream tls "TLS download, Content-Length" 1.5 download --tls
 stop_proxy
 
 # 6: memory per idle connection, each on a fresh proxy.

@@ -326,6 +326,10 @@ class Stream {
     return true;
   }
   // > 0 bytes read, 0 EOF, < 0 error.
+  const char* cipher() const {
+    const SSL_CIPHER* c = ssl_ ? SSL_get_current_cipher(ssl_) : nullptr;
+    return c ? SSL_CIPHER_get_name(c) : "none";
+  }
   ssize_t readSome(char* p, size_t n) {
     if (ssl_) {
       int r = SSL_read(ssl_, p, static_cast<int>(n));
@@ -420,10 +424,10 @@ int runTransfer(const Options& o, SSL_CTX* ctx, bool upload) {
   }
   double secs = secondsSince(start);
   uint64_t moved = upload ? ok * o.bytes : body_bytes;
-  std::printf("mode=%s requests=%llu non2xx=%llu bytes=%llu seconds=%.3f status=%d\n",
+  std::printf("mode=%s requests=%llu non2xx=%llu bytes=%llu seconds=%.3f status=%d cipher=%s\n",
               o.mode.c_str(), static_cast<unsigned long long>(ok),
               static_cast<unsigned long long>(non2xx), static_cast<unsigned long long>(moved),
-              secs, last_status);
+              secs, last_status, s.cipher());
   return non2xx == 0 ? 0 : 1;
 }
 
