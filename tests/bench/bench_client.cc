@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -26,9 +28,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 namespace {
 
@@ -389,9 +388,10 @@ int runTransfer(const Options& o, SSL_CTX* ctx, bool upload) {
                         : "Content-Length: " + std::to_string(o.bytes) + "\r\n") +
              "\r\n";
     } else {
-      head = "GET / HTTP/1.1\r\nHost: localhost\r\nX-Demo-Behavior: large-response\r\n"
-             "X-Demo-Size: " +
-             std::to_string(o.bytes) + "\r\n\r\n";
+      head =
+          "GET / HTTP/1.1\r\nHost: localhost\r\nX-Demo-Behavior: large-response\r\n"
+          "X-Demo-Size: " +
+          std::to_string(o.bytes) + "\r\n\r\n";
     }
     if (!s.writeAll(head.data(), head.size())) return 1;
     if (upload) {
@@ -426,8 +426,8 @@ int runTransfer(const Options& o, SSL_CTX* ctx, bool upload) {
   uint64_t moved = upload ? ok * o.bytes : body_bytes;
   std::printf("mode=%s requests=%llu non2xx=%llu bytes=%llu seconds=%.3f status=%d cipher=%s\n",
               o.mode.c_str(), static_cast<unsigned long long>(ok),
-              static_cast<unsigned long long>(non2xx), static_cast<unsigned long long>(moved),
-              secs, last_status, s.cipher());
+              static_cast<unsigned long long>(non2xx), static_cast<unsigned long long>(moved), secs,
+              last_status, s.cipher());
   return non2xx == 0 ? 0 : 1;
 }
 
@@ -672,12 +672,12 @@ int runHandshakes(const Options& o, SSL_CTX* ctx) {
     engine.finish(c, false);
     if (c.session) SSL_SESSION_free(c.session);
   }
-  std::printf("mode=handshake handshakes=%llu resumed=%llu failed=%llu no_ticket=%llu "
-              "seconds=%.3f\n",
-              static_cast<unsigned long long>(done),
-              static_cast<unsigned long long>(engine.resumed()),
-              static_cast<unsigned long long>(failed),
-              static_cast<unsigned long long>(engine.noTicket()), secs);
+  std::printf(
+      "mode=handshake handshakes=%llu resumed=%llu failed=%llu no_ticket=%llu "
+      "seconds=%.3f\n",
+      static_cast<unsigned long long>(done), static_cast<unsigned long long>(engine.resumed()),
+      static_cast<unsigned long long>(failed), static_cast<unsigned long long>(engine.noTicket()),
+      secs);
   return 0;
 }
 
@@ -716,7 +716,8 @@ int runIdle(const Options& o, SSL_CTX* ctx) {
   if (!o.ready_file.empty()) {
     std::string tmp = o.ready_file + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-      std::fprintf(f, "established=%llu failed=%llu\n", static_cast<unsigned long long>(established),
+      std::fprintf(f, "established=%llu failed=%llu\n",
+                   static_cast<unsigned long long>(established),
                    static_cast<unsigned long long>(failed));
       std::fclose(f);
       std::rename(tmp.c_str(), o.ready_file.c_str());
@@ -735,11 +736,12 @@ int runIdle(const Options& o, SSL_CTX* ctx) {
     engine.finish(c, false);
     if (c.session) SSL_SESSION_free(c.session);
   }
-  std::printf("mode=idle established=%llu failed=%llu still_open=%llu non2xx=%llu "
-              "setup_seconds=%.3f\n",
-              static_cast<unsigned long long>(established), static_cast<unsigned long long>(failed),
-              static_cast<unsigned long long>(still_open),
-              static_cast<unsigned long long>(engine.non2xx()), setup);
+  std::printf(
+      "mode=idle established=%llu failed=%llu still_open=%llu non2xx=%llu "
+      "setup_seconds=%.3f\n",
+      static_cast<unsigned long long>(established), static_cast<unsigned long long>(failed),
+      static_cast<unsigned long long>(still_open), static_cast<unsigned long long>(engine.non2xx()),
+      setup);
   return 0;
 }
 
