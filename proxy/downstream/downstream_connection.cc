@@ -359,7 +359,10 @@ void DownstreamConnection::onHandshakeFailed() {
   size_t idx = static_cast<size_t>(why);
   if (idx < kHandshakeFailureKinds) ctx_.stats->handshake_failures[idx].add();
   uint64_t suppressed = 0;
-  if (ctx_.failure_log_limiter.allow(peer_ip_, uv_now(ctx_.loop), &suppressed)) {
+  // Limited per peer and reason: a client looping on one failure is not let flood the
+  // log, while a different failure from it is always seen.
+  if (ctx_.failure_log_limiter.allow(peer_ip_ + " " + tls::toString(why), uv_now(ctx_.loop),
+                                     &suppressed)) {
     log::info("tls handshake failed", {{"conn", id_},
                                        {"peer", peer_ip_},
                                        {"sni", tls_->sni()},
@@ -802,7 +805,7 @@ void DownstreamConnection::onTimer() {
     if (tls_) {
       ctx_.stats->handshake_failures[static_cast<size_t>(tls::HandshakeFailure::kTimeout)].add();
       uint64_t suppressed = 0;
-      if (ctx_.failure_log_limiter.allow(peer_ip_, uv_now(ctx_.loop), &suppressed)) {
+      if (ctx_.failure_log_limiter.allow(peer_ip_ + " timeout", uv_now(ctx_.loop), &suppressed)) {
         log::info("tls handshake failed", {{"conn", id_},
                                            {"peer", peer_ip_},
                                            {"reason", "timeout"},

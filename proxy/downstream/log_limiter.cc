@@ -2,9 +2,9 @@
 
 namespace proxy::downstream {
 
-bool LogLimiter::allow(const std::string& peer, uint64_t now_ms, uint64_t* suppressed) {
+bool LogLimiter::allow(const std::string& key, uint64_t now_ms, uint64_t* suppressed) {
   *suppressed = 0;
-  auto it = peers_.find(peer);
+  auto it = peers_.find(key);
   if (it == peers_.end()) {
     if (peers_.size() >= kMaxPeers) {
       // Forget peers whose window has passed; if all are current, forget them all
@@ -14,7 +14,7 @@ bool LogLimiter::allow(const std::string& peer, uint64_t now_ms, uint64_t* suppr
       }
       if (peers_.size() >= kMaxPeers) peers_.clear();
     }
-    it = peers_.emplace(peer, Entry{now_ms, 0, 0}).first;
+    it = peers_.emplace(key, Entry{now_ms, 0, 0}).first;
   }
   Entry& e = it->second;
   if (now_ms - e.window_start >= kWindowMs) {

@@ -1,6 +1,6 @@
-// LogLimiter: at most a few log lines per peer address per window, so one client
-// retrying a failing handshake in a loop cannot flood the log. Bounded memory; one per
-// worker, loop thread only.
+// LogLimiter: at most a few log lines per key (a peer address and what went wrong) per
+// window, so one client retrying a failing handshake in a loop cannot flood the log. Bounded
+// memory; one per worker, loop thread only.
 #pragma once
 
 #include <cstdint>
@@ -15,9 +15,9 @@ class LogLimiter {
   static constexpr uint32_t kLinesPerWindow = 5;
   static constexpr size_t kMaxPeers = 4096;
 
-  // True when a line for `peer` may be written at `now_ms`; `suppressed` receives how
-  // many lines were held back for that peer since the last one written.
-  bool allow(const std::string& peer, uint64_t now_ms, uint64_t* suppressed);
+  // True when a line for `key` may be written at `now_ms`; `suppressed` receives how
+  // many lines were held back for that key since the last one written.
+  bool allow(const std::string& key, uint64_t now_ms, uint64_t* suppressed);
 
  private:
   struct Entry {
