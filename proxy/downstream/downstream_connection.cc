@@ -252,6 +252,8 @@ void DownstreamConnection::pump() {
   flush();
   if (closing()) return;
   updateReading();
+  // Between requests a connection keeps no buffers (agents are idle most of the time).
+  if (idle() && !writer_.writing()) releaseIdleMemory();
 }
 
 void DownstreamConnection::pumpOnce() {
@@ -348,7 +350,6 @@ void DownstreamConnection::onParseError() {
 void DownstreamConnection::onHandshakeDone() {
   conn_state_ = ConnState::kOpen;
   if (ctx_.draining) close_after_ = true;
-  if (pendingInput() == 0) releaseIdleMemory();
   ctx_.stats->handshakes[versionIndex(tls_->protocolName())].add();
   if (tls_->sessionReused()) ctx_.stats->sessions_resumed.add();
   rearmTimer();
@@ -551,7 +552,6 @@ void DownstreamConnection::startNextRequest() {
   discard_body_ = false;
   last_progress_ms_ = uv_now(ctx_.loop);
   if (parser_.paused()) parser_.resume();
-  if (pendingInput() == 0) releaseIdleMemory();
   if (ctx_.draining && pendingInput() == 0) {
     close_reason_ = CloseReason::kDrain;
     finish();
@@ -645,6 +645,7 @@ void DownstreamConnection::onWriteDone(int status) {
   }
   if (upstream_ != nullptr && queuedOutput() < kLowWatermark) upstream_->resumeReading();
   rearmTimer();
+  if (idle() && !writer_.writing()) releaseIdleMemory();
 }
 
 void DownstreamConnection::respondLocal(int status, const char* message) {

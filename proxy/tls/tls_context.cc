@@ -548,6 +548,9 @@ struct ContextBuilder {
       uint32_t lifetime = ctx->ticket_keys_->ticketLifetimeSeconds();
       SSL_CTX_set_timeout(ctx->ctx_, lifetime);
       SSL_CTX_set_session_psk_dhe_timeout(ctx->ctx_, lifetime);
+      // One TLS 1.3 ticket, not BoringSSL's default two: an agent reconnects one
+      // connection at a time, and each ticket costs an encryption per full handshake.
+      SSL_CTX_set_num_tickets(ctx->ctx_, 1);
     } else {
       SSL_CTX_set_options(ctx->ctx_, SSL_OP_NO_TICKET);
       // TLS 1.3 NewSessionTicket messages are pointless without tickets.

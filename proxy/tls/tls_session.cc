@@ -205,20 +205,19 @@ TlsSession::IoStatus TlsSession::readPlaintext(std::string& out, size_t max) {
     if (!onHandshakeDone()) return IoStatus::kError;
   }
   size_t produced = 0;
+  // Decrypt into a stack buffer and append only what came out: growing `out` first
+  // would zero 16 KiB per call and leave an idle connection holding that capacity.
+  char record[16384];  // one TLS record's plaintext at most
   while (produced < max) {
-    // Read straight into the caller's string (no bounce buffer); 16 KiB is one record.
-    size_t chunk = std::min<size_t>(max - produced, 16384);
-    size_t old = out.size();
-    out.resize(old + chunk);
+    size_t chunk = std::min<size_t>(max - produced, sizeof record);
     ERR_clear_error();
-    int r = SSL_read(ssl_, &out[old], static_cast<int>(chunk));
+    int r = SSL_read(ssl_, record, static_cast<int>(chunk));
     if (r > 0) {
-      out.resize(old + static_cast<size_t>(r));
+      out.append(record, static_cast<size_t>(r));
       produced += static_cast<size_t>(r);
       continue;
     }
     int err = SSL_get_error(ssl_, r);
-    out.resize(old);
     if (err == SSL_ERROR_WANT_READ) break;
     if (err == SSL_ERROR_ZERO_RETURN) return IoStatus::kClosed;
     return fail(err);

@@ -156,6 +156,7 @@ bool UpstreamConnection::stillOpen() const {
 
 void UpstreamConnection::enterIdle() {
   state_ = State::kIdle;
+  idle_since_ms_ = uv_now(pool_.loop());
   head_request_ = false;
   request_done_ = false;
   response_timer_on_ = false;

@@ -64,6 +64,8 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   // Called by the pool on an idle connection before it is reused: false when the
   // upstream has closed it (EOF or reset pending on the socket).
   bool stillOpen() const;
+  // Loop time (ms) at which the connection went back to the pool.
+  uint64_t idleSinceMs() const { return idle_since_ms_; }
   // Pool: put into the idle state (reading so an upstream close is seen at once).
   void enterIdle();
 
@@ -112,6 +114,7 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   bool reading_ = false;
   bool read_paused_ = false;
   uint64_t request_sent_at_ = 0;  // uv_hrtime when the request was fully queued
+  uint64_t idle_since_ms_ = 0;
 };
 
 }  // namespace proxy::upstream
