@@ -702,8 +702,10 @@ void DownstreamConnection::finish() {
   if (tls_ && !tls_->pendingCiphertext().empty()) return;
   // Everything is out: FIN, then read and discard until the client closes.
   conn_state_ = ConnState::kLingering;
-  shutdown_req_.data = this;
-  if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&socket_),
+  // Allocated only now: most connections never get here, and an idle one stays small.
+  shutdown_req_ = std::make_unique<uv_shutdown_t>();
+  shutdown_req_->data = this;
+  if (uv_shutdown(shutdown_req_.get(), reinterpret_cast<uv_stream_t*>(&socket_),
                   &DownstreamConnection::uvOnShutdown) < 0) {
     close(close_reason_);
     return;
@@ -728,6 +730,7 @@ void DownstreamConnection::releaseIdleMemory() {
   }
   if (out_.empty()) std::string().swap(out_);
   writer_.releaseMemory();
+  parser_.releaseMemory();
   if (tls_) tls_->releaseBuffers();
 }
 

@@ -126,7 +126,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   uint64_t id_;
   uv_tcp_t socket_{};
   uv_timer_t timer_{};
-  uv_shutdown_t shutdown_req_{};
+  std::unique_ptr<uv_shutdown_t> shutdown_req_;  // in flight while lingering; freed with us
   int open_handles_ = 0;
   uv::StreamWriter writer_;
   std::unique_ptr<tls::TlsSession> tls_;

@@ -74,6 +74,10 @@ class Http1Parser {
   // llhttp's errno name and reason, for logs ("HPE_INVALID_CHUNK_SIZE: Invalid character...").
   const std::string& errorReason() const { return error_reason_; }
   MessageHead& head() { return head_; }
+  // Frees the head's buffers between messages (never while inMessage()).
+  void releaseMemory() {
+    if (!in_message_) head_.releaseMemory();
+  }
 
  private:
   static int uvOnMessageBegin(llhttp_t* p);

@@ -20,6 +20,12 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+void MessageHead::releaseMemory() {
+  clear();
+  std::string().swap(buf_);
+  std::vector<HeaderSpan>().swap(headers_);
+}
+
 void MessageHead::clear() {
   method = 0;
   status = 0;

@@ -24,6 +24,8 @@ class MessageHead {
 
   // Forgets the previous message but keeps the buffers' capacity.
   void clear();
+  // Forgets the previous message and frees the buffers too (an idle connection).
+  void releaseMemory();
 
   // Request line (requests only). `method` is llhttp's method number.
   uint8_t method = 0;
