@@ -235,10 +235,11 @@ void DownstreamConnection::pump() {
     repump_ = false;
     pumpOnce();
   } while (repump_ && !closing());
-  // Under TLS one pass decrypts at most kMaxPendingInput; go on while that was not all.
+  // Under TLS one pass decrypts at most kMaxPendingInput; go on while that was not all
+  // and each pass still decrypts something (a partial record waits for more bytes).
   while (tls_ && !closing() && conn_state_ == ConnState::kOpen && pendingInput() == 0 &&
          !parser_.paused() && !requestBlocked() && tls_->hasBufferedInput()) {
-    pumpOnce();
+    if (!pumpOnce()) break;
   }
   --pump_depth_;
   if (closing()) return;
@@ -256,9 +257,10 @@ void DownstreamConnection::pump() {
   if (idle() && !writer_.writing()) releaseIdleMemory();
 }
 
-void DownstreamConnection::pumpOnce() {
+bool DownstreamConnection::pumpOnce() {
   if (closing() || conn_state_ == ConnState::kFinishing || conn_state_ == ConnState::kLingering)
-    return;
+    return false;
+  bool decrypted = false;
   if (tls_) {
     // Never decrypt more than the upstream can take (../shared/STYLE.md §2).
     if (!requestBlocked() && pendingInput() < kMaxPendingInput) {
@@ -267,10 +269,12 @@ void DownstreamConnection::pumpOnce() {
         in_off_ = 0;
       }
       bool was_done = tls_->handshakeDone();
+      size_t before = in_.size();
       tls::TlsSession::IoStatus st = tls_->readPlaintext(in_, kMaxPendingInput);
+      decrypted = in_.size() > before;
       if (!was_done && tls_->handshakeDone()) {
         onHandshakeDone();
-        if (closing()) return;
+        if (closing()) return false;
       }
       if (st == tls::TlsSession::IoStatus::kError) {
         if (!tls_->handshakeDone()) {
@@ -280,16 +284,17 @@ void DownstreamConnection::pumpOnce() {
           flush();
           close(CloseReason::kTlsError);
         }
-        return;
+        return false;
       }
       if (st == tls::TlsSession::IoStatus::kClosed) {
         parsePending();
         if (!closing()) onEof();
-        return;
+        return false;
       }
     }
   }
   parsePending();
+  return decrypted;
 }
 
 void DownstreamConnection::parsePending() {

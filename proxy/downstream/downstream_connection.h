@@ -101,7 +101,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   // Feeds TLS and the parser until nothing moves, then flushes. Re-entrant calls
   // schedule one more pass instead of recursing. May close this connection.
   void pump();
-  void pumpOnce();
+  bool pumpOnce();  // true when TLS produced plaintext in this pass
   void parseInput(const char* data, size_t len, bool owned);
   void parsePending();
   void onParseError();
