@@ -21,6 +21,8 @@ constexpr size_t kHighWatermark = 256 * 1024;
 constexpr size_t kLowWatermark = 64 * 1024;
 // Pipelined input kept while a response is pending, before reading stops.
 constexpr size_t kMaxPendingInput = 64 * 1024;
+// Response pieces at least this large are written without first copying them into out_.
+constexpr size_t kDirectWriteMin = 16 * 1024;
 // After the last response byte, keep reading (and discarding) this long before closing,
 // so a client still sending does not get a reset that destroys the response
 // (the "lingering close" of RFC 9112 §9.6).
@@ -446,20 +448,14 @@ bool DownstreamConnection::onHead(http::MessageHead& head) {
 
 void DownstreamConnection::onBody(const char* data, size_t len) {
   if (upstream_ == nullptr || discard_body_) return;
-  std::string& out = upstream_->out();
-  if (request_framing_ == http::BodyFraming::kChunked) {
-    http::appendChunkHeader(out, len);
-    out.append(data, len);
-    out.append(http::kChunkEnd);
-  } else {
-    out.append(data, len);
-  }
-  // A large read is handed over at once so the queue reflects what is really pending.
-  if (out.size() >= kLowWatermark) {
-    if (upstream_->flush() < 0) {
-      upstream_ = nullptr;
-      onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
-    }
+  int rc = upstream_->sendBody(std::string_view(data, len),
+                               request_framing_ == http::BodyFraming::kChunked);
+  // Small pieces collect in the upstream's buffer; hand them over once they add up, so
+  // the queue the watermarks look at is what is really pending.
+  if (rc == 0 && upstream_->out().size() >= kLowWatermark) rc = upstream_->flush();
+  if (rc < 0) {
+    upstream_ = nullptr;
+    onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
   }
 }
 
@@ -513,6 +509,15 @@ void DownstreamConnection::onResponseHead(http::MessageHead& head) {
 void DownstreamConnection::onResponseBody(const char* data, size_t len) {
   if (closing()) return;
   response_bytes_ += len;
+  if (!tls_ && len >= kDirectWriteMin && response_framing_ != http::BodyFraming::kChunked) {
+    // A large piece goes out from the upstream's read buffer with whatever is queued
+    // before it (the head), in one writev; the writer copies only what the kernel leaves.
+    int rc = writer_.write({out_, std::string_view(data, len)});
+    ctx_.stats->bytes_sent.add(out_.size() + len);
+    out_.clear();
+    if (rc < 0) close(CloseReason::kWriteError);
+    return;
+  }
   if (response_framing_ == http::BodyFraming::kChunked) {
     http::appendChunkHeader(out_, len);
     out_.append(data, len);

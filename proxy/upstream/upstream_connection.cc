@@ -3,9 +3,11 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "proxy/common/check.h"
 #include "proxy/common/log.h"
+#include "proxy/http/head_writer.h"
 #include "proxy/upstream/upstream_pool.h"
 
 namespace proxy::upstream {
@@ -16,6 +18,9 @@ namespace {
 constexpr uint64_t kMaxResponseHeadBytes = 1024 * 1024;
 // Request bytes queued towards the upstream below which the client is read again.
 constexpr size_t kLowWatermark = 64 * 1024;
+// Body pieces at least this large are written from the caller's buffer (no copy);
+// smaller ones are batched so that a stream of small chunks is not a syscall each.
+constexpr size_t kDirectWriteMin = 16 * 1024;
 
 uint64_t toMillis(config::Millis d) { return static_cast<uint64_t>(d.count()); }
 
@@ -108,6 +113,30 @@ int UpstreamConnection::flush() {
     return rc;
   }
   startResponseTimerIfSent();
+  return 0;
+}
+
+int UpstreamConnection::sendBody(std::string_view data, bool chunked) {
+  char size_line[24] = {};
+  size_t size_len = 0;
+  if (chunked) {
+    int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+    size_len = static_cast<size_t>(n);
+  }
+  std::string_view head(size_line, size_len);
+  std::string_view tail = chunked ? http::kChunkEnd : std::string_view();
+  if (state_ != State::kActive || data.size() < kDirectWriteMin) {
+    out_.append(head).append(data).append(tail);
+    return 0;
+  }
+  wrote_any_ = true;
+  int rc = writer_.write({out_, head, data, tail});
+  out_.clear();
+  if (rc < 0) {
+    sink_ = nullptr;
+    close();
+    return rc;
+  }
   return 0;
 }
 

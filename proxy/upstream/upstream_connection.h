@@ -41,6 +41,10 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
 
   // Buffer for request bytes; the downstream appends to it, then calls flush().
   std::string& out() { return out_; }
+  // Sends request body bytes, chunk-framed when `chunked`. Large pieces go to the kernel
+  // straight from `data` (one writev after whatever out() holds); small ones, and all
+  // while connecting, are queued in out(). Returns as flush() does.
+  int sendBody(std::string_view data, bool chunked);
   // Hands buffered request bytes to the socket (or keeps them until connected).
   // Returns 0, or a libuv error when the socket is broken: the connection has then
   // detached and closed itself (reported as a value, never through the sink).

@@ -17,18 +17,35 @@ struct StreamWriter::WriteOp {
   StreamWriter* writer = nullptr;
 };
 
-int StreamWriter::write(std::string_view data) {
-  if (data.empty()) return 0;
+int StreamWriter::write(std::initializer_list<std::string_view> pieces) {
+  size_t total = 0;
+  for (std::string_view p : pieces) total += p.size();
+  if (total == 0) return 0;
+  size_t skip = 0;  // bytes of the pieces the kernel took at once
   if (in_flight_ == 0 && pending_.empty()) {
     // Fast path: nothing queued, so the kernel may take it all without a copy.
-    uv_buf_t buf = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
-    int n = uv_try_write(stream_, &buf, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
-    if (n < 0) return n;
-    data.remove_prefix(static_cast<size_t>(n));
-    if (data.empty()) return 0;
+    uv_buf_t bufs[8];
+    unsigned n = 0;
+    for (std::string_view p : pieces) {
+      if (p.empty()) continue;
+      if (n == sizeof bufs / sizeof bufs[0]) break;  // more pieces than we offer at once
+      bufs[n++] = uv_buf_init(const_cast<char*>(p.data()), static_cast<unsigned>(p.size()));
+    }
+    int rc = uv_try_write(stream_, bufs, n);
+    if (rc == UV_EAGAIN || rc == UV_ENOSYS) rc = 0;
+    if (rc < 0) return rc;
+    skip = static_cast<size_t>(rc);
+    if (skip == total) return 0;
   }
-  pending_.append(data);
+  // Keep what the kernel did not take, in order.
+  for (std::string_view p : pieces) {
+    if (skip >= p.size()) {
+      skip -= p.size();
+      continue;
+    }
+    pending_.append(p.substr(skip));
+    skip = 0;
+  }
   return in_flight_ == 0 ? startWrite() : 0;
 }
 

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -33,7 +34,9 @@ class StreamWriter {
 
   // Sends `data`, or keeps what the kernel cannot take now. Returns 0 or a libuv error
   // (the connection is then broken; the owner closes it). Never calls the owner back.
-  int write(std::string_view data);
+  int write(std::string_view data) { return write({data}); }
+  // The same for several pieces sent in order with one writev (empty pieces are fine).
+  int write(std::initializer_list<std::string_view> pieces);
   // Bytes accepted but not yet handed to the kernel.
   size_t queued() const { return pending_.size() + in_flight_; }
   bool writing() const { return in_flight_ > 0; }
