@@ -8,8 +8,10 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -60,6 +62,13 @@ std::string trim(const std::string& s) {
   if (b == std::string::npos) return {};
   size_t e = s.find_last_not_of(" \t\r\n");
   return s.substr(b, e - b + 1);
+}
+
+// "0644"-style text of a file mode's permission bits.
+std::string modeString(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
 }
 
 bool isInlinePem(const std::string& value) {
@@ -287,6 +296,17 @@ struct ContextBuilder {
     return ssl.key_passphrase;
   }
 
+  // A key file every local user can read is a key every local user has. Kubernetes
+  // mounts Secrets 0644 unless defaultMode says otherwise (deploy/ uses 0440).
+  void warnIfWorldReadable() {
+    if (isInlinePem(ssl.key)) return;
+    struct stat st {};
+    if (::stat(ssl.key.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+      warn("ssl.key", "the private key file " + ssl.key + " is readable by every user (mode " +
+                          modeString(st.st_mode) + "); make it 0600 or 0640");
+    }
+  }
+
   PkeyPtr loadKey() {
     if (trim(ssl.key).empty()) {
       error("ssl.key", "TLS is enabled but no private key is set (a file path or PEM)");
@@ -299,6 +319,7 @@ struct ContextBuilder {
     }
     std::string pem;
     if (!readValue("ssl.key", ssl.key, pem, key_source)) return nullptr;
+    warnIfWorldReadable();
     bool encrypted = pem.find("ENCRYPTED PRIVATE KEY") != std::string::npos ||
                      pem.find("Proc-Type: 4,ENCRYPTED") != std::string::npos;
     if (encrypted && pass.value().empty()) {

@@ -1,5 +1,7 @@
 #include "proxy/tls/tls_context.h"
 
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <ctime>
 #include <fstream>
@@ -236,6 +238,22 @@ TEST_CASE("APM's rule: CAs without client_authentication mean required", "[unit]
   CHECK(effectiveClientAuth(ssl) == config::ClientAuth::kNone);
   ssl.client_authentication = config::ClientAuth::kOptional;
   CHECK(effectiveClientAuth(ssl) == config::ClientAuth::kOptional);
+}
+
+TEST_CASE("A private key file every user can read loads with a warning", "[unit][tls]") {
+  testing::TempDir dir;
+  config::Config c = testing::serverConfig(dir);
+  {
+    auto r = TlsContext::create(c, nullptr);
+    REQUIRE(r.context != nullptr);
+    CHECK(r.warnings.empty());  // 0600, as the test support writes it
+  }
+  REQUIRE(::chmod(c.ssl.key.c_str(), 0644) == 0);
+  auto r = TlsContext::create(c, nullptr);
+  REQUIRE(r.context != nullptr);
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].key == "ssl.key");
+  CHECK(r.warnings[0].message.find("readable by every user (mode 0644)") != std::string::npos);
 }
 
 TEST_CASE("Client authentication without CAs uses the system roots, with a warning",

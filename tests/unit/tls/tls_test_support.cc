@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -28,9 +29,14 @@ TempDir::~TempDir() {
 
 std::string TempDir::write(const std::string& name, const std::string& contents) const {
   std::string full = path_ + "/" + name;
-  std::ofstream f(full, std::ios::binary | std::ios::trunc);
-  f << contents;
-  REQUIRE(f.good());
+  {
+    std::ofstream f(full, std::ios::binary | std::ios::trunc);
+    f << contents;
+    REQUIRE(f.good());
+  }
+  // Private to the test, as an operator's key files should be (a key every user can
+  // read makes TlsContext warn).
+  REQUIRE(::chmod(full.c_str(), 0600) == 0);
   return full;
 }
 
