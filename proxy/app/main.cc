@@ -145,8 +145,9 @@ int runCommand(const Args& args) {
 int checkCommand(const Args& args) {
   proxy::config::Config config;
   if (!loadAndValidate(args.config, config, /*print_tls_summary=*/true)) return 2;
-  std::printf("# %s is valid. Effective configuration:\n%s", args.config.c_str(),
-              proxy::config::toToml(config).c_str());
+  // stdout carries only TOML (it can be saved and loaded again); the verdict goes to stderr.
+  std::fputs(proxy::config::toToml(config).c_str(), stdout);
+  std::fprintf(stderr, "%s: valid\n", args.config.c_str());
   return 0;
 }
 
