@@ -182,15 +182,7 @@ void IntakeConnection::onParseError(llhttp_errno_t err) {
     close();
     return;
   }
-  std::string body = R"({"error":"bad request"})";
-  queueWrite(
-      "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-      "Connection: close\r\nContent-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body);
-  responding_ = true;
-  response_queued_ = true;
-  after_ = AfterResponse::kLinger;
-  state_ = State::kDiscarding;
+  answerAndDiscard("400 Bad Request", R"({"error":"bad request"})");
   pending_.clear();
 }
 
@@ -274,15 +266,7 @@ int IntakeConnection::onHeadersComplete() {
     // 100 Continue is sent, so a client that waits for one never sends the body.
     writeRecord();
     logLine(413);
-    std::string body = R"({"error":"request body too large"})";
-    queueWrite(
-        "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
-        "Connection: close\r\nContent-Length: " +
-        std::to_string(body.size()) + "\r\n\r\n" + body);
-    responding_ = true;
-    response_queued_ = true;
-    after_ = AfterResponse::kLinger;
-    state_ = State::kDiscarding;
+    answerAndDiscard("413 Request Entity Too Large", R"({"error":"request body too large"})");
     return HPE_PAUSED;
   }
   // Go's net/http sends "100 Continue" when the handler first reads the body; every
@@ -455,6 +439,16 @@ void IntakeConnection::fillGeneratedBody() {
     if (gen_chunked_) queueWrite("0\r\n\r\n");
     response_queued_ = true;
   }
+}
+
+void IntakeConnection::answerAndDiscard(const char* status, const std::string& body) {
+  queueWrite(std::string("HTTP/1.1 ") + status +
+             "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body);
+  responding_ = true;
+  response_queued_ = true;
+  after_ = AfterResponse::kLinger;
+  state_ = State::kDiscarding;
 }
 
 void IntakeConnection::queueWrite(std::string bytes) {

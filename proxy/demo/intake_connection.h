@@ -106,6 +106,8 @@ class IntakeConnection {
   void respond();
   void respondRoute();
   void queueWrite(std::string bytes);
+  // Queues a JSON error answer with Connection: close and discards the rest of the input.
+  void answerAndDiscard(const char* status, const std::string& body);
   void fillGeneratedBody();
   // Called when the response is fully queued and the queue has drained.
   void maybeFinishResponse();
