@@ -21,6 +21,18 @@ if(NOT tomlplusplus_FOUND)
   message(FATAL_ERROR "toml++ 3 not found: install the Debian package 'libtomlplusplus-dev'")
 endif()
 
+# nghttp2 (HTTP/2 framing, HPACK, flow control) for both sides of the proxy.
+pkg_check_modules(NGHTTP2 IMPORTED_TARGET libnghttp2>=1.52)
+if(NOT NGHTTP2_FOUND)
+  message(FATAL_ERROR "libnghttp2 >= 1.52 not found: install the Debian package 'libnghttp2-dev'")
+endif()
+
+# yaml-cpp, only for `apm-tls-proxy import apm-server.yml`.
+find_package(yaml-cpp 0.7 QUIET)
+if(NOT yaml-cpp_FOUND)
+  message(FATAL_ERROR "yaml-cpp 0.7 not found: install the Debian package 'libyaml-cpp-dev'")
+endif()
+
 # BoringSSL from Android, as Debian ships it: no pkg-config and no CMake package.
 # Its headers must come before the system OpenSSL headers, and its libraries are
 # linked by full path so that -lssl never resolves to OpenSSL.

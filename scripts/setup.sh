@@ -10,6 +10,10 @@ packages=(
   libuv1-dev android-libboringssl-dev node-llhttp libtomlplusplus-dev catch2
   # used by the tests and the quick start: real clients
   curl openssl ca-certificates procps
+  # HTTP/2 (nghttp2), reading apm-server.yml (yaml-cpp)
+  libnghttp2-dev libyaml-cpp-dev
+  # HTTP/2 test clients: nghttp and h2load, raw frames from python h2
+  nghttp2-client python3-h2
 )
 
 missing=()
