@@ -27,6 +27,9 @@ class ResponseSink {
   virtual void onResponseHead(http::MessageHead& head) = 0;
   // Decoded response body bytes; valid only during the call.
   virtual void onResponseBody(const char* data, size_t len) = 0;
+  // Trailer fields after the body (HTTP/2 upstreams: gRPC's grpc-status). Called at most
+  // once, just before onResponseComplete. Sinks that cannot relay trailers ignore them.
+  virtual void onResponseTrailers(const http::MessageHead& trailers) { (void)trailers; }
   // The final response is complete. The upstream connection is detached from this
   // sink before the call (it went back to the pool or is closing).
   virtual void onResponseComplete() = 0;
