@@ -1,0 +1,97 @@
+#include "proxy/http/http2/session_common.h"
+
+#include <algorithm>
+
+namespace proxy::http2 {
+namespace {
+
+// RFC 9113 §7, in code order.
+constexpr std::array<const char*, kErrorCodeCount> kErrorCodeNames = {"NO_ERROR",
+                                                                      "PROTOCOL_ERROR",
+                                                                      "INTERNAL_ERROR",
+                                                                      "FLOW_CONTROL_ERROR",
+                                                                      "SETTINGS_TIMEOUT",
+                                                                      "STREAM_CLOSED",
+                                                                      "FRAME_SIZE_ERROR",
+                                                                      "REFUSED_STREAM",
+                                                                      "CANCEL",
+                                                                      "COMPRESSION_ERROR",
+                                                                      "CONNECT_ERROR",
+                                                                      "ENHANCE_YOUR_CALM",
+                                                                      "INADEQUATE_SECURITY",
+                                                                      "HTTP_1_1_REQUIRED"};
+
+// Short cookies are cheap to guess one byte at a time through HPACK's indexing (CRIME-like
+// attacks, RFC 7541 §7.1.3); nghttp2 and Chrome use the same 20-byte threshold.
+constexpr size_t kShortCookie = 20;
+
+bool neverIndex(std::string_view name, std::string_view value) {
+  return name == "authorization" || name == "proxy-authorization" ||
+         (name == "cookie" && value.size() < kShortCookie);
+}
+
+uint8_t* bytes(std::string_view s) {
+  // nghttp2_nv has non-const pointers, but nghttp2 only reads them (it copies on submit).
+  return reinterpret_cast<uint8_t*>(const_cast<char*>(s.data()));
+}
+
+}  // namespace
+
+OptionPtr newOption() {
+  nghttp2_option* o = nullptr;
+  if (nghttp2_option_new(&o) != 0) return nullptr;
+  return OptionPtr(o);
+}
+
+CallbacksPtr newCallbacks() {
+  nghttp2_session_callbacks* c = nullptr;
+  if (nghttp2_session_callbacks_new(&c) != 0) return nullptr;
+  return CallbacksPtr(c);
+}
+
+bool isLowerCase(std::string_view name) {
+  return std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
+std::string toLowerCase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+void NvList::add(std::string_view name, std::string_view value) {
+  if (!isLowerCase(name)) {
+    lowered_.push_back(toLowerCase(name));
+    name = lowered_.back();
+  }
+  nghttp2_nv nv{};
+  nv.name = bytes(name);
+  nv.namelen = name.size();
+  nv.value = bytes(value);
+  nv.valuelen = value.size();
+  nv.flags = neverIndex(name, value) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+  nva_.push_back(nv);
+}
+
+void NvList::addAll(const HeaderFields& fields) {
+  nva_.reserve(nva_.size() + fields.size());
+  for (const HeaderField& f : fields) add(f.name, f.value);
+}
+
+const char* errorCodeName(uint32_t error_code) {
+  return error_code < kErrorCodeCount ? kErrorCodeNames[error_code] : "UNKNOWN";
+}
+
+size_t errorCodeIndex(uint32_t error_code) {
+  return error_code < kErrorCodeCount ? error_code : kErrorCodeCount;
+}
+
+uint64_t ErrorCodeCounts::total() const {
+  uint64_t sum = 0;
+  for (uint64_t n : by_code) sum += n;
+  return sum;
+}
+
+}  // namespace proxy::http2

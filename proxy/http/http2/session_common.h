@@ -1,0 +1,102 @@
+// Pieces both HTTP/2 codecs share (ServerSession for clients, ClientSession for the h2c
+// upstream): header fields, RAII owners for nghttp2's C objects, nghttp2_nv lists built from
+// our fields, error-code names and per-code counters for logs and metrics.
+// Pure code over libnghttp2: no libuv, no sockets, no exceptions.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace proxy::http2 {
+
+// One header field as it travels in HEADERS frames. Names are lower-case on the wire
+// (RFC 9113 §8.2.1); the codecs lower-case what they send when a caller did not.
+struct HeaderField {
+  std::string name;
+  std::string value;
+};
+using HeaderFields = std::vector<HeaderField>;
+
+// Deleters so unique_ptr frees nghttp2's objects with the matching *_del function.
+struct SessionDeleter {
+  void operator()(nghttp2_session* s) const { nghttp2_session_del(s); }
+};
+struct OptionDeleter {
+  void operator()(nghttp2_option* o) const { nghttp2_option_del(o); }
+};
+struct CallbacksDeleter {
+  void operator()(nghttp2_session_callbacks* c) const { nghttp2_session_callbacks_del(c); }
+};
+using SessionPtr = std::unique_ptr<nghttp2_session, SessionDeleter>;
+using OptionPtr = std::unique_ptr<nghttp2_option, OptionDeleter>;
+using CallbacksPtr = std::unique_ptr<nghttp2_session_callbacks, CallbacksDeleter>;
+
+// nghttp2_option_new / nghttp2_session_callbacks_new; null only when out of memory.
+OptionPtr newOption();
+CallbacksPtr newCallbacks();
+
+// True when `name` has no upper-case ASCII letter (what HTTP/2 requires of field names).
+bool isLowerCase(std::string_view name);
+// ASCII lower-case copy of `s`.
+std::string toLowerCase(std::string_view s);
+
+// An nghttp2_nv array pointing at caller-owned strings, for one nghttp2_submit_* call.
+// nghttp2 copies names and values during the submit call, so the list and the strings it
+// points at need only outlive that call. Names with upper-case letters are lower-cased into
+// storage the list owns. Not copyable (it holds pointers into itself).
+class NvList {
+ public:
+  NvList() = default;
+  NvList(const NvList&) = delete;
+  NvList& operator=(const NvList&) = delete;
+
+  void reserve(size_t n) { nva_.reserve(n); }
+  // Adds one field; `name` and `value` must outlive the submit call. Credentials
+  // (authorization, proxy-authorization) and short cookies are marked never-indexed
+  // (RFC 7541 §7.1.3) so HPACK does not expose them to compression attacks.
+  void add(std::string_view name, std::string_view value);
+  // Adds every field of `fields` in order.
+  void addAll(const HeaderFields& fields);
+
+  const nghttp2_nv* data() const { return nva_.data(); }
+  size_t size() const { return nva_.size(); }
+
+ private:
+  std::vector<nghttp2_nv> nva_;
+  std::deque<std::string> lowered_;  // deque: push_back never moves earlier strings
+};
+
+// The error codes of RFC 9113 §7 are 0 (NO_ERROR) .. 13 (HTTP_1_1_REQUIRED).
+inline constexpr size_t kErrorCodeCount = 14;
+// "NO_ERROR", "PROTOCOL_ERROR", ..., or "UNKNOWN" for codes outside RFC 9113 §7.
+const char* errorCodeName(uint32_t error_code);
+// Index for per-code arrays: the code itself, or kErrorCodeCount for unknown codes.
+size_t errorCodeIndex(uint32_t error_code);
+
+// Counts by HTTP/2 error code, last slot for unknown codes. Plain integers: one session
+// is used by one thread, and the connection adds them to its worker's stats.
+struct ErrorCodeCounts {
+  std::array<uint64_t, kErrorCodeCount + 1> by_code{};
+  void add(uint32_t error_code) { ++by_code[errorCodeIndex(error_code)]; }
+  uint64_t get(uint32_t error_code) const { return by_code[errorCodeIndex(error_code)]; }
+  uint64_t total() const;
+};
+
+// What a session counts for metrics (issue 10: resets and GOAWAYs by code, streams).
+struct SessionCounters {
+  ErrorCodeCounts resets_sent;
+  ErrorCodeCounts resets_received;
+  ErrorCodeCounts goaways_sent;
+  ErrorCodeCounts goaways_received;
+  uint64_t streams_opened = 0;
+};
+
+}  // namespace proxy::http2
