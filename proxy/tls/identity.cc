@@ -231,7 +231,10 @@ std::string subjectRfc2253(const X509* cert) {
   if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
     const uint8_t* data = nullptr;
     size_t len = 0;
-    if (BIO_mem_contents(bio, &data, &len)) out.assign(reinterpret_cast<const char*>(data), len);
+    // The flags escape control bytes already; appendPrintable is the belt to those braces.
+    if (BIO_mem_contents(bio, &data, &len)) {
+      appendPrintable(out, std::string_view(reinterpret_cast<const char*>(data), len));
+    }
   }
   BIO_free(bio);
   return out;
@@ -243,7 +246,7 @@ std::string sansString(const ClientIdentity& id) {
     for (const auto& v : values) {
       if (!out.empty()) out += ',';
       out += tag;
-      out += v;
+      appendPrintable(out, v);
     }
   };
   add("DNS:", id.dns_names);
@@ -252,17 +255,35 @@ std::string sansString(const ClientIdentity& id) {
   return out;
 }
 
+void appendPrintable(std::string& out, std::string_view v) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : v) {
+    auto c = static_cast<unsigned char>(ch);
+    // A certificate field is attacker-chosen bytes (an IA5String may hold CR and LF).
+    // Copied raw into a header it would split it and inject fields upstream, so control
+    // and non-ASCII bytes leave as %XX (RFC 3986 percent-encoding, already the norm in URIs).
+    if (c < 0x20 || c >= 0x7f) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+}
+
 std::string xfccValue(std::string_view v, bool always_quote) {
   // Envoy's header doc: "values containing , ; = must be double-quoted; a double quote
   // inside is escaped with a backslash".
-  bool quote = always_quote || v.find_first_of(",;=\"") != std::string_view::npos;
-  if (!quote) return std::string(v);
-  std::string out = "\"";
+  bool quote = always_quote || v.find_first_of(",;=\"\\") != std::string_view::npos;
+  std::string out;
+  out.reserve(v.size() + 2);
+  if (quote) out += '"';
   for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+    if (quote && (c == '"' || c == '\\')) out += '\\';
+    appendPrintable(out, std::string_view(&c, 1));
   }
-  out += '"';
+  if (quote) out += '"';
   return out;
 }
 

@@ -42,11 +42,15 @@ std::vector<config::Problem> validateAllowedClients(const config::Config& config
 
 // RFC 2253 form of `cert`'s subject ("CN=agent,OU=apm,O=Example").
 std::string subjectRfc2253(const X509* cert);
-// "DNS:a,URI:b,IP:c" in certificate order.
+// Appends `v` with control bytes (< 0x20, DEL) and non-ASCII bytes percent-encoded as
+// %XX, so that no certificate field can break a header or a log line.
+void appendPrintable(std::string& out, std::string_view v);
+// "DNS:a,URI:b,IP:c" in certificate order (values through appendPrintable).
 std::string sansString(const ClientIdentity& id);
 // Envoy's x-forwarded-client-cert element for `cert`:
 // Hash=<hex SHA-256 of DER>;Subject="...";URI=...;DNS=...  (one URI=/DNS= per SAN).
-// A value containing ',', ';', '=' or '"' is double-quoted with '"' escaped as \".
+// A value containing ',', ';', '=', '"' or a backslash is double-quoted with '"' and backslashes
+// backslash-escaped; control and non-ASCII bytes are percent-encoded (appendPrintable).
 std::string forwardedClientCert(const X509* cert, const ClientIdentity& id);
 // Quotes `v` as X-Forwarded-Client-Cert requires (see above); returns it bare otherwise.
 std::string xfccValue(std::string_view v, bool always_quote = false);

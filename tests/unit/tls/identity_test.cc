@@ -1,6 +1,10 @@
 #include "proxy/tls/identity.h"
 
+#include <openssl/x509v3.h>
+
 #include <catch2/catch.hpp>
+
+#include "tests/unit/tls/tls_test_support.h"
 
 namespace proxy::tls {
 namespace {
@@ -107,6 +111,43 @@ TEST_CASE("X-Forwarded-Client-Cert values are quoted as Envoy does", "[unit][tls
   id.uris = {"spiffe://td/x"};
   id.ip_addresses = {"10.0.0.1", "::1"};
   CHECK(sansString(id) == "DNS:a.example.com,URI:spiffe://td/x,IP:10.0.0.1,IP:::1");
+}
+
+TEST_CASE("No certificate field can inject a header through X-Forwarded-Client-Cert",
+          "[unit][tls]") {
+  CHECK(xfccValue("a\r\nX-Evil: 1") == "a%0D%0AX-Evil: 1");
+  CHECK(xfccValue("q\"\x01;") == "\"q\\\"%01;\"");
+  CHECK(xfccValue("back\\slash") == "\"back\\\\slash\"");
+  CHECK(xfccValue("caf\xc3\xa9\x7f") == "caf%C3%A9%7F");
+
+  certutil::CertSpec spec;
+  spec.subject = "CN=agent";
+  spec.client_auth = true;
+  spec.uris = {"spiffe://td/x"};
+  certutil::Issued leaf = testing::clientCert(spec);
+  // certutil refuses such a URI; a hostile CA does not. Replace the SAN in place (the
+  // signature no longer matters: identity formatting runs after verification).
+  const std::string evil = "spiffe://td/x\r\nX-Injected: yes";
+  GENERAL_NAMES* names = sk_GENERAL_NAME_new_null();
+  GENERAL_NAME* name = GENERAL_NAME_new();
+  ASN1_IA5STRING* ia5 = ASN1_IA5STRING_new();
+  REQUIRE(ASN1_STRING_set(ia5, evil.data(), static_cast<int>(evil.size())) == 1);
+  GENERAL_NAME_set0_value(name, GEN_URI, ia5);
+  REQUIRE(sk_GENERAL_NAME_push(names, name) != 0);
+  REQUIRE(X509_add1_ext_i2d(leaf.cert.get(), NID_subject_alt_name, names, 0, X509V3_ADD_REPLACE) ==
+          1);
+  GENERAL_NAMES_free(names);
+  ClientIdentity id = identityOf(leaf.cert.get());
+  REQUIRE(id.uris.size() == 1);
+  std::string xfcc = forwardedClientCert(leaf.cert.get(), id);
+  id.dns_names = {"a.example.com\nX-Other: 1"};  // certutil refuses such a name; others may not
+  std::string sans = sansString(id);
+  for (const std::string* s : {&xfcc, &sans}) {
+    INFO(*s);
+    for (char c : *s) CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
+  }
+  CHECK(xfcc.find(";URI=spiffe://td/x%0D%0AX-Injected: yes") != std::string::npos);
+  CHECK(sans.find("DNS:a.example.com%0AX-Other: 1") != std::string::npos);
 }
 
 }  // namespace
