@@ -14,6 +14,27 @@ constexpr uint64_t kHardHeadLimit = std::numeric_limits<uint32_t>::max() / 2;
 
 bool isControl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
+// The authority of an absolute-form target ("http://a.example:8200/x" -> "a.example:8200").
+std::string_view absoluteAuthority(std::string_view url) {
+  size_t start = url.find("://");
+  if (start == std::string_view::npos) return {};
+  url.remove_prefix(start + 3);
+  return url.substr(0, url.find_first_of("/?#"));
+}
+
+// Authorities compared case-insensitively, a default port (":80", ":443") equal to none.
+bool sameAuthority(std::string_view a, std::string_view b) {
+  auto strip = [](std::string_view s) {
+    for (std::string_view port : {std::string_view(":80"), std::string_view(":443")}) {
+      if (s.size() > port.size() && s.substr(s.size() - port.size()) == port) {
+        return s.substr(0, s.size() - port.size());
+      }
+    }
+    return s;
+  };
+  return equalsIgnoreCase(strip(a), strip(b));
+}
+
 bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
@@ -196,9 +217,13 @@ bool Http1Parser::validateHead() {
   size_t hosts = 0;
   size_t transfer_encodings = 0;
   std::string_view te;
+  std::string_view host;
   for (size_t i = 0; i < h.headerCount(); ++i) {
     const MessageHead::Header hdr = h.header(i);
-    if (equalsIgnoreCase(hdr.name, "host")) ++hosts;
+    if (equalsIgnoreCase(hdr.name, "host")) {
+      ++hosts;
+      host = hdr.value;
+    }
     if (equalsIgnoreCase(hdr.name, "transfer-encoding")) {
       ++transfer_encodings;
       te = hdr.value;
@@ -227,6 +252,13 @@ bool Http1Parser::validateHead() {
   const bool ok = (!url.empty() && url[0] == '/') || (url == "*" && h.method == HTTP_OPTIONS) ||
                   startsWithIgnoreCase(url, "http://") || startsWithIgnoreCase(url, "https://");
   if (!ok) return setError(ParseError::kBadMessage, "invalid request target");
+  // RFC 9112 §3.2.2: with an absolute-form target the Host header must be ignored, and
+  // the upstream would see only Host once the target is made origin-form. Two different
+  // authorities are a routing-confusion attempt: refused, not silently resolved.
+  if (hosts == 1 && url[0] != '/' && url != "*" &&
+      !sameAuthority(absoluteAuthority(url), host)) {
+    return setError(ParseError::kBadMessage, "absolute-form target does not match Host");
+  }
   return true;
 }
 

@@ -384,6 +384,9 @@ TEST_CASE("Http1Parser accepts the request targets and versions RFC 9112 allows"
       "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
       "OPTIONS /intake/v2/rum/events HTTP/1.1\r\nHost: a\r\nOrigin: https://x\r\n\r\n",
       "GET http://apm.example/ HTTP/1.1\r\nHost: apm.example\r\n\r\n",
+      "GET http://APM.example:80/x?y HTTP/1.1\r\nHost: apm.example\r\n\r\n",
+      "GET https://apm.example:8200 HTTP/1.1\r\nHost: apm.example:8200\r\n\r\n",
+      "GET http://apm.example/ HTTP/1.0\r\n\r\n",
       "GET / HTTP/1.0\r\n\r\n",
       "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n",
@@ -394,6 +397,21 @@ TEST_CASE("Http1Parser accepts the request targets and versions RFC 9112 allows"
     INFO(in);
     CHECK(r.error == ParseError::kNone);
     CHECK(r.messages.size() == 1);
+  }
+}
+
+TEST_CASE("Http1Parser refuses an absolute-form target whose authority is not the Host",
+          "[unit][http]") {
+  const char* bad[] = {
+      "GET http://other.example/ HTTP/1.1\r\nHost: apm.example\r\n\r\n",
+      "GET http://apm.example:8201/ HTTP/1.1\r\nHost: apm.example:8200\r\n\r\n",
+      "POST https://evil@apm.example/ HTTP/1.1\r\nHost: apm.example\r\n\r\n",
+  };
+  for (const char* in : bad) {
+    const FeedResult r = test::feedWhole(in);
+    INFO(in);
+    CHECK(r.error == ParseError::kBadMessage);
+    CHECK(r.messages.empty());
   }
 }
 
