@@ -1,63 +1,177 @@
-// libFuzzer target: arbitrary bytes into the request and response parsers, split at a
-// point the input chooses, with every head rewritten as the proxy would forward it.
-// Build with the `fuzz` preset (clang, -fsanitize=fuzzer,address,undefined).
+// libFuzzer target for the HTTP/1 codec in both directions: the same bytes go to the
+// request parser and to the response parser, and every head either accepts is rewritten
+// as the proxy would forward it (writeRequestHead / writeResponseHead).
+// Properties checked (a failure aborts, and libFuzzer keeps the input):
+// - parsing is independent of how the bytes are split: the whole input at once and the
+//   input cut at a point it chooses give the same heads, body bytes, messages and error;
+// - a forwarded head is well formed: no control byte but HTAB inside a line, CRLF line
+//   ends, one blank line at the end, and a fresh parser of the same kind accepts it;
+// - the decoded body is never longer than the input.
+// Build with the `fuzz` preset (clang, -fsanitize=fuzzer,address,undefined); see
+// docs/testing.md.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "proxy/http/head_writer.h"
 #include "proxy/http/http1_parser.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
-class Sink : public proxy::http::Http1Parser::Callbacks {
+using proxy::http::Http1Parser;
+
+constexpr uint64_t kMaxHead = 4096;
+
+// Everything a parse produced, to compare two ways of feeding the same bytes.
+struct Trace {
+  std::vector<std::string> heads;  // the forwarded form of every accepted head
+  std::string body;                // decoded body bytes of every message, back to back
+  int messages = 0;
+  bool error = false;
+  proxy::http::ParseError reason = proxy::http::ParseError::kNone;
+  bool operator==(const Trace& o) const {
+    return heads == o.heads && body == o.body && messages == o.messages && error == o.error &&
+           reason == o.reason;
+  }
+};
+
+// Counts the heads a parser accepted, for the re-parse check.
+class HeadCounter : public Http1Parser::Callbacks {
  public:
-  explicit Sink(bool request) : request_(request) {}
+  bool onHead(proxy::http::MessageHead&) override {
+    ++heads;
+    return false;
+  }
+  void onBody(const char*, size_t) override {}
+  void onMessageComplete() override {}
+  int heads = 0;
+};
+
+// `s` with every byte outside printable ASCII written as \xNN, for failure messages.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += ch;
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// A forwarded head must be lines of printable bytes (HTAB allowed) ending in CRLF, with
+// exactly one empty line, at the end; and it must parse again. `hostless_http10`: the
+// client's request was HTTP/1.0 without Host, which the proxy forwards as HTTP/1.1
+// without Host (a known gap, reported in docs/testing.md): a missing Host is then let be.
+void checkForwardedHead(Http1Parser::Kind kind, const std::string& head, bool hostless_http10) {
+  FUZZ_CHECK(head.size() >= 4 && head.compare(head.size() - 4, 4, "\r\n\r\n") == 0,
+             "forwarded head does not end with an empty line");
+  size_t start = 0;
+  while (start < head.size()) {
+    size_t end = head.find("\r\n", start);
+    FUZZ_CHECK(end != std::string::npos, "forwarded head line without CRLF");
+    std::string_view line(head.data() + start, end - start);
+    FUZZ_CHECK(proxy::fuzz::headerSafe(line, /*allow_tab=*/true),
+               "control byte (CR, LF, NUL...) inside a forwarded head line");
+    FUZZ_CHECK(!line.empty() || end + 2 == head.size(), "empty line before the end of a head");
+    start = end + 2;
+  }
+  HeadCounter counter;
+  Http1Parser again(kind, counter, 0);
+  Http1Parser::ExecResult r = again.execute(head.data(), head.size());
+  if (r.outcome == Http1Parser::Outcome::kError && hostless_http10 &&
+      again.errorReason().find("Host") != std::string::npos) {
+    return;
+  }
+  if (r.outcome == Http1Parser::Outcome::kError) {
+    std::fprintf(stderr, "forwarded head: %s\nrejected: %s\n", printable(head).c_str(),
+                 again.errorReason().c_str());
+  }
+  FUZZ_CHECK(r.outcome != Http1Parser::Outcome::kError, "the forwarded head does not parse");
+  FUZZ_CHECK(counter.heads == 1, "the forwarded head is not exactly one head");
+}
+
+class Recorder : public Http1Parser::Callbacks {
+ public:
+  Recorder(Http1Parser::Kind kind, Trace& trace) : kind_(kind), trace_(trace) {}
   bool onHead(proxy::http::MessageHead& head) override {
-    out_.clear();
-    if (request_) {
+    std::string out;
+    if (kind_ == Http1Parser::Kind::kRequest) {
       proxy::http::ForwardContext ctx;
       ctx.client_ip = "192.0.2.1";
       ctx.tls = true;
-      proxy::http::writeRequestHead(head, ctx, out_);
+      ctx.client_cert_header = "Hash=00;Subject=\"CN=a\"";
+      proxy::http::writeRequestHead(head, ctx, out);
     } else {
       proxy::http::ResponseContext ctx;
-      proxy::http::writeResponseHead(head, ctx, out_);
+      proxy::http::writeResponseHead(head, ctx, out);
     }
+    bool hostless_http10 = kind_ == Http1Parser::Kind::kRequest && head.http_major == 1 &&
+                           head.http_minor == 0 && !head.find("host", nullptr);
+    checkForwardedHead(kind_, out, hostless_http10);
+    trace_.heads.push_back(std::move(out));
     return false;
   }
-  void onBody(const char* data, size_t len) override { bytes_ += len + (len ? data[0] : 0); }
-  void onMessageComplete() override {}
+  void onBody(const char* data, size_t len) override { trace_.body.append(data, len); }
+  void onMessageComplete() override { ++trace_.messages; }
 
  private:
-  bool request_;
-  std::string out_;
-  size_t bytes_ = 0;
+  Http1Parser::Kind kind_;
+  Trace& trace_;
 };
 
-void run(proxy::http::Http1Parser::Kind kind, const uint8_t* data, size_t size) {
-  Sink sink(kind == proxy::http::Http1Parser::Kind::kRequest);
-  proxy::http::Http1Parser parser(kind, sink, 4096);
-  size_t split = size > 0 ? data[0] % (size + 1) : 0;
-  const char* p = reinterpret_cast<const char*>(data);
-  for (const auto& [off, len] : {std::pair<size_t, size_t>{0, split}, {split, size - split}}) {
-    const char* q = p + off;
-    size_t left = len;
-    for (int guard = 0; left > 0 && guard < 10000; ++guard) {
-      auto r = parser.execute(q, left);
-      if (r.outcome == proxy::http::Http1Parser::Outcome::kError) return;
+// Feeds `pieces` in order, resuming after each message, then reports EOF.
+Trace parse(Http1Parser::Kind kind, const std::vector<std::string_view>& pieces) {
+  Trace trace;
+  Recorder recorder(kind, trace);
+  Http1Parser parser(kind, recorder, kMaxHead);
+  for (std::string_view piece : pieces) {
+    const char* q = piece.data();
+    size_t left = piece.size();
+    // Every pass consumes a byte or completes a message, so this bound is never reached
+    // by a parser that makes progress.
+    for (size_t guard = 0; left > 0; ++guard) {
+      FUZZ_CHECK(guard <= piece.size() + 1, "the parser stopped making progress");
+      Http1Parser::ExecResult r = parser.execute(q, left);
+      FUZZ_CHECK(r.consumed <= left, "consumed more bytes than it was given");
+      if (r.outcome == Http1Parser::Outcome::kError) {
+        trace.error = true;
+        trace.reason = parser.error();
+        return trace;
+      }
       q += r.consumed;
       left -= r.consumed;
-      if (r.outcome == proxy::http::Http1Parser::Outcome::kPaused) parser.resume();
+      if (r.outcome == Http1Parser::Outcome::kPaused) parser.resume();
     }
   }
-  parser.finish();
+  if (parser.finish().outcome == Http1Parser::Outcome::kError) {
+    trace.error = true;
+    trace.reason = parser.error();
+  }
+  return trace;
+}
+
+void run(Http1Parser::Kind kind, std::string_view input, size_t split) {
+  Trace whole = parse(kind, {input});
+  Trace cut = parse(kind, {input.substr(0, split), input.substr(split)});
+  FUZZ_CHECK(whole == cut, "splitting the input changed what the parser saw");
+  FUZZ_CHECK(whole.body.size() <= input.size(), "more body bytes than input bytes");
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  run(proxy::http::Http1Parser::Kind::kRequest, data, size);
-  run(proxy::http::Http1Parser::Kind::kResponse, data, size);
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  size_t split = size > 0 ? data[0] % (size + 1) : 0;
+  run(Http1Parser::Kind::kRequest, input, split);
+  run(Http1Parser::Kind::kResponse, input, split);
   return 0;
 }

@@ -1,0 +1,72 @@
+// libFuzzer target for the configuration loader: TOML text in, the validation `check`
+// runs out (config::loadString, then tls::TlsContext::validate when [ssl] names no file).
+// Properties checked (a failure aborts, and libFuzzer keeps the input):
+// - a rejected text has at least one error, and every problem formats to one line;
+// - an accepted text's effective TOML (what `check` prints) loads again, and prints the
+//   same TOML the second time (check's output is a valid, stable configuration).
+// TLS validation runs only when every [ssl] value that could name a file holds inline
+// PEM instead, so the fuzzer never reads (or blocks on) files such as /dev/stdin.
+#include <openssl/err.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "proxy/config/config.h"
+#include "proxy/tls/tls_context.h"
+#include "tests/fuzz/fuzz_check.h"
+
+namespace {
+
+using proxy::config::Problem;
+
+bool inlineOrEmpty(const std::string& value) {
+  size_t b = value.find_first_not_of(" \t\r\n");
+  return b == std::string::npos || value[b] == '-';
+}
+
+bool namesNoFile(const proxy::config::SslConfig& ssl) {
+  if (!inlineOrEmpty(ssl.certificate) || !inlineOrEmpty(ssl.key)) return false;
+  if (!ssl.key_passphrase_path.empty()) return false;
+  for (const auto& ca : ssl.certificate_authorities) {
+    if (!inlineOrEmpty(ca)) return false;
+  }
+  return true;
+}
+
+void checkProblem(const Problem& p) {
+  std::string line = p.format();
+  FUZZ_CHECK(!line.empty(), "a problem formats to nothing");
+  FUZZ_CHECK(line.find('\n') == std::string::npos, "a problem formats to more than one line");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string text(reinterpret_cast<const char*>(data), size);
+  proxy::config::LoadResult first = proxy::config::loadString(text, "fuzz.toml");
+  for (const Problem& p : first.problems) checkProblem(p);
+  if (!first.config) {
+    bool any_error = false;
+    for (const Problem& p : first.problems) any_error = any_error || !p.warning;
+    FUZZ_CHECK(any_error, "a rejected configuration without a single error");
+    return 0;
+  }
+  FUZZ_CHECK(first.problems.empty(), "an accepted configuration with problems");
+  for (const Problem& p : first.config->warnings) checkProblem(p);
+
+  std::string printed = proxy::config::toToml(*first.config);
+  proxy::config::LoadResult second = proxy::config::loadString(printed, "fuzz.toml");
+  if (!second.config) {
+    for (const Problem& p : second.problems) std::fprintf(stderr, "%s\n", p.format().c_str());
+  }
+  FUZZ_CHECK(second.config.has_value(), "check's effective TOML does not load again");
+  FUZZ_CHECK(proxy::config::toToml(*second.config) == printed,
+             "check's effective TOML changes when loaded and printed again");
+
+  if (first.config->ssl.enabled && namesNoFile(first.config->ssl)) {
+    for (const Problem& p : proxy::tls::TlsContext::validate(*first.config)) checkProblem(p);
+  }
+  ERR_clear_error();  // BoringSSL's error queue allocates; see identity_fuzz.cc
+  return 0;
+}
