@@ -15,6 +15,8 @@
 #include <sstream>
 #include <utility>
 
+#include "proxy/config/env_expand.h"
+
 namespace proxy::config {
 
 namespace {
@@ -190,6 +192,9 @@ class Loader {
   // a problem when it is present and invalid.
   const toml::node* find(const std::string& path) const;
   bool present(const std::string& path) const { return find(path) != nullptr; }
+  // A string value with ${VAR} expanded (env_expand.h); reports the failure at `node`.
+  bool expand(const std::string& path, const toml::node& node, const std::string& raw,
+              std::string* out);
   bool readString(const std::string& path, std::string* out, bool allow_empty = true);
   bool readBool(const std::string& path, bool* out);
   bool readInt(const std::string& path, int64_t min, int64_t max, const std::string& rule,
@@ -212,6 +217,7 @@ class Loader {
   void warn(const std::string& path, std::string message);
 
   toml::table root_;
+  EnvLookup env_ = processEnvironment();
   Config config_;
   std::vector<Problem> problems_;
 };
@@ -360,6 +366,20 @@ void Loader::warn(const std::string& path, std::string message) {
   problems_.push_back(std::move(p));
 }
 
+bool Loader::expand(const std::string& path, const toml::node& node, const std::string& raw,
+                    std::string* out) {
+  Result<Expanded> e = expandVariables(raw, env_);
+  if (!e) {
+    error(path, &node, e.status().message());
+    return false;
+  }
+  if (!e.value().variables.empty()) {
+    config_.sources[path] = describeSource(raw, e.value(), path == "ssl.key_passphrase");
+  }
+  *out = std::move(e.value().value);
+  return true;
+}
+
 bool Loader::readString(const std::string& path, std::string* out, bool allow_empty) {
   const toml::node* node = find(path);
   if (node == nullptr) return false;
@@ -368,11 +388,13 @@ bool Loader::readString(const std::string& path, std::string* out, bool allow_em
     error(path, node, std::string("expected a string, got ") + typeName(*node));
     return false;
   }
-  if (!allow_empty && value->get().empty()) {
+  std::string text;
+  if (!expand(path, *node, value->get(), &text)) return false;
+  if (!allow_empty && text.empty()) {
     error(path, node, "must not be empty");
     return false;
   }
-  *out = value->get();
+  *out = std::move(text);
   return true;
 }
 
@@ -423,13 +445,15 @@ bool Loader::readDuration(const std::string& path, Millis min, const std::string
     error(path, node, std::string("expected a duration string, got ") + typeName(*node) + hint);
     return false;
   }
-  Result<Millis> parsed = parseDuration(value->get());
+  std::string text;
+  if (!expand(path, *node, value->get(), &text)) return false;
+  Result<Millis> parsed = parseDuration(text);
   if (!parsed) {
     error(path, node, parsed.status().message());
     return false;
   }
   if (parsed.value() < min) {
-    error(path, node, "must be " + rule + ", got \"" + value->get() + "\"");
+    error(path, node, "must be " + rule + ", got \"" + text + "\"");
     return false;
   }
   *out = parsed.value();
@@ -451,7 +475,12 @@ bool Loader::readStringArray(const std::string& path, std::vector<std::string>* 
   for (size_t i = 0; i < array->size(); ++i) {
     const toml::node& element = (*array)[i];
     if (const auto* s = element.as_string()) {
-      values.push_back(s->get());
+      std::string text;
+      if (expand(path + "[" + std::to_string(i) + "]", element, s->get(), &text)) {
+        values.push_back(std::move(text));
+      } else {
+        ok = false;
+      }
     } else {
       error(path + "[" + std::to_string(i) + "]", &element,
             std::string("expected a string, got ") + typeName(element));

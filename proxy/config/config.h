@@ -150,6 +150,10 @@ struct Config {
   std::map<std::string, SourcePos> positions;
   // Non-fatal findings of load() (e.g. deprecated values); printed by `check` and at start.
   std::vector<Problem> warnings;
+  // Where each value written with ${VAR} came from, by dotted path ("ssl.key_passphrase",
+  // "ssl.certificate_authorities[0]"): describeSource()'s text, which hides secrets.
+  // toToml() prints it as a "# from ..." comment above the key.
+  std::map<std::string, std::string> sources;
 
   // Makes a Problem for `key` at its recorded position, or at that of its nearest
   // written parent ("ssl.certificate" absent: the [ssl] header).
@@ -184,6 +188,9 @@ Result<Cidr> parseCidr(const std::string& text);
 // is printed as "<redacted>" and client_authentication is always written out (so
 // client_authentication_explicit becomes true).
 std::string toToml(const Config& config);
+// A TOML string literal for `s` (a basic string, or a multi-line one for inline PEM),
+// written as is: a "${VAR}" in `s` stays a reference (escapeVariables() makes it literal).
+std::string tomlString(const std::string& s);
 
 // One row of the table of known keys (proxy/config/keys.cc): the single list used for
 // unknown-key detection, "did you mean", and the test that keeps docs/configuration.md

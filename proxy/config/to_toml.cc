@@ -1,10 +1,12 @@
 // Config -> TOML text: what `check` prints. Written by hand rather than with toml++'s
 // formatter so that keys keep the documented order and durations keep their string form.
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <string>
 
 #include "proxy/config/config.h"
+#include "proxy/config/env_expand.h"
 
 namespace proxy::config {
 
@@ -43,18 +45,8 @@ std::string basicString(const std::string& s) {
   return out + "\"";
 }
 
-// Inline PEM reads best as a multi-line string. Used only when the text needs no escaping
-// at all, so that it reads back byte for byte (the newline right after the opening
-// delimiter is trimmed by TOML; \r is left to basicString so no parser normalises it).
-std::string stringValue(const std::string& s) {
-  if (s.find('\n') == std::string::npos) return basicString(s);
-  for (char c : s) {
-    bool plain =
-        c == '\n' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7F && c != '"' && c != '\\');
-    if (!plain) return basicString(s);
-  }
-  return "\"\"\"\n" + s + "\"\"\"";
-}
+// A value as loaded: "$" doubled so that loading the output does not expand it again.
+std::string stringValue(const std::string& s) { return tomlString(escapeVariables(s)); }
 
 std::string stringArray(const std::vector<std::string>& values) {
   std::string out = "[";
@@ -68,6 +60,43 @@ std::string stringArray(const std::vector<std::string>& values) {
 std::string duration(Millis d) { return "\"" + formatDuration(d) + "\""; }
 std::string boolean(bool b) { return b ? "true" : "false"; }
 std::string quote(const char* s) { return std::string("\"") + s + "\""; }
+
+// Puts "# from ..." above each key whose value was written with ${VAR} (Config::sources).
+// Lines inside a multi-line string are skipped; only "key = value" lines are keys.
+std::string annotateSources(const std::string& text,
+                            const std::map<std::string, std::string>& sources) {
+  if (sources.empty()) return text;
+  std::istringstream lines(text);
+  std::ostringstream out;
+  std::string line;
+  std::string table;
+  bool in_multiline = false;
+  while (std::getline(lines, line)) {
+    if (!in_multiline && !line.empty() && line[0] == '[') {
+      table = line.substr(1, line.find(']') - 1);
+    } else if (!in_multiline && line.find(" = ") != std::string::npos && line[0] != '#') {
+      std::string key = table + "." + line.substr(0, line.find(" = "));
+      for (auto it = sources.lower_bound(key);
+           it != sources.end() && it->first.compare(0, key.size(), key) == 0; ++it) {
+        const std::string& path = it->first;
+        if (path == key) {
+          out << "# from " << it->second << "\n";
+        } else if (path[key.size()] == '[') {
+          out << "# " << path.substr(key.size()) << " from " << it->second << "\n";
+        }
+      }
+    }
+    // An odd number of """ on a line opens or closes a multi-line string.
+    size_t delimiters = 0;
+    for (size_t at = line.find("\"\"\""); at != std::string::npos;
+         at = line.find("\"\"\"", at + 3)) {
+      ++delimiters;
+    }
+    if (delimiters % 2 == 1) in_multiline = !in_multiline;
+    out << line << "\n";
+  }
+  return out.str();
+}
 
 std::string sslSection(const SslConfig& ssl) {
   std::ostringstream out;
@@ -114,6 +143,19 @@ std::string sslSection(const SslConfig& ssl) {
 
 }  // namespace
 
+// Inline PEM reads best as a multi-line string. Used only when the text needs no escaping
+// at all, so that it reads back byte for byte (the newline right after the opening
+// delimiter is trimmed by TOML; \r is left to basicString so no parser normalises it).
+std::string tomlString(const std::string& s) {
+  if (s.find('\n') == std::string::npos) return basicString(s);
+  for (char c : s) {
+    bool plain =
+        c == '\n' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7F && c != '"' && c != '\\');
+    if (!plain) return basicString(s);
+  }
+  return "\"\"\"\n" + s + "\"\"\"";
+}
+
 std::string toToml(const Config& config) {
   std::ostringstream out;
   out << "# Effective configuration";
@@ -122,7 +164,7 @@ std::string toToml(const Config& config) {
 
   const ServerConfig& s = config.server;
   out << "[server]\n";
-  out << "host = " << basicString(formatHostPort(s.host)) << "\n";
+  out << "host = " << stringValue(formatHostPort(s.host)) << "\n";
   out << "max_header_size = " << s.max_header_size << "\n";
   out << "idle_timeout = " << duration(s.idle_timeout) << "\n";
   out << "read_timeout = " << duration(s.read_timeout) << "\n";
@@ -139,7 +181,7 @@ std::string toToml(const Config& config) {
 
   const UpstreamConfig& u = config.upstream;
   out << "[upstream]\n";
-  out << "url = " << basicString(u.url) << "\n";
+  out << "url = " << stringValue(u.url) << "\n";
   out << "connect_timeout = " << duration(u.connect_timeout) << "\n";
   out << "response_timeout = " << duration(u.response_timeout) << "\n";
   out << "max_idle_connections = " << u.max_idle_connections << "\n";
@@ -160,7 +202,7 @@ std::string toToml(const Config& config) {
 
   out << "[admin]\n";
   if (config.admin.host) {
-    out << "host = " << basicString(formatHostPort(*config.admin.host)) << "\n";
+    out << "host = " << stringValue(formatHostPort(*config.admin.host)) << "\n";
   } else {
     out << "# host is unset: the admin endpoint is off (e.g. host = \"127.0.0.1:9900\")\n";
   }
@@ -169,8 +211,8 @@ std::string toToml(const Config& config) {
   out << "[log]\n";
   out << "level = " << quote(toString(config.log.level)) << "\n";
   out << "format = " << quote(toString(config.log.format)) << "\n";
-  out << "access = " << basicString(config.log.access) << "\n";
-  return out.str();
+  out << "access = " << stringValue(config.log.access) << "\n";
+  return annotateSources(out.str(), config.sources);
 }
 
 }  // namespace proxy::config
