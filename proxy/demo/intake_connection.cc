@@ -5,7 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "proxy/demo/intake_h2_session.h"
+#include "proxy/demo/intake_routes.h"
 #include "proxy/demo/intake_server.h"
+#include "proxy/demo/intake_util.h"
 
 namespace proxy::demo {
 namespace {
@@ -23,63 +26,10 @@ constexpr milliseconds kSlowReaderPace{100};
 // answer before the client reads it (RFC 9112 §9.6, "lingering close").
 constexpr milliseconds kLinger{2000};
 
-const char kServerInfo[] =
-    R"({"build_date":"2024-01-01T00:00:00Z","build_sha":"demo","publish_ready":true,)"
-    R"("version":"9.0.0-demo"})";
-
-bool equalsIgnoreCase(const std::string& a, const char* b) {
-  size_t n = std::strlen(b);
-  if (a.size() != n) return false;
-  for (size_t i = 0; i < n; ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-// "1500ms", "2s", or a bare number of milliseconds.
-milliseconds parseDelay(const std::string& text) {
-  char* end = nullptr;
-  double value = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || value < 0) return milliseconds{0};
-  std::string unit(end);
-  if (unit == "s") value *= 1000;
-  return milliseconds{static_cast<int64_t>(value)};
-}
-
-// The generated response body: byte i is 'a' + i % 26, so a client can check any range.
-std::string pattern(uint64_t offset, size_t n) {
-  std::string out(n, '\0');
-  for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>('a' + (offset + i) % 26);
-  return out;
-}
-
 std::string hex(uint64_t n) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(n));
   return buf;
-}
-
-// JSON string escaping; bytes >= 0x80 become \u00XX so any input round-trips as bytes.
-void appendJsonString(std::string& out, const std::string& s) {
-  out += '"';
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
 }
 
 }  // namespace
@@ -119,6 +69,7 @@ void IntakeConnection::accept(uv_stream_t* listener) {
 void IntakeConnection::close() {
   if (closing()) return;
   if (req_.head_done && !req_.recorded) writeRecord();
+  if (h2_ != nullptr) h2_->abandon();
   state_ = State::kClosing;
   reading_ = false;
   uv_timer_stop(&timer_);
@@ -146,7 +97,17 @@ void IntakeConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (state_ == State::kDiscarding) return;
-  parse(buf->base, static_cast<size_t>(nread));
+  switch (protocol_) {
+    case Protocol::kSniffing:
+      sniff(buf->base, static_cast<size_t>(nread));
+      break;
+    case Protocol::kHttp1:
+      parse(buf->base, static_cast<size_t>(nread));
+      break;
+    case Protocol::kH2c:
+      receiveH2(buf->base, static_cast<size_t>(nread));
+      break;
+  }
   if (closing()) return;
   if (req_.behavior == Behavior::kSlowReader && req_.head_done && !req_.complete &&
       state_ == State::kReading) {
@@ -154,6 +115,61 @@ void IntakeConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
     startTimer(TimerUse::kPace, kSlowReaderPace);
   }
   updateReading();
+}
+
+void IntakeConnection::sniff(const char* data, size_t len) {
+  // The client connection preface (RFC 9113 §3.4); no HTTP/1.1 request line starts so.
+  static const char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  constexpr size_t kPrefaceBytes = sizeof kPreface - 1;
+  sniffed_.append(data, len);
+  size_t n = std::min(sniffed_.size(), kPrefaceBytes);
+  if (sniffed_.compare(0, n, kPreface, n) != 0) {
+    protocol_ = Protocol::kHttp1;
+  } else if (n == kPrefaceBytes) {
+    protocol_ = Protocol::kH2c;
+    h2_ = std::make_unique<IntakeH2Session>(server_, id_, server_.maxConcurrentStreams());
+  } else {
+    return;  // still a prefix of the preface: wait for more
+  }
+  std::string first = std::move(sniffed_);
+  sniffed_.clear();
+  sniffed_.shrink_to_fit();
+  if (protocol_ == Protocol::kHttp1) {
+    parse(first.data(), first.size());
+  } else {
+    receiveH2(first.data(), first.size());
+  }
+}
+
+void IntakeConnection::receiveH2(const char* data, size_t len) {
+  if (!h2_->receive(data, len)) {
+    close();
+    return;
+  }
+  pumpH2();
+}
+
+void IntakeConnection::pumpH2() {
+  if (closing() || state_ == State::kDiscarding) return;
+  while (queued_bytes_ < kHighWatermark) {
+    std::string out;
+    if (!h2_->produce(&out, kGeneratedChunk)) {
+      close();
+      return;
+    }
+    if (out.empty()) break;
+    queueWrite(std::move(out));
+    if (closing()) return;
+  }
+  if (auto due = h2_->nextDeadline()) {
+    auto wait = std::chrono::ceil<milliseconds>(*due - IntakeH2Session::Clock::now());
+    startTimer(TimerUse::kH2Deadline, std::max(wait, milliseconds{0}));
+  } else if (timer_use_ == TimerUse::kH2Deadline) {
+    uv_timer_stop(&timer_);
+    timer_use_ = TimerUse::kNone;
+  }
+  // After a GOAWAY and its last stream, nghttp2 wants neither to read nor to write.
+  if (h2_->finished() && queued_bytes_ == 0) startLinger();
 }
 
 void IntakeConnection::parse(const char* data, size_t len) {
@@ -284,10 +300,7 @@ int IntakeConnection::onHeadersComplete() {
 int IntakeConnection::onBody(const char* at, size_t len) {
   Request& r = req_;
   r.body_bytes += len;
-  for (const char* p = at; (p = static_cast<const char*>(std::memchr(p, '\n', len - (p - at))));
-       ++p) {
-    ++r.body_lines;
-  }
+  r.body_lines += countNewlines(at, len);
   if (r.body_head.size() < kBodyHeadBytes) {
     r.body_head.append(at, std::min(len, kBodyHeadBytes - r.body_head.size()));
   }
@@ -375,51 +388,15 @@ void IntakeConnection::respond() {
 
 void IntakeConnection::respondRoute() {
   const std::string& target = req_.target;
-  const std::string path = target.substr(0, target.find('?'));
-  const std::string& method = req_.method;
-  bool rum = path == "/intake/v2/rum/events" || path == "/intake/v3/rum/events";
-  int status = 404;
-  std::string reason = "Not Found";
-  std::string headers;
-  std::string body = R"({"error":"404 page not found"})";
-  bool json = true;
-  if (path == "/" && (method == "GET" || method == "HEAD")) {
-    status = 200;
-    reason = "OK";
-    body = kServerInfo;
-  } else if (path == "/intake/v2/events" || rum) {
-    if (method == "POST") {
-      status = 202;
-      reason = "Accepted";
-      body.clear();
-      json = false;
-    } else if (method == "OPTIONS" && rum) {
-      // CORS preflight, as APM Server answers it for RUM agents.
-      status = 204;
-      reason = "No Content";
-      body.clear();
-      json = false;
-      headers = "Access-Control-Allow-Origin: " + (req_.origin.empty() ? "*" : req_.origin) +
-                "\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n"
-                "Access-Control-Allow-Headers: Content-Type, Content-Encoding, Accept\r\n"
-                "Access-Control-Max-Age: 3600\r\nVary: Origin\r\n";
-    } else {
-      status = 405;
-      reason = "Method Not Allowed";
-      body = R"({"error":"only POST requests are supported"})";
-    }
-  } else if (path == "/config/v1/agents") {
-    status = 200;
-    reason = "OK";
-    body = "{}";
-  }
-  logLine(status);
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n" + headers;
-  if (json) out += "Content-Type: application/json\r\n";
+  RouteAnswer a = routeAnswer(req_.method, target.substr(0, target.find('?')), req_.origin);
+  logLine(a.status);
+  std::string out = "HTTP/1.1 " + std::to_string(a.status) + " " + a.reason + "\r\n";
+  for (const auto& [name, value] : a.headers) out += name + ": " + value + "\r\n";
+  if (!a.content_type.empty()) out += "Content-Type: " + a.content_type + "\r\n";
   if (!req_.keep_alive) out += "Connection: close\r\n";
-  if (status != 204) out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (a.status != 204) out += "Content-Length: " + std::to_string(a.body.size()) + "\r\n";
   out += "\r\n";
-  if (method != "HEAD") out += body;
+  if (req_.method != "HEAD") out += a.body;
   queueWrite(std::move(out));
   response_queued_ = true;
 }
@@ -477,6 +454,12 @@ void IntakeConnection::onWrite(WriteOp* op, int status) {
   if (status == UV_ECANCELED || closing()) return;
   if (status < 0) {
     close();
+    return;
+  }
+  if (h2_ != nullptr) {
+    pumpH2();
+    if (closing()) return;
+    updateReading();
     return;
   }
   if (gen_remaining_ > 0) fillGeneratedBody();
@@ -570,36 +553,31 @@ void IntakeConnection::onTimer() {
     case TimerUse::kLinger:
       close();
       return;
+    case TimerUse::kH2Deadline:
+      h2_->onDeadline(IntakeH2Session::Clock::now());
+      pumpH2();
+      if (closing()) return;
+      updateReading();
+      return;
     case TimerUse::kNone:
       return;
   }
 }
 
 void IntakeConnection::writeRecord() {
-  const Request& r = req_;
-  std::string line =
-      "{\"conn\":" + std::to_string(id_) + ",\"seq\":" + std::to_string(seq_) + ",\"method\":";
-  appendJsonString(line, r.method);
-  line += ",\"target\":";
-  appendJsonString(line, r.target);
-  line += ",\"headers\":[";
-  for (size_t i = 0; i < r.headers.size(); ++i) {
-    if (i > 0) line += ',';
-    line += '[';
-    appendJsonString(line, r.headers[i].first);
-    line += ',';
-    appendJsonString(line, r.headers[i].second);
-    line += ']';
-  }
-  line += "],\"body_bytes\":" + std::to_string(r.body_bytes) +
-          ",\"body_lines\":" + std::to_string(r.body_lines) + ",\"body_head\":";
-  appendJsonString(line, r.body_head);
-  line += ",\"complete\":";
-  line += r.complete ? "true" : "false";
-  line += ",\"behavior\":";
-  appendJsonString(line, r.behavior_name);
-  line += '}';
-  server_.record(line);
+  RequestRecord record;
+  record.conn = id_;
+  record.seq = seq_;
+  record.protocol = "http/1.1";
+  record.method = req_.method;
+  record.target = req_.target;
+  record.headers = &req_.headers;
+  record.body_bytes = req_.body_bytes;
+  record.body_lines = req_.body_lines;
+  record.body_head = req_.body_head;
+  record.complete = req_.complete;
+  record.behavior = req_.behavior_name;
+  server_.record(toJsonLine(record));
   req_.recorded = true;
 }
 

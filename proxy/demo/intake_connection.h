@@ -1,7 +1,8 @@
-// IntakeConnection: one accepted client of apm-intake-demo. Parses requests with llhttp
-// (strict), streams request bodies (counting bytes and NDJSON lines, never buffering a
-// body whole), answers in order like APM Server, and applies the test-only X-Demo-*
-// knobs (docs/intake-demo.md). Owns its socket, its timer and its parser.
+// IntakeConnection: one accepted client of apm-intake-demo. Like APM Server, it serves
+// HTTP/1.1 and h2c (prior knowledge) on one port, choosing by the first bytes. HTTP/1.1:
+// llhttp (strict), bodies streamed and counted (never held whole), answers in order,
+// X-Demo-* knobs (docs/intake-demo.md). h2c: an IntakeH2Session it feeds and drains.
+// Owns its socket, its timer, its parser and its h2c session.
 #pragma once
 
 #include <llhttp.h>
@@ -9,12 +10,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace proxy::demo {
 
+class IntakeH2Session;
 class IntakeServer;
 
 // Owned by IntakeServer. Freed in the last close callback (IntakeServer::erase).
@@ -34,6 +37,8 @@ class IntakeConnection {
   bool closing() const { return state_ == State::kClosing; }
 
  private:
+  // Chosen once per connection by its first bytes (RFC 9113 §3.4: the preface).
+  enum class Protocol { kSniffing, kHttp1, kH2c };
   // kReading: parsing requests. kDiscarding: answered with Connection: close (400, 413)
   // or silent; reads and drops input until EOF or the linger timer.
   enum class State { kReading, kDiscarding, kClosing };
@@ -48,7 +53,7 @@ class IntakeConnection {
     kSlowReader,
     kEarlyResponse,
   };
-  enum class TimerUse { kNone, kDelay, kPace, kLinger };
+  enum class TimerUse { kNone, kDelay, kPace, kLinger, kH2Deadline };
   // What to do once every queued byte of the current response has been written.
   enum class AfterResponse { kNextRequest, kClose, kLinger };
 
@@ -99,6 +104,13 @@ class IntakeConnection {
   int onBody(const char* at, size_t len);
   int onMessageComplete();
 
+  // Buffers the first bytes until they show the protocol, then hands them on.
+  void sniff(const char* data, size_t len);
+  // Feeds bytes to the h2c session and sends what it answers. May close.
+  void receiveH2(const char* data, size_t len);
+  // Queues the h2c session's frames up to the watermark, arms the timer for delayed
+  // answers, and lingers once the session is finished. May close.
+  void pumpH2();
   // Feeds bytes to the parser; stops at a pause and keeps the rest in pending_.
   void parse(const char* data, size_t len);
   void onParseError(llhttp_errno_t err);
@@ -123,6 +135,9 @@ class IntakeConnection {
   const uint64_t id_;
   uint64_t seq_ = 0;
   State state_ = State::kReading;
+  Protocol protocol_ = Protocol::kSniffing;
+  std::string sniffed_;  // the first bytes, while they could still be the h2 preface
+  std::unique_ptr<IntakeH2Session> h2_;
   uv_tcp_t socket_{};
   uv_timer_t timer_{};
   TimerUse timer_use_ = TimerUse::kNone;

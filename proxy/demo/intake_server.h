@@ -21,6 +21,7 @@ struct Options {
   std::string ready_file;                 // written once listening: "listen=HOST:PORT"
   std::string record_file;                // one JSON line appended per request
   bool quiet = false;                     // no per-request log line on stderr
+  uint32_t max_concurrent_streams = 100;  // h2c SETTINGS_MAX_CONCURRENT_STREAMS
 };
 
 // Owned by main(). Runs one loop on the calling thread until SIGTERM or SIGINT.
@@ -36,6 +37,7 @@ class IntakeServer {
 
   uv_loop_t* loop() { return &loop_; }
   bool quiet() const { return options_.quiet; }
+  uint32_t maxConcurrentStreams() const { return options_.max_concurrent_streams; }
   // A 64 KiB read buffer shared by every connection: reads are parsed synchronously.
   uv_buf_t readBuffer();
   // Appends one line (a JSON object, no newline) to the record file, if any.
