@@ -1,0 +1,563 @@
+#include "proxy/http/http2/server_session.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+namespace proxy::http2 {
+namespace {
+
+// Past this many framed bytes at the front of a response buffer, the rest moves down, so a
+// long-streaming response does not keep everything it ever sent.
+constexpr size_t kCompactAt = 64 * 1024;
+// A drained response buffer keeps its capacity up to this, to serve the next chunk.
+constexpr size_t kKeepCapacity = 64 * 1024;
+// RFC 7541 §4.1: a field's size is its name, its value and 32 bytes of overhead.
+constexpr size_t kFieldOverhead = 32;
+
+std::string_view view(const uint8_t* p, size_t n) {
+  return std::string_view(reinterpret_cast<const char*>(p), n);
+}
+
+void putBigEndian(std::string& out, uint32_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+}  // namespace
+
+struct ServerSession::Stream {
+  enum class Head { kReceiving, kPending, kDelivered };
+  Head head_state = Head::kReceiving;
+  bool ignored = false;  // refused or reset by us: request events are dropped
+  // Request side.
+  uint32_t fields = 0;    // in the header block being received
+  size_t list_bytes = 0;  // RFC 7541 §4.1 size of that block
+  int cookie_index = -1;  // where the joined cookie field sits in head.headers
+  RequestHead head;       // until delivered
+  HeaderFields trailers;  // until delivered
+  bool trailers_ready = false;
+  std::string early_data;  // DATA that arrived with the head, until the head is delivered
+  bool request_ended = false;
+  size_t unconsumed = 0;  // body bytes received and not yet given back by consume()
+  // Response side.
+  bool response_submitted = false;
+  bool response_ended = false;  // no more body bytes will be queued
+  bool deferred = false;        // readBody returned NGHTTP2_ERR_DEFERRED
+  bool above_low = false;       // buffered bytes went above kLowWatermark
+  std::string out;              // body bytes; [out_pos, size) not yet framed
+  size_t out_pos = 0;
+  HeaderFields out_trailers;
+
+  size_t buffered() const { return out.size() - out_pos; }
+};
+
+ServerSession::ServerSession(const ServerSettings& settings, Callbacks& callbacks)
+    : settings_(settings), callbacks_(callbacks) {}
+
+ServerSession::~ServerSession() = default;
+
+std::unique_ptr<ServerSession> ServerSession::create(const ServerSettings& settings,
+                                                     Callbacks& callbacks) {
+  std::unique_ptr<ServerSession> s(new ServerSession(settings, callbacks));
+  if (!s->start()) return nullptr;
+  return s;
+}
+
+bool ServerSession::start() {
+  CallbacksPtr cbs = newCallbacks();
+  OptionPtr opt = newOption();
+  if (!cbs || !opt) return false;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs.get(), cbBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs.get(), cbHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs.get(), cbFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs.get(), cbDataChunk);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs.get(), cbFrameSend);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs.get(), cbStreamClose);
+
+  // Windows open only when the proxy has passed bytes on (issue 10 item 5).
+  nghttp2_option_set_no_auto_window_update(opt.get(), 1);
+  nghttp2_option_set_stream_reset_rate_limit(opt.get(), settings_.stream_reset_burst,
+                                             settings_.stream_reset_rate);
+  nghttp2_option_set_max_continuations(opt.get(), settings_.max_continuations);
+  nghttp2_option_set_max_settings(opt.get(), settings_.max_settings_entries);
+  nghttp2_option_set_max_outbound_ack(opt.get(), settings_.max_outbound_acks);
+  // We never use RFC 7540 priorities, so closed streams need not be kept for the tree.
+  nghttp2_option_set_no_closed_streams(opt.get(), 1);
+
+  nghttp2_session* raw = nullptr;
+  if (nghttp2_session_server_new3(&raw, cbs.get(), this, opt.get(), settings_.allocator) != 0) {
+    return false;
+  }
+  session_.reset(raw);
+  // A server never pushes, so it need not send ENABLE_PUSH (RFC 9113 §6.5.2).
+  const nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings_.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings_.max_header_list_size},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.initial_window_size},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+  };
+  if (nghttp2_submit_settings(raw, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0) {
+    return false;
+  }
+  // The connection window starts at 65535 whatever SETTINGS say (RFC 9113 §6.9.2).
+  return nghttp2_session_set_local_window_size(
+             raw, NGHTTP2_FLAG_NONE, 0, static_cast<int32_t>(settings_.connection_window_size)) ==
+         0;
+}
+
+ServerSession::Stream* ServerSession::stream(int32_t stream_id) const {
+  auto it = streams_.find(stream_id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+bool ServerSession::receive(const char* data, size_t len) {
+  if (failed_) return false;
+  ssize_t rv =
+      nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const uint8_t*>(data), len);
+  if (rv < 0) {
+    // Every error mem_recv returns is fatal: nghttp2 may not be used again, so the GOAWAY
+    // is ours (RFC 9113 §5.4.1).
+    fatal_ = true;
+    bool flood = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+    fail(flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR,
+         std::string("nghttp2: ") + nghttp2_strerror(static_cast<int>(rv)));
+  }
+  if (!failed_) deliverPending();
+  pending_heads_.clear();
+  return !failed_;
+}
+
+void ServerSession::fail(uint32_t goaway_code, std::string reason) {
+  if (failed_) return;
+  failed_ = true;
+  error_reason_ = std::move(reason);
+  if (!fatal_) {
+    nghttp2_session_terminate_session(session_.get(), goaway_code);
+    return;
+  }
+  // GOAWAY (RFC 9113 §6.8): 8-byte payload, type 0x7, no flags, stream 0.
+  raw_goaway_.clear();
+  putBigEndian(raw_goaway_, 8, 3);
+  raw_goaway_.push_back(static_cast<char>(NGHTTP2_GOAWAY));
+  raw_goaway_.push_back(0);
+  putBigEndian(raw_goaway_, 0, 4);
+  putBigEndian(raw_goaway_,
+               static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(session_.get())), 4);
+  putBigEndian(raw_goaway_, goaway_code, 4);
+  raw_goaway_code_ = goaway_code;
+}
+
+void ServerSession::deliverPending() {
+  // Heads wait for the end of the receive() call so that a HEADERS that the same bytes
+  // reset (rapid reset, CVE-2023-44487) never opens an upstream request.
+  for (int32_t id : pending_heads_) {
+    Stream* s = stream(id);
+    if (s == nullptr || s->ignored || s->head_state != Stream::Head::kPending) continue;
+    s->head_state = Stream::Head::kDelivered;
+    ++counters_.streams_opened;
+    RequestHead head = std::move(s->head);
+    s->head = RequestHead();
+    callbacks_.onRequestHead(id, head);
+    if ((s = stream(id)) == nullptr || s->ignored) continue;
+    if (!s->early_data.empty()) {
+      std::string data;
+      data.swap(s->early_data);
+      callbacks_.onRequestData(id, data.data(), data.size());
+      if ((s = stream(id)) == nullptr || s->ignored) continue;
+    }
+    if (s->trailers_ready) {
+      HeaderFields trailers = std::move(s->trailers);
+      s->trailers = HeaderFields();
+      callbacks_.onRequestTrailers(id, trailers);
+      if ((s = stream(id)) == nullptr || s->ignored) continue;
+    }
+    if (s->request_ended) callbacks_.onRequestEnd(id);
+  }
+}
+
+size_t ServerSession::produce(std::string& out, size_t max_bytes) {
+  size_t before = out.size();
+  if (fatal_) {
+    if (!raw_goaway_.empty()) {
+      out += raw_goaway_;
+      raw_goaway_.clear();
+      counters_.goaways_sent.add(raw_goaway_code_);
+    }
+    return out.size() - before;
+  }
+  while (out.size() - before < max_bytes) {
+    const uint8_t* p = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_.get(), &p);
+    if (n < 0) {
+      fatal_ = true;
+      fail(NGHTTP2_INTERNAL_ERROR,
+           std::string("nghttp2: ") + nghttp2_strerror(static_cast<int>(n)));
+      break;
+    }
+    if (n == 0) break;
+    out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+  }
+  deliverDrained();
+  return out.size() - before;
+}
+
+void ServerSession::deliverDrained() {
+  std::vector<int32_t> ids;
+  ids.swap(drained_);
+  for (int32_t id : ids) {
+    // A stream that closed meanwhile already had its last call (onStreamClose).
+    if (stream(id) != nullptr) callbacks_.onResponseDrained(id);
+  }
+}
+
+bool ServerSession::wantsWrite() const {
+  if (fatal_) return !raw_goaway_.empty();
+  return nghttp2_session_want_write(session_.get()) != 0;
+}
+
+bool ServerSession::wantsRead() const {
+  return !failed_ && nghttp2_session_want_read(session_.get()) != 0;
+}
+
+bool ServerSession::fitsPeerHeaderList(const NvList& nv) const {
+  // nghttp2 does not hold our HEADERS to the client's SETTINGS_MAX_HEADER_LIST_SIZE.
+  uint64_t limit =
+      nghttp2_session_get_remote_settings(session_.get(), NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE);
+  uint64_t size = 0;
+  for (size_t i = 0; i < nv.size(); ++i) {
+    size += nv.data()[i].namelen + nv.data()[i].valuelen + kFieldOverhead;
+  }
+  return size <= limit;
+}
+
+void ServerSession::submitResponse(int32_t stream_id, int status, const HeaderFields& headers,
+                                   bool end_stream) {
+  Stream* s = stream(stream_id);
+  if (fatal_ || s == nullptr || s->ignored || s->response_submitted ||
+      s->head_state != Stream::Head::kDelivered) {
+    return;
+  }
+  char status_text[8];
+  std::snprintf(status_text, sizeof(status_text), "%03d", std::clamp(status, 100, 999));
+  NvList nv;
+  nv.reserve(headers.size() + 1);
+  nv.add(":status", status_text);
+  nv.addAll(headers);
+  if (!fitsPeerHeaderList(nv)) {
+    resetStream(stream_id, NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  s->response_submitted = true;
+  s->response_ended = end_stream;
+  nghttp2_data_provider body{};
+  body.read_callback = cbRead;
+  int rv = nghttp2_submit_response(session_.get(), stream_id, nv.data(), nv.size(),
+                                   end_stream ? nullptr : &body);
+  if (rv != 0) resetStream(stream_id, NGHTTP2_INTERNAL_ERROR);
+}
+
+void ServerSession::sendData(int32_t stream_id, const char* data, size_t len) {
+  Stream* s = stream(stream_id);
+  if (fatal_ || s == nullptr || s->ignored || !s->response_submitted || s->response_ended) {
+    return;
+  }
+  s->out.append(data, len);
+  if (s->buffered() > kLowWatermark) s->above_low = true;
+  if (s->deferred) {
+    s->deferred = false;
+    nghttp2_session_resume_data(session_.get(), stream_id);
+  }
+}
+
+void ServerSession::endResponse(int32_t stream_id, const HeaderFields* trailers) {
+  Stream* s = stream(stream_id);
+  if (fatal_ || s == nullptr || s->ignored || !s->response_submitted || s->response_ended) {
+    return;
+  }
+  s->response_ended = true;
+  if (trailers != nullptr) s->out_trailers = *trailers;
+  if (s->deferred) {
+    s->deferred = false;
+    nghttp2_session_resume_data(session_.get(), stream_id);
+  }
+}
+
+size_t ServerSession::bufferedResponseBytes(int32_t stream_id) const {
+  Stream* s = stream(stream_id);
+  return s == nullptr ? 0 : s->buffered();
+}
+
+void ServerSession::resetStream(int32_t stream_id, uint32_t error_code) {
+  Stream* s = stream(stream_id);
+  if (fatal_ || s == nullptr || s->ignored) return;
+  s->ignored = true;
+  s->early_data = std::string();
+  s->out = std::string();
+  s->out_pos = 0;
+  nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, error_code);
+}
+
+void ServerSession::consume(int32_t stream_id, size_t n) {
+  Stream* s = stream(stream_id);
+  if (fatal_ || s == nullptr) return;
+  n = std::min(n, s->unconsumed);
+  s->unconsumed -= n;
+  nghttp2_session_consume(session_.get(), stream_id, n);
+}
+
+void ServerSession::submitGracefulShutdown() {
+  if (failed_) return;
+  nghttp2_submit_shutdown_notice(session_.get());
+  // The PING's round trip tells the caller when the client has seen the notice.
+  nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, nullptr);
+}
+
+void ServerSession::submitGoaway(uint32_t error_code) {
+  if (failed_) return;
+  if (error_code != NGHTTP2_NO_ERROR) {
+    nghttp2_session_terminate_session(session_.get(), error_code);
+    return;
+  }
+  nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_.get()), error_code,
+                        nullptr, 0);
+}
+
+void ServerSession::closeAllStreams(uint32_t error_code) {
+  std::vector<int32_t> ids;
+  for (const auto& entry : streams_) {
+    if (entry.second->head_state == Stream::Head::kDelivered) ids.push_back(entry.first);
+  }
+  std::sort(ids.begin(), ids.end());
+  streams_.clear();
+  drained_.clear();
+  for (int32_t id : ids) callbacks_.onStreamClose(id, error_code);
+}
+
+void ServerSession::closeStream(int32_t stream_id, uint32_t error_code) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  std::unique_ptr<Stream> s = std::move(it->second);
+  streams_.erase(it);
+  // Bytes the caller never consumed would shrink the connection window for good.
+  if (s->unconsumed > 0) nghttp2_session_consume_connection(session_.get(), s->unconsumed);
+  if (s->head_state == Stream::Head::kDelivered) callbacks_.onStreamClose(stream_id, error_code);
+}
+
+void ServerSession::refuseHeaders(Stream& s, int32_t stream_id) {
+  s.head = RequestHead();
+  s.trailers = HeaderFields();
+  if (s.head_state == Stream::Head::kDelivered) {
+    resetStream(stream_id, kHeaderLimitResetCode);  // oversized trailers
+    return;
+  }
+  s.ignored = true;
+  nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, kHeaderLimitResetCode);
+}
+
+int ServerSession::onBeginHeaders(const nghttp2_frame& frame) {
+  if (frame.hd.type != NGHTTP2_HEADERS) return 0;
+  int32_t id = frame.hd.stream_id;
+  if (frame.headers.cat == NGHTTP2_HCAT_REQUEST) {
+    streams_[id] = std::make_unique<Stream>();
+    return 0;
+  }
+  if (Stream* s = stream(id)) {  // trailers: a fresh count for this block
+    s->fields = 0;
+    s->list_bytes = 0;
+  }
+  return 0;
+}
+
+int ServerSession::onHeader(const nghttp2_frame& frame, std::string_view name,
+                            std::string_view value) {
+  int32_t id = frame.hd.stream_id;
+  Stream* s = stream(id);
+  if (s == nullptr || s->ignored) return 0;
+  // Counted per field as HPACK decodes it, so an amplified block (one byte on the wire
+  // naming a large table entry) is cut off before it costs memory.
+  ++s->fields;
+  s->list_bytes += name.size() + value.size() + kFieldOverhead;
+  if (s->fields > settings_.max_header_fields || s->list_bytes > settings_.max_header_list_size) {
+    refuseHeaders(*s, id);
+    return 0;
+  }
+  if (frame.headers.cat != NGHTTP2_HCAT_REQUEST) {
+    s->trailers.push_back({std::string(name), std::string(value)});
+    return 0;
+  }
+  RequestHead& h = s->head;
+  if (!name.empty() && name[0] == ':') {
+    // nghttp2 already rejected unknown, repeated and misplaced pseudo-headers (§8.3).
+    if (name == ":method")
+      h.method = value;
+    else if (name == ":scheme")
+      h.scheme = value;
+    else if (name == ":authority")
+      h.authority = value;
+    else if (name == ":path")
+      h.path = value;
+    return 0;
+  }
+  if (name == "cookie" && s->cookie_index >= 0) {
+    std::string& joined = h.headers[static_cast<size_t>(s->cookie_index)].value;
+    joined.append("; ").append(value);
+    return 0;
+  }
+  if (name == "cookie") s->cookie_index = static_cast<int>(h.headers.size());
+  h.headers.push_back({std::string(name), std::string(value)});
+  return 0;
+}
+
+int ServerSession::onFrameRecv(const nghttp2_frame& frame) {
+  int32_t id = frame.hd.stream_id;
+  bool end_stream = (frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  switch (frame.hd.type) {
+    case NGHTTP2_HEADERS: {
+      Stream* s = stream(id);
+      if (s == nullptr || s->ignored) return 0;
+      if (frame.headers.cat == NGHTTP2_HCAT_REQUEST) {
+        ++useful_frames_;
+        s->head.end_stream = end_stream;
+        s->request_ended = end_stream;
+        s->head_state = Stream::Head::kPending;
+        pending_heads_.push_back(id);
+        return 0;
+      }
+      // Trailers; nghttp2 made sure they carry END_STREAM (RFC 9113 §8.1).
+      s->request_ended = true;
+      if (s->head_state != Stream::Head::kDelivered) {
+        s->trailers_ready = true;
+        return 0;
+      }
+      HeaderFields trailers = std::move(s->trailers);
+      s->trailers = HeaderFields();
+      callbacks_.onRequestTrailers(id, trailers);
+      if ((s = stream(id)) != nullptr && !s->ignored) callbacks_.onRequestEnd(id);
+      return 0;
+    }
+    case NGHTTP2_DATA: {
+      if (frame.hd.length > 0) {
+        ++useful_frames_;
+      } else if (!end_stream &&
+                 ++empty_data_frames_ > settings_.max_empty_data_frames + useful_frames_) {
+        // Empty DATA frames cost us work and the client nothing (CVE-2019-9518).
+        fail(NGHTTP2_ENHANCE_YOUR_CALM, "flood of empty DATA frames");
+        return 0;
+      }
+      Stream* s = stream(id);
+      if (!end_stream || s == nullptr || s->ignored) return 0;
+      s->request_ended = true;
+      if (s->head_state == Stream::Head::kDelivered) callbacks_.onRequestEnd(id);
+      return 0;
+    }
+    case NGHTTP2_RST_STREAM:
+      counters_.resets_received.add(frame.rst_stream.error_code);
+      return 0;
+    case NGHTTP2_GOAWAY:
+      counters_.goaways_received.add(frame.goaway.error_code);
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+int ServerSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) {
+  Stream* s = stream(stream_id);
+  if (s == nullptr || s->ignored) {
+    // Nobody will consume these: give them back at once.
+    nghttp2_session_consume(session_.get(), stream_id, len);
+    return 0;
+  }
+  s->unconsumed += len;
+  if (s->head_state == Stream::Head::kDelivered) {
+    callbacks_.onRequestData(stream_id, reinterpret_cast<const char*>(data), len);
+  } else {
+    s->early_data.append(reinterpret_cast<const char*>(data), len);
+  }
+  return 0;
+}
+
+int ServerSession::onFrameSend(const nghttp2_frame& frame) {
+  if (frame.hd.type == NGHTTP2_RST_STREAM) counters_.resets_sent.add(frame.rst_stream.error_code);
+  if (frame.hd.type == NGHTTP2_GOAWAY) counters_.goaways_sent.add(frame.goaway.error_code);
+  return 0;
+}
+
+ssize_t ServerSession::readBody(int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags) {
+  Stream* s = stream(stream_id);
+  if (s == nullptr) return NGHTTP2_ERR_DEFERRED;  // forgotten by closeAllStreams()
+  size_t n = std::min(length, s->buffered());
+  if (n == 0 && !s->response_ended) {
+    s->deferred = true;  // sendData() or endResponse() resumes it
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  std::memcpy(buf, s->out.data() + s->out_pos, n);
+  s->out_pos += n;
+  if (s->out_pos == s->out.size()) {
+    s->out.clear();
+    s->out_pos = 0;
+    if (s->out.capacity() > kKeepCapacity) s->out.shrink_to_fit();
+  } else if (s->out_pos >= kCompactAt && s->out_pos * 2 >= s->out.size()) {
+    s->out.erase(0, s->out_pos);
+    s->out_pos = 0;
+  }
+  if (s->above_low && s->buffered() <= kLowWatermark) {
+    s->above_low = false;
+    drained_.push_back(stream_id);
+  }
+  if (!s->response_ended || s->buffered() > 0) return static_cast<ssize_t>(n);
+  *flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (!s->out_trailers.empty()) {
+    NvList nv;
+    nv.addAll(s->out_trailers);
+    // Trailers the client would refuse end the stream as an error, never as a clean end:
+    // a gRPC status must not silently go missing.
+    if (!fitsPeerHeaderList(nv) ||
+        nghttp2_submit_trailer(session_.get(), stream_id, nv.data(), nv.size()) != 0) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    s->out_trailers = HeaderFields();
+  }
+  return static_cast<ssize_t>(n);
+}
+
+// Static trampolines: nghttp2's user_data is the ServerSession.
+
+int ServerSession::cbBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  return static_cast<ServerSession*>(user)->onBeginHeaders(*frame);
+}
+
+int ServerSession::cbHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                            size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                            void* user) {
+  return static_cast<ServerSession*>(user)->onHeader(*frame, view(name, namelen),
+                                                     view(value, valuelen));
+}
+
+int ServerSession::cbFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  return static_cast<ServerSession*>(user)->onFrameRecv(*frame);
+}
+
+int ServerSession::cbDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                               size_t len, void* user) {
+  return static_cast<ServerSession*>(user)->onDataChunk(stream_id, data, len);
+}
+
+int ServerSession::cbFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  return static_cast<ServerSession*>(user)->onFrameSend(*frame);
+}
+
+int ServerSession::cbStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                                 void* user) {
+  static_cast<ServerSession*>(user)->closeStream(stream_id, error_code);
+  return 0;
+}
+
+ssize_t ServerSession::cbRead(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                              uint32_t* flags, nghttp2_data_source*, void* user) {
+  return static_cast<ServerSession*>(user)->readBody(stream_id, buf, length, flags);
+}
+
+}  // namespace proxy::http2
