@@ -7,7 +7,9 @@
 #
 #   - promtool check rules and promtool test rules on deploy/prometheus/
 #   - every alert has a test case where it fires and one where it must not
-#   - the Helm chart's copy of the rules (helm/apm-tls-proxy/files/) is the same file
+#   - the Helm chart's copy of the rules (helm/apm-tls-proxy/files/) is the same file, and
+#     the PrometheusRule the chart renders holds the same rules (when deploy-checks.sh has
+#     cached Helm)
 #   - the dashboard (deploy/grafana/*.json) is valid JSON with the parts Grafana needs, its
 #     queries parse (promtool), and every PromQL expression in it and in the rules names
 #     only metrics the proxy exports (tests/unit/admin/fixtures/metrics.golden or the tables
@@ -112,6 +114,16 @@ helm_copy_identical() {
   cmp "$RULES" "$HELM_RULES" || { echo "run scripts/check-observability.sh --sync"; return 1; }
 }
 lint() { "$PYTHON" "$ROOT/scripts/lib/observability_lint.py" "$@"; }
+# The PrometheusRule the chart renders holds exactly the rules of the file.
+helm_renders_rules() {
+  export HELM_CACHE_HOME="$WORK/helm-home/cache" HELM_CONFIG_HOME="$WORK/helm-home/config" \
+    HELM_DATA_HOME="$WORK/helm-home/data"
+  rm -rf "$WORK/helm" && cp -r "$ROOT/helm" "$WORK/helm"
+  "$HELM" dependency build "$WORK/helm/apm-tls-proxy" --skip-refresh >/dev/null
+  "$HELM" template ci "$WORK/helm/apm-tls-proxy" --kube-version 1.29.0 \
+    --set metrics.prometheusRule.enabled=true >"$WORK/rendered.yaml"
+  lint rendered "$WORK/rendered.yaml" "$RULES"
+}
 # promtool parses each dashboard query, turned into a recording rule.
 dashboard_promql_parses() {
   promtool_available || return 1
@@ -122,6 +134,12 @@ check "promtool check rules $RULES" promtool_check_rules
 check "promtool test rules $RULE_TESTS" promtool_test_rules
 check "every alert has a firing and a not-firing test" lint tests "$RULES" "$RULE_TESTS"
 check "Helm chart rules are $RULES" helm_copy_identical
+HELM=$CACHE/helm3/helm
+if [ -x "$HELM" ]; then
+  check "helm template: the PrometheusRule's spec is $RULES" helm_renders_rules
+else
+  log "SKIP  helm template of the PrometheusRule: no $HELM (scripts/deploy-checks.sh fetches it)"
+fi
 check "rules name only exported metrics" lint rules "$RULES"
 for dashboard in "$ROOT"/deploy/grafana/*.json; do
   check "dashboard ${dashboard#"$ROOT"/}: JSON, panels, exported metrics only" \

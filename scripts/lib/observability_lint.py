@@ -4,6 +4,8 @@
   observability_lint.py rules RULES.yml          every expr names only exported metrics
   observability_lint.py tests RULES.yml TESTS.yml every alert fires in a case and stays quiet in one
   observability_lint.py dashboard DASHBOARD.json  Grafana structure, exported metrics only
+  observability_lint.py rendered HELM_OUT.yaml RULES.yml
+                                                  the rendered PrometheusRule holds RULES.yml
   observability_lint.py as-rules DASHBOARD.json   prints its queries as a rules file, so that
                                                   promtool check rules parses them
 
@@ -115,6 +117,16 @@ def lint_tests(rules_path, tests_path):
     return problems
 
 
+def lint_rendered(rendered_path, rules_path):
+    with open(rendered_path, encoding="utf-8") as f:
+        specs = [d["spec"] for d in yaml.safe_load_all(f) if d and d.get("kind") == "PrometheusRule"]
+    if len(specs) != 1:
+        return [f"{rendered_path}: {len(specs)} PrometheusRule objects, expected 1"]
+    if specs[0] != load_yaml(rules_path):
+        return [f"{rendered_path}: the PrometheusRule's spec differs from {rules_path}"]
+    return []
+
+
 def panels_of(dashboard):
     for panel in dashboard.get("panels", []):
         yield panel
@@ -181,7 +193,7 @@ def dashboard_as_rules(path):
 
 def main(argv):
     commands = {"rules": (lint_rules, 1), "tests": (lint_tests, 2), "dashboard": (lint_dashboard, 1),
-                "as-rules": (dashboard_as_rules, 1)}
+                "as-rules": (dashboard_as_rules, 1), "rendered": (lint_rendered, 2)}
     if len(argv) < 2 or argv[1] not in commands or len(argv) != 2 + commands[argv[1]][1]:
         print(__doc__.strip(), file=sys.stderr)
         return 2
