@@ -99,6 +99,7 @@ struct IntakeH2Session::Stream {
   int64_t reset_code = -1;
   bool goaway = false;
   int64_t echo_size = -1;
+  std::string extra_trailer;  // x-demo-trailer: sent back as a trailer of a gRPC answer
   std::string behavior;
 
   // The response: head, a body of `prefix` then `generated` pattern bytes, trailers.
@@ -265,6 +266,8 @@ void IntakeH2Session::onHeader(Stream& s, std::string name, std::string value) {
       if (goaway_stream_ == 0) goaway_stream_ = s.id;
     } else if (name == "x-demo-echo-size") {
       s.echo_size = parseNumber(value, 0);
+    } else if (name == "x-demo-trailer") {
+      s.extra_trailer = value;
     }
     if (name.rfind("x-demo-", 0) == 0) {
       if (!s.behavior.empty()) s.behavior += ',';
@@ -355,6 +358,7 @@ void IntakeH2Session::prepareGrpc(Stream& s) {
   if (status != 0) {
     s.head.emplace_back("grpc-status", std::to_string(status));
     s.head.emplace_back("grpc-message", message);
+    if (!s.extra_trailer.empty()) s.head.emplace_back("x-demo-trailer", s.extra_trailer);
     return;
   }
   // An empty Export*ServiceResponse (no partial_success) is a zero-length message; with
@@ -363,6 +367,7 @@ void IntakeH2Session::prepareGrpc(Stream& s) {
   s.prefix = grpcPrefix(static_cast<uint32_t>(size));
   s.generated = size;
   s.trailers = {{"grpc-status", "0"}};
+  if (!s.extra_trailer.empty()) s.trailers.emplace_back("x-demo-trailer", s.extra_trailer);
 }
 
 void IntakeH2Session::submit(Stream& s) {
