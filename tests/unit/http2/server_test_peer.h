@@ -149,6 +149,29 @@ class RawClient {
   static void put(std::string& out, uint32_t v, int bytes) {
     for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
   }
+  // One HPACK "literal field without indexing, new name" (RFC 7541 §6.2.2), exactly as
+  // given (upper case included); name and value shorter than 127 bytes.
+  static std::string literal(const std::string& name, const std::string& value) {
+    std::string out(1, '\0');
+    out.push_back(static_cast<char>(name.size()));
+    out += name;
+    out.push_back(static_cast<char>(value.size()));
+    return out + value;
+  }
+  // HPACK integer with an n-bit prefix (RFC 7541 §5.1) after the given high bits.
+  static std::string integer(uint8_t high_bits, int prefix_bits, size_t v) {
+    std::string out;
+    size_t max = (size_t{1} << prefix_bits) - 1;
+    if (v < max) return std::string(1, static_cast<char>(high_bits | v));
+    out.push_back(static_cast<char>(high_bits | max));
+    v -= max;
+    while (v >= 128) {
+      out.push_back(static_cast<char>((v % 128) | 128));
+      v /= 128;
+    }
+    out.push_back(static_cast<char>(v));
+    return out;
+  }
   // HPACK block for `fields` (pseudo-headers first, as given).
   std::string block(const HeaderFields& fields) {
     NvList nva;
@@ -158,6 +181,12 @@ class RawClient {
                                       nva.data(), nva.size());
     out.resize(n < 0 ? 0 : static_cast<size_t>(n));
     return out;
+  }
+  // A GET of "/" whose block uses no HPACK table (valid whatever the table holds).
+  static std::string plainGet(int32_t id) {
+    std::string block = literal(":method", "GET") + literal(":scheme", "https") +
+                        literal(":authority", "a.test") + literal(":path", "/");
+    return frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, block);
   }
   // A HEADERS frame (END_HEADERS) for a GET of `path` plus `extra` fields.
   std::string get(int32_t id, const HeaderFields& extra = {}, bool end_stream = true) {
