@@ -95,7 +95,7 @@ ClientSession::~ClientSession() = default;
 
 ClientSession::StreamState* ClientSession::stream(int32_t stream_id) {
   auto it = streams_.find(stream_id);
-  return it == streams_.end() ? nullptr : &it->second;
+  return it == streams_.end() || it->second.abandoned ? nullptr : &it->second;
 }
 
 int32_t ClientSession::submitRequest(const HeaderFields& headers, RequestBody* body) {
@@ -109,6 +109,7 @@ int32_t ClientSession::submitRequest(const HeaderFields& headers, RequestBody* b
   if (id < 0) return id;
   StreamState& st = streams_[id];
   st.body = body;
+  st.request_ended = body == nullptr;
   ++counters_.streams_opened;
   return id;
 }
@@ -119,10 +120,24 @@ void ClientSession::resumeBody(int32_t stream_id) {
 }
 
 void ClientSession::resetStream(int32_t stream_id, uint32_t error_code) {
-  if (StreamState* st = stream(stream_id)) st->body = nullptr;
+  if (StreamState* st = stream(stream_id)) {
+    st->body = nullptr;
+    st->abandoned = true;
+  }
   if (nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, error_code) == 0) {
     counters_.resets_sent.add(error_code);
   }
+}
+
+void ClientSession::abandon(int32_t stream_id, uint32_t error_code) {
+  StreamState* st = stream(stream_id);
+  if (st == nullptr) return;
+  if (st->request_ended && st->response_ended) {
+    st->body = nullptr;
+    st->abandoned = true;
+    return;
+  }
+  resetStream(stream_id, error_code);
 }
 
 void ClientSession::consume(int32_t stream_id, size_t n) {
@@ -183,6 +198,7 @@ ssize_t ClientSession::readBody(int32_t stream_id, uint8_t* buf, size_t length, 
   size_t n = body.take(buf, length);
   if (body.ended() && body.unsent() == 0) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    st->request_ended = true;
     if (!body.trailers().empty()) {
       // gRPC and friends: the request ends with a HEADERS frame (RFC 9113 §8.1), which
       // nghttp2 lets us queue from inside this callback.
@@ -241,6 +257,9 @@ int ClientSession::nghOnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, 
 void ClientSession::onFrameRecv(const nghttp2_frame& frame) {
   int32_t id = frame.hd.stream_id;
   bool end_stream = (frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (end_stream && (frame.hd.type == NGHTTP2_HEADERS || frame.hd.type == NGHTTP2_DATA)) {
+    if (StreamState* st = stream(id)) st->response_ended = true;
+  }
   switch (frame.hd.type) {
     case NGHTTP2_HEADERS: {
       StreamState* st = stream(id);
@@ -295,8 +314,9 @@ int ClientSession::nghOnStreamClose(nghttp2_session*, int32_t stream_id, uint32_
   auto it = me.streams_.find(stream_id);
   if (it == me.streams_.end()) return 0;
   bool by_peer = it->second.reset_by_peer;
+  bool abandoned = it->second.abandoned;
   me.streams_.erase(it);
-  me.callbacks_.onStreamClose(stream_id, error_code, by_peer);
+  if (!abandoned) me.callbacks_.onStreamClose(stream_id, error_code, by_peer);
   return 0;
 }
 
@@ -313,8 +333,9 @@ int ClientSession::nghOnFrameNotSend(nghttp2_session*, const nghttp2_frame* fram
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto it = me.streams_.find(frame->hd.stream_id);
   if (it == me.streams_.end()) return 0;
+  bool abandoned = it->second.abandoned;
   me.streams_.erase(it);
-  me.callbacks_.onRequestNotSent(frame->hd.stream_id);
+  if (!abandoned) me.callbacks_.onRequestNotSent(frame->hd.stream_id);
   return 0;
 }
 

@@ -100,8 +100,12 @@ class ClientSession {
   int32_t submitRequest(const HeaderFields& headers, RequestBody* body);
   // New bytes (or the end) were added to a stream's RequestBody: frame them.
   void resumeBody(int32_t stream_id);
-  // Sends RST_STREAM; the stream's body is not read again.
+  // Sends RST_STREAM; the stream's body is not read again and no callback names it again.
   void resetStream(int32_t stream_id, uint32_t error_code);
+  // The caller is done with the stream (its RequestBody may go): the body is not read
+  // again and no callback names it again. RST_STREAM(error_code) goes out only when the
+  // request or the response is unfinished; otherwise the stream closes on its own.
+  void abandon(int32_t stream_id, uint32_t error_code);
   // The application accepted `n` response bytes of a stream: credit for WINDOW_UPDATE.
   // With `stream_id` closed, only the connection window is credited.
   void consume(int32_t stream_id, size_t n);
@@ -131,9 +135,13 @@ class ClientSession {
     RequestBody* body = nullptr;
     bool final_head_seen = false;
     bool reset_by_peer = false;
+    bool request_ended = false;   // END_STREAM (or the trailers) framed
+    bool response_ended = false;  // END_STREAM received
+    bool abandoned = false;       // the owner is gone: report nothing more
   };
 
   ClientSession(Callbacks& callbacks) : callbacks_(callbacks) {}
+  // The stream's state while its owner still listens, else null.
   StreamState* stream(int32_t stream_id);
 
   static ssize_t nghOnRead(nghttp2_session* s, int32_t stream_id, uint8_t* buf, size_t length,

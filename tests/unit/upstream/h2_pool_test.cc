@@ -1,0 +1,285 @@
+// H2Pool + H2Connection + H2Stream against a loopback h2c server (TestH2Upstream):
+// multiplexing, MAX_CONCURRENT_STREAMS, GOAWAY and REFUSED_STREAM retries, a reset that
+// cuts one stream only, connection refused, timeouts, cancel and idle close.
+#include "proxy/upstream/h2_pool.h"
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+
+#include "proxy/upstream/h2_stream.h"
+#include "tests/unit/upstream/h2_test_upstream.h"
+
+namespace proxy::upstream {
+namespace {
+
+using testing::FakeH2Server;
+using testing::RecordingSink;
+using testing::runUntil;
+using testing::TestH2Upstream;
+using Conn = TestH2Upstream::Conn;
+
+// Answers 200 with "path|request body" and a grpc-status trailer.
+void echo(Conn& conn, int32_t id) {
+  const FakeH2Server::Request& req = conn.server->requests[id];
+  conn.server->sendHead(id, 200, {{"content-type", "application/grpc"}}, false);
+  conn.server->sendData(id, req.header(":path") + "|" + req.body, true, {{"grpc-status", "0"}});
+}
+
+struct Fixture {
+  explicit Fixture(TestH2Upstream::Handler handler = echo, FakeH2Server::Options options = {}) {
+    uv_loop_init(&loop);
+    upstream = std::make_unique<TestH2Upstream>(&loop, options, std::move(handler));
+    config.tcp = config::HostPort{"127.0.0.1", upstream->port()};
+    config.url = "http://127.0.0.1:" + std::to_string(upstream->port());
+    pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer);
+  }
+  ~Fixture() {
+    pool->closeAll();
+    upstream->close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pool.reset();
+    upstream.reset();
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+  H2Stream* open(RecordingSink& sink, const std::string& path, bool end_stream = true) {
+    http2::HeaderFields h = {{":method", end_stream ? "GET" : "POST"},
+                             {":scheme", "http"},
+                             {":authority", "apm"},
+                             {":path", path}};
+    sink.stream = pool->open(&sink, h, end_stream);
+    return sink.stream;
+  }
+
+  uv_loop_t loop{};
+  config::UpstreamConfig config;
+  WorkerStats stats;
+  uv::ReadBuffer read_buffer;
+  std::unique_ptr<TestH2Upstream> upstream;
+  std::unique_ptr<H2Pool> pool;
+};
+
+TEST_CASE("several streams share one h2c connection") {
+  Fixture f;
+  RecordingSink sinks[5];
+  for (int i = 0; i < 5; ++i) REQUIRE(f.open(sinks[i], "/s" + std::to_string(i)) != nullptr);
+  REQUIRE(runUntil(&f.loop, [&] {
+    for (auto& s : sinks) {
+      if (!s.finished()) return false;
+    }
+    return true;
+  }));
+  for (int i = 0; i < 5; ++i) {
+    CHECK(sinks[i].complete);
+    CHECK(sinks[i].status == 200);
+    CHECK(sinks[i].body == "/s" + std::to_string(i) + "|");
+    CHECK(sinks[i].trailers.at("grpc-status") == "0");
+    CHECK(sinks[i].calls_after_outcome == 0);
+  }
+  CHECK(f.upstream->conns.size() == 1);
+  CHECK(f.upstream->conns[0]->server->requests.size() == 5);
+  CHECK(f.pool->connectionCount() == 1);
+}
+
+TEST_CASE("a request body and its trailers reach the upstream") {
+  Fixture f;
+  RecordingSink sink;
+  H2Stream* s = f.open(sink, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", false);
+  REQUIRE(s != nullptr);
+  CHECK(s->sendBody("\0\0\0\0\2hi", 7) == 0);
+  CHECK(s->queuedBytes() == 7);
+  http2::HeaderFields trailers = {{"x-end", "1"}};
+  s->endRequest(&trailers);
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  CHECK(sink.complete);
+  CHECK(sink.body == std::string("/opentelemetry.proto.collector.logs.v1.LogsService/Export|") +
+                         std::string("\0\0\0\0\2hi", 7));
+  const FakeH2Server::Request& req = f.upstream->conns[0]->server->requests.begin()->second;
+  REQUIRE(req.trailers.size() == 1);
+  CHECK(req.trailers[0].value == "1");
+}
+
+TEST_CASE("the upstream's MAX_CONCURRENT_STREAMS is honoured; a full connection means a new one") {
+  FakeH2Server::Options options;
+  options.max_concurrent_streams = 2;
+  bool hold = false;
+  RecordingSink warm;
+  RecordingSink sinks[3];  // outlive the fixture, whose closeAll() fails the held ones
+  Fixture f(
+      [&](Conn& conn, int32_t id) {
+        if (!hold) echo(conn, id);
+      },
+      options);
+  f.open(warm, "/warm");  // learns the limit from the upstream's SETTINGS
+  REQUIRE(runUntil(&f.loop, [&] { return warm.complete; }));
+  hold = true;
+  for (auto& s : sinks) REQUIRE(f.open(s, "/held") != nullptr);
+  REQUIRE(runUntil(&f.loop, [&] {
+    return f.upstream->conns.size() == 2 && f.upstream->conns[1]->answered.size() == 1;
+  }));
+  CHECK(f.upstream->conns[0]->answered.size() == 3);  // /warm, then two held ones
+  CHECK(f.upstream->conns[0]->max_open_requests <= 2);
+  CHECK(f.pool->connectionCount() == 2);
+  CHECK(f.pool->counters().retries == 0);
+}
+
+TEST_CASE("GOAWAY: streams above last-stream-id are retried on a new connection") {
+  Fixture f([](Conn& conn, int32_t id) {
+    if (conn.index > 0) {
+      echo(conn, id);
+      return;
+    }
+    if (conn.answered.size() < 3) return;
+    // All three arrived: process only the first, refuse the rest with GOAWAY.
+    int32_t first = conn.answered[0];
+    conn.server->goaway(first, NGHTTP2_NO_ERROR);
+    echo(conn, first);
+  });
+  RecordingSink a, b, c;
+  f.open(a, "/a");
+  H2Stream* sb = f.open(b, "/b", false);
+  f.open(c, "/c");
+  REQUIRE(sb != nullptr);
+  CHECK(sb->sendBody("payload", 7) == 0);
+  sb->endRequest(nullptr);
+  REQUIRE(runUntil(&f.loop, [&] { return a.finished() && b.finished() && c.finished(); }));
+  CHECK(a.complete);
+  CHECK(b.complete);
+  CHECK(c.complete);
+  CHECK(b.body == "/b|payload");  // the body was replayed exactly
+  CHECK(f.upstream->conns.size() == 2);
+  CHECK(f.upstream->conns[1]->server->requests.size() == 2);
+  CHECK(f.pool->counters().retries == 2);
+  // The first connection closes once its last stream ended.
+  REQUIRE(runUntil(&f.loop, [&] { return f.pool->connectionCount() == 1; }));
+}
+
+TEST_CASE("REFUSED_STREAM is retried once, then fails") {
+  int refusals = 0;
+  Fixture f([&](Conn& conn, int32_t id) {
+    const std::string path = conn.server->requests[id].header(":path");
+    if (path == "/once" && refusals++ == 0) {
+      conn.server->reset(id, NGHTTP2_REFUSED_STREAM);
+    } else if (path == "/always") {
+      conn.server->reset(id, NGHTTP2_REFUSED_STREAM);
+    } else {
+      echo(conn, id);
+    }
+  });
+  RecordingSink once, always;
+  f.open(once, "/once");
+  f.open(always, "/always");
+  REQUIRE(runUntil(&f.loop, [&] { return once.finished() && always.finished(); }));
+  CHECK(once.complete);
+  CHECK(once.body == "/once|");
+  REQUIRE(always.error.has_value());
+  CHECK(*always.error == UpstreamError::kClosedEarly);
+  CHECK(f.pool->counters().retries == 2);  // one each
+}
+
+TEST_CASE("an upstream reset mid-response cuts that stream only") {
+  Fixture f([](Conn& conn, int32_t id) {
+    if (conn.server->requests[id].header(":path") != "/cut") {
+      echo(conn, id);
+      return;
+    }
+    conn.server->sendHead(id, 200, {}, false);
+    conn.server->sendData(id, "part", false);
+    conn.owner->flush(conn);  // HEADERS and DATA go out before the RST_STREAM
+    conn.server->reset(id, NGHTTP2_INTERNAL_ERROR);
+  });
+  RecordingSink cut, whole;
+  f.open(cut, "/cut");
+  f.open(whole, "/whole");
+  REQUIRE(runUntil(&f.loop, [&] { return cut.finished() && whole.finished(); }));
+  CHECK(cut.status == 200);
+  CHECK(cut.body == "part");
+  REQUIRE(cut.error.has_value());
+  CHECK(*cut.error == UpstreamError::kClosedMidBody);
+  CHECK_FALSE(cut.complete);
+  CHECK(whole.complete);
+  CHECK(whole.body == "/whole|");
+  // The connection survives: the next request rides it.
+  RecordingSink next;
+  f.open(next, "/next");
+  REQUIRE(runUntil(&f.loop, [&] { return next.finished(); }));
+  CHECK(next.complete);
+  CHECK(f.upstream->conns.size() == 1);
+}
+
+TEST_CASE("connection refused reaches the sink as kConnectFailed, never from open()") {
+  Fixture f;
+  f.config.tcp = config::HostPort{"127.0.0.1", testing::closedPort(&f.loop)};
+  H2Pool pool(&f.loop, f.config, f.stats, f.read_buffer);
+  RecordingSink sink;
+  http2::HeaderFields h = {
+      {":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}};
+  sink.stream = pool.open(&sink, h, true);
+  REQUIRE(sink.stream != nullptr);
+  CHECK_FALSE(sink.finished());
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  REQUIRE(sink.error.has_value());
+  CHECK(*sink.error == UpstreamError::kConnectFailed);
+  CHECK(f.stats.upstream_connect_failures.get() >= 1);
+  pool.closeAll();
+  REQUIRE(runUntil(&f.loop, [&] { return pool.connectionCount() == 0; }));
+}
+
+TEST_CASE("no response head within response_timeout: kResponseTimeout and a reset upstream") {
+  Fixture f([](Conn&, int32_t) {});
+  f.config.response_timeout = config::Millis(100);
+  RecordingSink sink;
+  f.open(sink, "/slow");
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  REQUIRE(sink.error.has_value());
+  CHECK(*sink.error == UpstreamError::kResponseTimeout);
+  CHECK(f.stats.upstream_timeouts.get() == 1);
+  auto& reqs = f.upstream->conns[0]->server->requests;
+  REQUIRE(runUntil(&f.loop, [&] { return reqs.begin()->second.closed; }));
+  CHECK(reqs.begin()->second.close_code == NGHTTP2_CANCEL);
+}
+
+TEST_CASE("cancel() resets the upstream stream and silences the sink") {
+  Fixture f([](Conn& conn, int32_t id) {
+    conn.server->sendHead(id, 200, {}, false);
+    conn.server->sendData(id, "first", false);
+  });
+  RecordingSink sink;
+  f.open(sink, "/stream");
+  REQUIRE(runUntil(&f.loop, [&] { return sink.body == "first"; }));
+  CHECK(sink.events_done > 0);
+  sink.stream->cancel();
+  sink.stream = nullptr;
+  auto& reqs = f.upstream->conns[0]->server->requests;
+  REQUIRE(runUntil(&f.loop, [&] { return reqs.begin()->second.closed; }));
+  CHECK(reqs.begin()->second.close_code == NGHTTP2_CANCEL);
+  CHECK_FALSE(sink.finished());
+  CHECK(sink.calls_after_outcome == 0);
+}
+
+TEST_CASE("an idle connection closes after upstream.idle_timeout") {
+  Fixture f;
+  f.config.idle_timeout = config::Millis(50);
+  RecordingSink sink;
+  f.open(sink, "/one");
+  REQUIRE(runUntil(&f.loop, [&] { return sink.complete; }));
+  CHECK(f.pool->connectionCount() == 1);
+  REQUIRE(runUntil(&f.loop, [&] { return f.pool->connectionCount() == 0; }));
+}
+
+TEST_CASE("closeAll() fails the streams in flight") {
+  Fixture f([](Conn&, int32_t) {});
+  RecordingSink sink;
+  f.open(sink, "/never");
+  REQUIRE(runUntil(&f.loop, [&] { return f.upstream->conns.size() == 1; }));
+  f.pool->closeAll();
+  REQUIRE(sink.error.has_value());
+  CHECK(*sink.error == UpstreamError::kClosedEarly);
+  http2::HeaderFields h = {
+      {":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}};
+  RecordingSink late;
+  CHECK(f.pool->open(&late, h, true) == nullptr);
+}
+
+}  // namespace
+}  // namespace proxy::upstream

@@ -1,0 +1,96 @@
+// TestH2Upstream: a loopback h2c server for the upstream tests, on the test's own libuv
+// loop: accepts on 127.0.0.1, runs a FakeH2Server per connection and lets the test
+// answer each request once it has fully arrived. Also: a recording ResponseSink and a
+// loop runner with a deadline. Test code only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/upstream/h2_stream.h"
+#include "proxy/upstream/response_sink.h"
+#include "tests/unit/upstream/fake_h2_server.h"
+
+namespace proxy::testing {
+
+class TestH2Upstream {
+ public:
+  struct Conn {
+    TestH2Upstream* owner = nullptr;
+    size_t index = 0;  // order of acceptance
+    uv_tcp_t tcp{};
+    std::unique_ptr<FakeH2Server> server;
+    std::vector<int32_t> answered;  // requests the handler has seen
+    bool closed = false;
+    size_t open_requests = 0;      // requests started and not yet closed
+    size_t max_open_requests = 0;  // the most seen at once
+  };
+  // Called once per request when it has fully arrived (END_STREAM).
+  using Handler = std::function<void(Conn& conn, int32_t stream_id)>;
+
+  TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, Handler handler);
+  ~TestH2Upstream();
+  TestH2Upstream(const TestH2Upstream&) = delete;
+  TestH2Upstream& operator=(const TestH2Upstream&) = delete;
+
+  uint16_t port() const { return port_; }
+  // Writes what the connection's server session has to send.
+  void flush(Conn& conn);
+  // Closes the listener and every connection (call before the loop's last run).
+  void close();
+
+  std::vector<std::unique_ptr<Conn>> conns;
+
+ private:
+  static void onConnection(uv_stream_t* server, int status);
+  static void onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  void closeConn(Conn& conn);
+  void serve(Conn& conn);
+
+  uv_loop_t* loop_;
+  FakeH2Server::Options options_;
+  Handler handler_;
+  uv_tcp_t listener_{};
+  uint16_t port_ = 0;
+  bool closed_ = false;
+};
+
+// Records what an H2Stream hands its sink.
+struct RecordingSink : upstream::ResponseSink {
+  upstream::H2Stream* stream = nullptr;  // cleared when the outcome arrives
+  bool consume_all = true;               // consumed() every body byte at once
+  int status = 0;
+  std::map<std::string, std::string> fields;
+  std::map<std::string, std::string> trailers;
+  std::string body;
+  bool complete = false;
+  std::optional<upstream::UpstreamError> error;
+  std::string detail;
+  int events_done = 0;
+  int calls_after_outcome = 0;
+
+  bool finished() const { return complete || error.has_value(); }
+  void onResponseHead(http::MessageHead& head) override;
+  void onResponseBody(const char* data, size_t len) override;
+  void onResponseTrailers(const http::MessageHead& t) override;
+  void onResponseComplete() override;
+  void onUpstreamError(upstream::UpstreamError e, const char* d) override;
+  void onUpstreamReplayable(std::string, const char*) override;
+  void onUpstreamEventDone() override;
+  void onUpstreamDrained() override {}
+};
+
+// Runs `loop` until `done()` or `limit_ms` of loop time passed; returns done().
+bool runUntil(uv_loop_t* loop, const std::function<bool()>& done, uint64_t limit_ms = 5000);
+
+// A loopback port with nothing listening on it (bound once, then closed).
+uint16_t closedPort(uv_loop_t* loop);
+
+}  // namespace proxy::testing
