@@ -2,7 +2,10 @@
 // and response flow, settings, flow control both ways, trailers, GOAWAY and memory.
 #include "proxy/http/http2/server_session.h"
 
+#include <malloc.h>
+
 #include <catch2/catch.hpp>
+#include <cstdlib>
 
 #include "tests/unit/http2/server_test_peer.h"
 
@@ -171,6 +174,26 @@ TEST_CASE("ServerSession resumes a deferred body when bytes arrive later", "[uni
   CHECK(p.client.responses[id].ended);
 }
 
+TEST_CASE("ServerSession gives a closed stream's unconsumed bytes back to the connection",
+          "[unit][http2]") {
+  ServerSettings settings;
+  settings.connection_window_size = 100 * 1024;
+  Pair p(settings);
+  p.recorder.consume_all = false;
+  std::string body(64 * 1024, 'u');
+  int32_t id = p.client.request(Client::post(), &body);
+  exchange(p.client, *p.server);
+  REQUIRE(p.recorder.requests[id].body.size() == body.size());
+  CHECK(nghttp2_session_get_remote_window_size(p.client.raw()) == 36 * 1024);
+
+  nghttp2_submit_rst_stream(p.client.raw(), NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  exchange(p.client, *p.server);
+  CHECK(p.recorder.requests[id].closed);
+  p.server->consume(id, body.size());  // too late, and harmless
+  exchange(p.client, *p.server);
+  CHECK(nghttp2_session_get_remote_window_size(p.client.raw()) == 100 * 1024);
+}
+
 TEST_CASE("ServerSession passes trailers both ways, gRPC style", "[unit][http2]") {
   Pair p;
   HeaderFields fields = Client::post("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
@@ -321,6 +344,22 @@ TEST_CASE("ServerSession serves streams opened after the shutdown notice, not af
   CHECK(recorder.heads == 2);
 }
 
+TEST_CASE("ServerSession resets rather than drops trailers the client would refuse",
+          "[unit][http2]") {
+  Pair p({}, {{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 1024}});
+  int32_t id = p.client.request(Client::post());
+  exchange(p.client, *p.server);
+  p.server->submitResponse(id, 200, {{"content-type", "application/grpc"}}, false);
+  p.server->sendData(id, "x", 1);
+  HeaderFields trailers = {{"grpc-status", "0"}, {"grpc-message", std::string(2000, 'm')}};
+  p.server->endResponse(id, &trailers);
+  exchange(p.client, *p.server);
+  CHECK(p.client.responses[id].status == 200);
+  CHECK_FALSE(p.client.responses[id].ended);  // a cut response never looks complete
+  CHECK(p.client.responses[id].close_code == NGHTTP2_INTERNAL_ERROR);
+  CHECK(p.recorder.requests[id].close_code == NGHTTP2_INTERNAL_ERROR);
+}
+
 TEST_CASE("ServerSession closeAllStreams ends every delivered stream once", "[unit][http2]") {
   Pair p;
   int32_t a = p.client.request(Client::get());
@@ -345,6 +384,84 @@ TEST_CASE("ServerSession resets a response head larger than the client accepts",
   CHECK(p.client.responses[id].status == 0);
   CHECK(p.client.responses[id].close_code == NGHTTP2_INTERNAL_ERROR);
   CHECK(p.recorder.requests[id].close_code == NGHTTP2_INTERNAL_ERROR);
+}
+
+}  // namespace
+}  // namespace proxy::http2
+
+namespace proxy::http2 {
+namespace {
+
+// nghttp2_mem that counts the bytes nghttp2 holds (glibc's usable sizes).
+struct CountingMem {
+  size_t live = 0;
+  size_t peak = 0;
+  nghttp2_mem mem{this, &CountingMem::doMalloc, &CountingMem::doFree, &CountingMem::doCalloc,
+                  &CountingMem::doRealloc};
+
+  static CountingMem& self(void* user) { return *static_cast<CountingMem*>(user); }
+  void add(void* p) {
+    if (p == nullptr) return;
+    live += malloc_usable_size(p);
+    peak = std::max(peak, live);
+  }
+  void sub(void* p) {
+    if (p != nullptr) live -= malloc_usable_size(p);
+  }
+  static void* doMalloc(size_t n, void* user) {
+    void* p = std::malloc(n);
+    self(user).add(p);
+    return p;
+  }
+  static void doFree(void* p, void* user) {
+    self(user).sub(p);
+    std::free(p);
+  }
+  static void* doCalloc(size_t n, size_t size, void* user) {
+    void* p = std::calloc(n, size);
+    self(user).add(p);
+    return p;
+  }
+  static void* doRealloc(void* p, size_t n, void* user) {
+    self(user).sub(p);
+    void* q = std::realloc(p, n);
+    self(user).add(q != nullptr ? q : (n == 0 ? nullptr : p));
+    return q;
+  }
+};
+
+TEST_CASE("ServerSession returns to its idle footprint after many streams", "[unit][http2]") {
+  CountingMem counting;
+  ServerSettings settings;
+  settings.allocator = &counting.mem;
+  {
+    Pair p(settings);
+    exchange(p.client, *p.server);
+    size_t idle = counting.live;
+    CHECK(idle > 0);
+    // nghttp2 keeps one 16 KiB frame buffer and its HPACK tables; the rest is small.
+    CHECK(idle < 32 * 1024);
+
+    std::string body(40 * 1024, 'b');
+    for (int round = 0; round < 20; ++round) {
+      std::vector<int32_t> ids;
+      for (int i = 0; i < 10; ++i) ids.push_back(p.client.request(Client::post("/x"), &body));
+      exchange(p.client, *p.server);
+      for (int32_t id : ids) {
+        p.server->submitResponse(id, 200, {{"content-type", "text/plain"}}, false);
+        p.server->sendData(id, body.data(), body.size());
+        p.server->endResponse(id, nullptr);
+      }
+      exchange(p.client, *p.server);
+    }
+    CHECK(p.recorder.closes == 200);
+    CHECK(p.server->openStreams() == 0);
+    // Streams are freed when they close; only the HPACK tables may have grown (4 KiB each
+    // way by default, RFC 7541 §4.2).
+    CHECK(counting.live <= idle + 10 * 1024);
+    CAPTURE(idle, counting.live, counting.peak);
+  }
+  CHECK(counting.live == 0);  // everything nghttp2 held went back with the session
 }
 
 }  // namespace
