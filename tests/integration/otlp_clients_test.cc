@@ -1,0 +1,140 @@
+// Real OpenTelemetry and gRPC clients (tests/clients, installed by scripts/setup-npm.sh)
+// against apm-intake-demo over h2c, with no proxy: the unmodified OTLP/gRPC exporters for
+// traces, metrics and logs must succeed against the upstream the proxy tests rely on, and
+// the raw grpc-js caller must see the demo's statuses, trailers, resets and 16 MiB
+// messages. The proxy tests later run the same clients through the proxy over TLS.
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/integration/demo_clients.h"
+#include "tests/integration/harness.h"
+
+namespace proxy::integration {
+namespace {
+
+const char kNodeFrom[] = "Debian package nodejs, or scripts/setup-npm.sh";
+const char* const kExports[] = {
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+};
+
+std::string clientsDir() { return std::string(PROXY_SOURCE_DIR) + "/tests/clients"; }
+
+// `node tests/clients/SCRIPT args...`; fails the test when node or the npm packages are
+// missing, saying how to install them.
+RunResult runClient(const TempDir& dir, const std::string& script,
+                    const std::vector<std::string>& args, const std::string& name) {
+  std::string node = requireTool("node", kNodeFrom);
+  if (readFile(clientsDir() + "/node_modules/@grpc/grpc-js/package.json").empty()) {
+    FAIL("the test clients' npm packages are not installed: run scripts/setup-npm.sh");
+  }
+  std::vector<std::string> argv = {node, clientsDir() + "/" + script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  RunResult r = runToCompletion(argv, dir, name, Millis{60000});
+  UNSCOPED_INFO(script << " stdout:\n" << r.out << "stderr:\n" << r.err);
+  return r;
+}
+
+// One raw unary call (grpc-unary.mjs) to the demo over h2c.
+RunResult grpcCall(const TempDir& dir, const DemoServer& demo, const std::string& path,
+                   const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--url", "http://127.0.0.1:" + std::to_string(demo.port()),
+                                   "--insecure-h2c", "--path", path};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return runClient(dir, "grpc-unary.mjs", args, "grpc-unary");
+}
+
+TEST_CASE("The OTLP/gRPC exporters export traces, metrics and logs to the demo over h2c",
+          "[integration][demo][otlp]") {
+  TempDir dir;
+  DemoServer demo(dir);
+  RunResult r = runClient(dir, "otlp-export.mjs",
+                          {"--url", "http://127.0.0.1:" + std::to_string(demo.port()),
+                           "--insecure-h2c", "--header", "x-request-id=otlp-1"},
+                          "otlp-export");
+  CHECK(r.exit_code == 0);
+  for (const char* signal : {"traces", "metrics", "logs"}) {
+    CHECK(r.out.find(std::string("{\"signal\":\"") + signal + "\",\"ok\":true") !=
+          std::string::npos);
+  }
+
+  auto records = demo.waitForRecords(3);
+  REQUIRE(records.size() == 3);
+  auto lines = recordLines(dir);
+  REQUIRE(lines.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    INFO("record: " << lines[i]);
+    CHECK(records[i].method == "POST");
+    CHECK(records[i].target == kExports[i]);
+    CHECK(records[i].complete);
+    CHECK(records[i].body_bytes > 5);  // a message with the span, metric or log in it
+    CHECK(records[i].header("te") == "trailers");
+    CHECK(records[i].header("x-request-id") == "otlp-1");
+    CHECK(records[i].header("content-type") == "application/grpc");
+    CHECK(records[i].conn == records[0].conn);  // one channel, three streams
+    CHECK(hasField(lines[i], "protocol", quoted("h2c")));
+    CHECK(hasField(lines[i], "grpc_messages", "1"));
+  }
+}
+
+TEST_CASE("The exporter script fails when an export fails", "[integration][demo][otlp]") {
+  TempDir dir;
+  DemoServer demo(dir);
+  // INVALID_ARGUMENT (3) is not retried by the exporters, so the failure is immediate.
+  RunResult r = runClient(dir, "otlp-export.mjs",
+                          {"--url", "http://127.0.0.1:" + std::to_string(demo.port()),
+                           "--insecure-h2c", "--header", "x-demo-grpc-status=3"},
+                          "otlp-export");
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("\"ok\":true") == std::string::npos);
+  CHECK(r.out.find("\"grpc_code\":3") != std::string::npos);
+}
+
+TEST_CASE("A raw gRPC client sees the demo's statuses, trailers and resets",
+          "[integration][demo][otlp]") {
+  TempDir dir;
+  DemoServer demo(dir);
+
+  SECTION("an Export: status 0 and the trailer asked for") {
+    RunResult r = grpcCall(dir, demo, kExports[2],
+                           {"--message-size", "100", "--metadata", "x-demo-trailer=kept"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("\"code\":0,") != std::string::npos);
+    CHECK(r.out.find("\"response_bytes\":0,") != std::string::npos);
+    CHECK(r.out.find("\"x-demo-trailer\":\"kept\"") != std::string::npos);
+    auto records = demo.waitForRecords(1);
+    CHECK(records[0].body_bytes == 105);
+  }
+  SECTION("x-demo-grpc-status: that status and message, trailers-only") {
+    RunResult r = grpcCall(dir, demo, kExports[0],
+                           {"--metadata", "x-demo-grpc-status=7", "--expect-code", "7"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("\"details\":\"x-demo-grpc-status\"") != std::string::npos);
+  }
+  SECTION("an unknown method: UNIMPLEMENTED (12)") {
+    RunResult r = grpcCall(dir, demo, "/pkg.Unknown/Call", {"--expect-code", "12"});
+    CHECK(r.exit_code == 0);
+  }
+  SECTION("x-demo-reset: the call fails with INTERNAL, not as a success") {
+    RunResult r = grpcCall(dir, demo, kExports[0], {"--metadata", "x-demo-reset=2"});
+    CHECK(r.out.find("\"code\":13,") != std::string::npos);
+    CHECK(r.out.find("RST_STREAM") != std::string::npos);
+  }
+  SECTION("16 MiB each way") {
+    const std::string size = std::to_string(16 << 20);
+    RunResult r = grpcCall(dir, demo, kExports[1],
+                           {"--message-size", size, "--metadata", "x-demo-echo-size=" + size});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("\"code\":0,") != std::string::npos);
+    CHECK(r.out.find("\"response_bytes\":" + size + ",") != std::string::npos);
+    auto lines = recordLines(dir);
+    REQUIRE(lines.size() == 1);
+    CHECK(hasField(lines[0], "body_bytes", std::to_string((16 << 20) + 5)));
+    CHECK(hasField(lines[0], "grpc_messages", "1"));
+  }
+}
+
+}  // namespace
+}  // namespace proxy::integration
