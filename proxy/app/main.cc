@@ -16,6 +16,7 @@
 #include "proxy/common/log.h"
 #include "proxy/common/version.h"
 #include "proxy/config/config.h"
+#include "proxy/importer/import_command.h"
 #include "proxy/tls/ticket_keys.h"
 #include "proxy/tls/tls_context.h"
 
@@ -33,6 +34,8 @@ constexpr const char kUsage[] =
     "      configuration with every default filled in. Exit 0 when valid, 2 when not.\n"
     "  apm-tls-proxy certutil ca|cert [options]\n"
     "      Create a CA and certificates (see 'apm-tls-proxy certutil --help').\n"
+    "  apm-tls-proxy import [--upstream URL] APM_SERVER_YML\n"
+    "      Print the TOML equivalent to an apm-server.yml, and what to change in it.\n"
     "  apm-tls-proxy --version | --help\n"
     "\n"
     "Options:\n"
@@ -168,6 +171,7 @@ int realMain(int argc, char** argv) {
     return 0;
   }
   if (cmd == "certutil") return proxy::certutil::runCertutil(argc - 1, argv + 1);
+  if (cmd == "import") return proxy::importer::runImport(argc - 1, argv + 1);
   Args args;
   if (cmd == "run" || cmd == "check") {
     if (!parseArgs(argc, argv, 2, args)) return 2;
