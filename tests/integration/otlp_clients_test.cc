@@ -46,14 +46,19 @@ RunResult grpcCall(const TempDir& dir, const DemoServer& demo, const std::string
   return runClient(dir, "grpc-unary.mjs", args, "grpc-unary");
 }
 
+// otlp-export.mjs to the demo over h2c, with `header` as gRPC metadata on every call.
+RunResult otlpExport(const TempDir& dir, const DemoServer& demo, const std::string& header) {
+  return runClient(dir, "otlp-export.mjs",
+                   {"--url", "http://127.0.0.1:" + std::to_string(demo.port()), "--insecure-h2c",
+                    "--header", header},
+                   "otlp-export");
+}
+
 TEST_CASE("The OTLP/gRPC exporters export traces, metrics and logs to the demo over h2c",
           "[integration][demo][otlp]") {
   TempDir dir;
   DemoServer demo(dir);
-  RunResult r = runClient(dir, "otlp-export.mjs",
-                          {"--url", "http://127.0.0.1:" + std::to_string(demo.port()),
-                           "--insecure-h2c", "--header", "x-request-id=otlp-1"},
-                          "otlp-export");
+  RunResult r = otlpExport(dir, demo, "x-request-id=otlp-1");
   CHECK(r.exit_code == 0);
   for (const char* signal : {"traces", "metrics", "logs"}) {
     CHECK(r.out.find(std::string("{\"signal\":\"") + signal + "\",\"ok\":true") !=
@@ -83,10 +88,7 @@ TEST_CASE("The exporter script fails when an export fails", "[integration][demo]
   TempDir dir;
   DemoServer demo(dir);
   // INVALID_ARGUMENT (3) is not retried by the exporters, so the failure is immediate.
-  RunResult r = runClient(dir, "otlp-export.mjs",
-                          {"--url", "http://127.0.0.1:" + std::to_string(demo.port()),
-                           "--insecure-h2c", "--header", "x-demo-grpc-status=3"},
-                          "otlp-export");
+  RunResult r = otlpExport(dir, demo, "x-demo-grpc-status=3");
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("\"ok\":true") == std::string::npos);
   CHECK(r.out.find("\"grpc_code\":3") != std::string::npos);
