@@ -2,25 +2,12 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 
 namespace proxy::http2 {
 namespace {
 
-// Past this many framed bytes at the front of a response buffer, the rest moves down, so a
-// long-streaming response does not keep everything it ever sent.
-constexpr size_t kCompactAt = 64 * 1024;
-// A drained response buffer keeps its capacity up to this, to serve the next chunk.
-constexpr size_t kKeepCapacity = 64 * 1024;
-// RFC 7541 §4.1: a field's size is its name, its value and 32 bytes of overhead.
-constexpr size_t kFieldOverhead = 32;
-
 std::string_view view(const uint8_t* p, size_t n) {
   return std::string_view(reinterpret_cast<const char*>(p), n);
-}
-
-void putBigEndian(std::string& out, uint32_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 }  // namespace
@@ -44,11 +31,10 @@ struct ServerSession::Stream {
   bool response_ended = false;  // no more body bytes will be queued
   bool deferred = false;        // readBody returned NGHTTP2_ERR_DEFERRED
   bool above_low = false;       // buffered bytes went above kLowWatermark
-  std::string out;              // body bytes; [out_pos, size) not yet framed
-  size_t out_pos = 0;
+  BodyBuffer out;
   HeaderFields out_trailers;
 
-  size_t buffered() const { return out.size() - out_pos; }
+  size_t buffered() const { return out.size(); }
 };
 
 ServerSession::ServerSession(const ServerSettings& settings, Callbacks& callbacks)
@@ -67,12 +53,32 @@ bool ServerSession::start() {
   CallbacksPtr cbs = newCallbacks();
   OptionPtr opt = newOption();
   if (!cbs || !opt) return false;
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs.get(), cbBeginHeaders);
-  nghttp2_session_callbacks_set_on_header_callback(cbs.get(), cbHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs.get(), cbFrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs.get(), cbDataChunk);
-  nghttp2_session_callbacks_set_on_frame_send_callback(cbs.get(), cbFrameSend);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs.get(), cbStreamClose);
+  // Trampolines: nghttp2's user_data is this session.
+  nghttp2_session_callbacks_set_on_begin_headers_callback(
+      cbs.get(), [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
+        return self(user).onBeginHeaders(*frame);
+      });
+  nghttp2_session_callbacks_set_on_header_callback(
+      cbs.get(), [](nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                    size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+        return self(user).onHeader(*frame, view(name, namelen), view(value, valuelen));
+      });
+  nghttp2_session_callbacks_set_on_frame_recv_callback(
+      cbs.get(), [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
+        return self(user).onFrameRecv(*frame);
+      });
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+      cbs.get(), [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                    void* user) { return self(user).onDataChunk(id, data, len); });
+  nghttp2_session_callbacks_set_on_frame_send_callback(
+      cbs.get(), [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
+        return self(user).onFrameSend(*frame);
+      });
+  nghttp2_session_callbacks_set_on_stream_close_callback(
+      cbs.get(), [](nghttp2_session*, int32_t id, uint32_t code, void* user) {
+        self(user).closeStream(id, code);
+        return 0;
+      });
 
   // Windows open only when the proxy has passed bytes on (issue 10 item 5).
   nghttp2_option_set_no_auto_window_update(opt.get(), 1);
@@ -135,15 +141,7 @@ void ServerSession::fail(uint32_t goaway_code, std::string reason) {
     nghttp2_session_terminate_session(session_.get(), goaway_code);
     return;
   }
-  // GOAWAY (RFC 9113 §6.8): 8-byte payload, type 0x7, no flags, stream 0.
-  raw_goaway_.clear();
-  putBigEndian(raw_goaway_, 8, 3);
-  raw_goaway_.push_back(static_cast<char>(NGHTTP2_GOAWAY));
-  raw_goaway_.push_back(0);
-  putBigEndian(raw_goaway_, 0, 4);
-  putBigEndian(raw_goaway_,
-               static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(session_.get())), 4);
-  putBigEndian(raw_goaway_, goaway_code, 4);
+  raw_goaway_ = goawayFrame(nghttp2_session_get_last_proc_stream_id(session_.get()), goaway_code);
   raw_goaway_code_ = goaway_code;
 }
 
@@ -223,11 +221,7 @@ bool ServerSession::fitsPeerHeaderList(const NvList& nv) const {
   // nghttp2 does not hold our HEADERS to the client's SETTINGS_MAX_HEADER_LIST_SIZE.
   uint64_t limit =
       nghttp2_session_get_remote_settings(session_.get(), NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE);
-  uint64_t size = 0;
-  for (size_t i = 0; i < nv.size(); ++i) {
-    size += nv.data()[i].namelen + nv.data()[i].valuelen + kFieldOverhead;
-  }
-  return size <= limit;
+  return nv.listSize() <= limit;
 }
 
 void ServerSession::submitResponse(int32_t stream_id, int status, const HeaderFields& headers,
@@ -292,8 +286,7 @@ void ServerSession::resetStream(int32_t stream_id, uint32_t error_code) {
   if (fatal_ || s == nullptr || s->ignored) return;
   s->ignored = true;
   s->early_data = std::string();
-  s->out = std::string();
-  s->out_pos = 0;
+  s->out.release();
   nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, error_code);
 }
 
@@ -480,7 +473,18 @@ int ServerSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t le
 
 int ServerSession::onFrameSend(const nghttp2_frame& frame) {
   if (frame.hd.type == NGHTTP2_RST_STREAM) counters_.resets_sent.add(frame.rst_stream.error_code);
-  if (frame.hd.type == NGHTTP2_GOAWAY) counters_.goaways_sent.add(frame.goaway.error_code);
+  if (frame.hd.type != NGHTTP2_GOAWAY) return 0;
+  const nghttp2_goaway& g = frame.goaway;
+  counters_.goaways_sent.add(g.error_code);
+  // GOAWAYs nghttp2 decided on itself (rapid reset, too many SETTINGS entries, protocol
+  // errors) explain themselves only here; nghttp2 puts its reason in the debug data.
+  if (g.error_code != NGHTTP2_NO_ERROR && error_reason_.empty()) {
+    error_reason_ = std::string("sent GOAWAY ") + errorCodeName(g.error_code);
+    if (g.opaque_data_len > 0) {
+      error_reason_.append(": ").append(reinterpret_cast<const char*>(g.opaque_data),
+                                        g.opaque_data_len);
+    }
+  }
   return 0;
 }
 
@@ -492,16 +496,7 @@ ssize_t ServerSession::readBody(int32_t stream_id, uint8_t* buf, size_t length, 
     s->deferred = true;  // sendData() or endResponse() resumes it
     return NGHTTP2_ERR_DEFERRED;
   }
-  std::memcpy(buf, s->out.data() + s->out_pos, n);
-  s->out_pos += n;
-  if (s->out_pos == s->out.size()) {
-    s->out.clear();
-    s->out_pos = 0;
-    if (s->out.capacity() > kKeepCapacity) s->out.shrink_to_fit();
-  } else if (s->out_pos >= kCompactAt && s->out_pos * 2 >= s->out.size()) {
-    s->out.erase(0, s->out_pos);
-    s->out_pos = 0;
-  }
+  s->out.take(buf, n);
   if (s->above_low && s->buffered() <= kLowWatermark) {
     s->above_low = false;
     drained_.push_back(stream_id);
@@ -523,41 +518,9 @@ ssize_t ServerSession::readBody(int32_t stream_id, uint8_t* buf, size_t length, 
   return static_cast<ssize_t>(n);
 }
 
-// Static trampolines: nghttp2's user_data is the ServerSession.
-
-int ServerSession::cbBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-  return static_cast<ServerSession*>(user)->onBeginHeaders(*frame);
-}
-
-int ServerSession::cbHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
-                            size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
-                            void* user) {
-  return static_cast<ServerSession*>(user)->onHeader(*frame, view(name, namelen),
-                                                     view(value, valuelen));
-}
-
-int ServerSession::cbFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-  return static_cast<ServerSession*>(user)->onFrameRecv(*frame);
-}
-
-int ServerSession::cbDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
-                               size_t len, void* user) {
-  return static_cast<ServerSession*>(user)->onDataChunk(stream_id, data, len);
-}
-
-int ServerSession::cbFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-  return static_cast<ServerSession*>(user)->onFrameSend(*frame);
-}
-
-int ServerSession::cbStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
-                                 void* user) {
-  static_cast<ServerSession*>(user)->closeStream(stream_id, error_code);
-  return 0;
-}
-
 ssize_t ServerSession::cbRead(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
                               uint32_t* flags, nghttp2_data_source*, void* user) {
-  return static_cast<ServerSession*>(user)->readBody(stream_id, buf, length, flags);
+  return self(user).readBody(stream_id, buf, length, flags);
 }
 
 }  // namespace proxy::http2

@@ -59,14 +59,16 @@ struct ServerSettings {
 inline constexpr uint32_t kHeaderLimitResetCode = NGHTTP2_ENHANCE_YOUR_CALM;
 
 // One HTTP/2 server session. Owned by its downstream connection, freed with it; loop thread
-// only. Callbacks run only inside receive(), produce() and the submit/send/end/reset calls,
-// never from the destructor. Streams live from their first HEADERS to onStreamClose.
+// only. Callbacks run only inside receive(), produce() and closeAllStreams(), never inside
+// the submit/send/end/reset/consume calls nor the destructor. Streams live from their
+// first HEADERS to onStreamClose.
 class ServerSession {
  public:
   // Response bytes of one stream at or below this many are "drained" (onResponseDrained).
   static constexpr size_t kLowWatermark = 16 * 1024;
 
-  // Implemented by the connection. A callback may call any method of the session.
+  // Implemented by the connection. A callback may call any method of the session but
+  // receive() and produce(), and must not destroy it.
   class Callbacks {
    public:
     virtual ~Callbacks() = default;
@@ -162,13 +164,7 @@ class ServerSession {
   int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
   int onFrameSend(const nghttp2_frame& frame);
   ssize_t readBody(int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags);
-  static int cbBeginHeaders(nghttp2_session*, const nghttp2_frame*, void*);
-  static int cbHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
-                      const uint8_t*, size_t, uint8_t, void*);
-  static int cbFrameRecv(nghttp2_session*, const nghttp2_frame*, void*);
-  static int cbDataChunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
-  static int cbFrameSend(nghttp2_session*, const nghttp2_frame*, void*);
-  static int cbStreamClose(nghttp2_session*, int32_t, uint32_t, void*);
+  static ServerSession& self(void* user) { return *static_cast<ServerSession*>(user); }
   static ssize_t cbRead(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                         nghttp2_data_source*, void*);
 

@@ -1,6 +1,7 @@
 #include "proxy/http/http2/session_common.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace proxy::http2 {
 namespace {
@@ -28,6 +29,15 @@ constexpr size_t kShortCookie = 20;
 bool neverIndex(std::string_view name, std::string_view value) {
   return name == "authorization" || name == "proxy-authorization" ||
          (name == "cookie" && value.size() < kShortCookie);
+}
+
+// Past this many taken bytes at the front of a body buffer, the rest moves down.
+constexpr size_t kCompactAt = 64 * 1024;
+// An emptied body buffer keeps up to this much capacity for the next chunk.
+constexpr size_t kKeepCapacity = 64 * 1024;
+
+void putBigEndian(std::string& out, uint32_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 uint8_t* bytes(std::string_view s) {
@@ -78,6 +88,43 @@ void NvList::add(std::string_view name, std::string_view value) {
 void NvList::addAll(const HeaderFields& fields) {
   nva_.reserve(nva_.size() + fields.size());
   for (const HeaderField& f : fields) add(f.name, f.value);
+}
+
+uint64_t NvList::listSize() const {
+  uint64_t size = 0;
+  for (const nghttp2_nv& nv : nva_) size += nv.namelen + nv.valuelen + kFieldOverhead;
+  return size;
+}
+
+size_t BodyBuffer::take(uint8_t* out, size_t max) {
+  size_t n = std::min(max, size());
+  std::memcpy(out, buf_.data() + pos_, n);
+  pos_ += n;
+  if (pos_ == buf_.size()) {
+    buf_.clear();
+    pos_ = 0;
+    if (buf_.capacity() > kKeepCapacity) buf_.shrink_to_fit();
+  } else if (pos_ >= kCompactAt && pos_ * 2 >= buf_.size()) {
+    buf_.erase(0, pos_);
+    pos_ = 0;
+  }
+  return n;
+}
+
+void BodyBuffer::release() {
+  std::string().swap(buf_);
+  pos_ = 0;
+}
+
+std::string goawayFrame(int32_t last_stream_id, uint32_t error_code) {
+  std::string f;
+  putBigEndian(f, 8, 3);  // payload length
+  f.push_back(static_cast<char>(NGHTTP2_GOAWAY));
+  f.push_back(0);         // flags
+  putBigEndian(f, 0, 4);  // stream 0
+  putBigEndian(f, static_cast<uint32_t>(last_stream_id) & 0x7fffffffu, 4);
+  putBigEndian(f, error_code, 4);
+  return f;
 }
 
 const char* errorCodeName(uint32_t error_code) {

@@ -68,11 +68,37 @@ class NvList {
 
   const nghttp2_nv* data() const { return nva_.data(); }
   size_t size() const { return nva_.size(); }
+  // The list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2).
+  uint64_t listSize() const;
 
  private:
   std::vector<nghttp2_nv> nva_;
   std::deque<std::string> lowered_;  // deque: push_back never moves earlier strings
 };
+
+// RFC 7541 §4.1: a field counts as its name, its value and 32 bytes of overhead.
+inline constexpr size_t kFieldOverhead = 32;
+
+// Outbound body bytes of one stream, copied in by the codec's caller and pulled out by
+// nghttp2's data provider. Frees what was framed as it goes, so a long stream holds only
+// what waits. Owned by the stream it belongs to.
+class BodyBuffer {
+ public:
+  void append(const char* data, size_t len) { buf_.append(data, len); }
+  // Moves up to `max` bytes into `out`; returns how many.
+  size_t take(uint8_t* out, size_t max);
+  size_t size() const { return buf_.size() - pos_; }
+  // Forgets every byte and frees the memory.
+  void release();
+
+ private:
+  std::string buf_;  // [pos_, size) not yet taken
+  size_t pos_ = 0;
+};
+
+// A GOAWAY frame (RFC 9113 §6.8) built by hand, for when nghttp2 may no longer be used
+// (after a fatal error) but the peer should still learn why.
+std::string goawayFrame(int32_t last_stream_id, uint32_t error_code);
 
 // The error codes of RFC 9113 §7 are 0 (NO_ERROR) .. 13 (HTTP_1_1_REQUIRED).
 inline constexpr size_t kErrorCodeCount = 14;

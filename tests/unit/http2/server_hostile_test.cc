@@ -68,6 +68,7 @@ TEST_CASE("ServerSession: a batched rapid reset opens no stream and ends in GOAW
   std::optional<test::Frame> goaway = findFrame(frames, NGHTTP2_GOAWAY);
   REQUIRE(goaway);
   CHECK(goaway->lastStreamId() < 1 + 2 * kPairs);
+  CHECK(p.server->errorReason().rfind("sent GOAWAY INTERNAL_ERROR", 0) == 0);
   CHECK(p.server->counters().goaways_sent.total() == 1);
   CHECK(p.server->openStreams() == 0);
 }
@@ -209,6 +210,8 @@ TEST_CASE("ServerSession: too many SETTINGS entries end the session", "[unit][ht
   std::optional<test::Frame> goaway = findFrame(p.drain(), NGHTTP2_GOAWAY);
   REQUIRE(goaway);
   CHECK(goaway->errorCode() == NGHTTP2_ENHANCE_YOUR_CALM);
+  CHECK(p.server->errorReason() ==
+        "sent GOAWAY ENHANCE_YOUR_CALM: SETTINGS: too many setting entries");
   CHECK_FALSE(p.server->wantsRead());
   CHECK_FALSE(p.server->wantsWrite());
 }
