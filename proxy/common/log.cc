@@ -8,26 +8,14 @@
 #include <cstdio>
 #include <ctime>
 
+#include "proxy/common/ecs_fields.h"
+
 namespace proxy::log {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::atomic<int> g_format{static_cast<int>(Format::kText)};
 std::atomic<int> g_fd{2};
-
-const char* levelName(Level l) {
-  switch (l) {
-    case Level::kDebug:
-      return "debug";
-    case Level::kInfo:
-      return "info";
-    case Level::kWarn:
-      return "warn";
-    case Level::kError:
-      return "error";
-  }
-  return "info";
-}
 
 bool needsQuotes(std::string_view v) {
   if (v.empty()) return true;
@@ -93,24 +81,51 @@ void appendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-void appendTimestamp(std::string& out) {
+namespace {
+
+// `digits` of fractional seconds: 3 (milliseconds) or 6 (microseconds).
+void appendTimestampWith(std::string& out, int digits) {
   auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  int fraction = static_cast<int>(us % 1000000);
+  if (digits == 3) fraction /= 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%0*dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, digits, fraction);
   out.append(buf);
+}
+
+}  // namespace
+
+void appendTimestamp(std::string& out) { appendTimestampWith(out, 3); }
+
+void appendTimestampMicros(std::string& out) { appendTimestampWith(out, 6); }
+
+const char* levelName(Level l) {
+  switch (l) {
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+  }
+  return "info";
 }
 
 void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
   if (!enabled(level)) return;
   std::string line;
   line.reserve(128);
-  if (static_cast<Format>(g_format.load(std::memory_order_relaxed)) == Format::kJson) {
+  auto format = static_cast<Format>(g_format.load(std::memory_order_relaxed));
+  if (format == Format::kEcs) {
+    line = formatEcsLine(level, event, fields);
+  } else if (format == Format::kJson) {
     line.append("{\"time\":\"");
     appendTimestamp(line);
     line.append("\",\"level\":\"").append(levelName(level)).append("\",\"msg\":");

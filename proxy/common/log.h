@@ -1,4 +1,5 @@
-// Structured, one-line-per-event logging to stderr, as text (key=value) or JSON.
+// Structured, one-line-per-event logging to stderr, as text (key=value), JSON, or ECS JSON
+// (Elastic Common Schema, ecs_fields.h).
 // Used by every module; depends on nothing else. Configured once by main() before any
 // thread starts; after that it only reads that setting, so any thread may log.
 // Never log at info or above on the per-request hot path.
@@ -12,7 +13,11 @@
 namespace proxy::log {
 
 enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
-enum class Format { kText, kJson };
+enum class Format {
+  kText,  // 2026-01-02T03:04:05.678Z level=info msg="..." key=value ...
+  kJson,  // {"time":...,"level":...,"msg":...,"key":"value",...}: our own flat schema
+  kEcs,   // ecs-logging JSON: "@timestamp", "log.level", "message", ECS field names
+};
 
 // One key=value pair of a log line. Numbers are formatted at construction.
 struct Field {
@@ -54,5 +59,9 @@ inline void error(std::string_view e, std::initializer_list<Field> f = {}) {
 void appendJsonString(std::string& out, std::string_view s);
 // Appends an RFC 3339 UTC timestamp with milliseconds for the current time.
 void appendTimestamp(std::string& out);
+// The same with microseconds ("2026-01-02T03:04:05.678901Z"), as ECS's @timestamp wants.
+void appendTimestampMicros(std::string& out);
+// "debug", "info", "warn", "error".
+const char* levelName(Level level);
 
 }  // namespace proxy::log
