@@ -1,13 +1,10 @@
 #include "proxy/downstream/access_log.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
+#include <utility>
 
 #include "proxy/common/log.h"
+#include "proxy/http/message.h"
 
 namespace proxy::downstream {
 namespace {
@@ -29,17 +26,57 @@ void seconds(std::string& out, const char* key, double value) {
 
 }  // namespace
 
-Result<std::unique_ptr<AccessLog>> AccessLog::open(const std::string& target) {
-  if (target == "stderr") return std::unique_ptr<AccessLog>(new AccessLog(2, false));
-  int fd = ::open(target.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    return Status::error("cannot open access log " + target + ": " + std::strerror(errno));
-  }
-  return std::unique_ptr<AccessLog>(new AccessLog(fd, true));
+Result<std::unique_ptr<AccessLog>> AccessLog::open(const std::string& target, Format format,
+                                                   const LogFileWriter::Options& options) {
+  auto writer = LogFileWriter::open(target, options);
+  if (!writer) return writer.status();
+  return std::unique_ptr<AccessLog>(new AccessLog(std::move(writer).value(), format));
 }
 
-AccessLog::~AccessLog() {
-  if (owned_) ::close(fd_);
+AccessLog::~AccessLog() = default;
+
+void AccessLog::write(const Entry& e) {
+  writer_->append(format_ == Format::kEcs ? formatEcs(e) : format(e));
+}
+
+void AccessLog::RequestFacts::capture(const http::MessageHead& head) {
+  clear();
+  std::string_view v;
+  // A User-Agent is kept up to 1 KiB (Elasticsearch's keyword default ignore_above is
+  // 1024); a traceparent longer than 512 bytes cannot be one we would accept anyway.
+  if (head.find("user-agent", &v)) user_agent_.assign(v.substr(0, 1024));
+  if (head.find("traceparent", &v)) traceparent_.assign(v.substr(0, 512));
+  if (head.find("elastic-apm-traceparent", &v)) elastic_traceparent_.assign(v.substr(0, 512));
+  head_bytes_ = head.wireBytes();
+}
+
+void AccessLog::RequestFacts::fill(Entry& e) const {
+  e.user_agent = user_agent_;
+  e.traceparent = traceparent_;
+  e.elastic_traceparent = elastic_traceparent_;
+  e.request_head_bytes = head_bytes_;
+}
+
+void AccessLog::RequestFacts::clear() {
+  user_agent_.clear();
+  traceparent_.clear();
+  elastic_traceparent_.clear();
+  head_bytes_ = 0;
+}
+
+std::string_view AccessLog::httpVersionName(unsigned major, unsigned minor) {
+  if (major == 2) return "2";
+  if (major == 1) return minor == 0 ? "1.0" : "1.1";
+  return {};
+}
+
+std::string_view AccessLog::sha256FromXfcc(std::string_view xfcc) {
+  constexpr std::string_view kTag = "Hash=";
+  constexpr size_t kHexDigits = 64;
+  if (xfcc.substr(0, kTag.size()) != kTag || xfcc.size() < kTag.size() + kHexDigits) return {};
+  std::string_view hex = xfcc.substr(kTag.size(), kHexDigits);
+  if (hex.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) return {};
+  return hex;
 }
 
 std::string AccessLog::format(const Entry& e) {
@@ -70,21 +107,6 @@ std::string AccessLog::format(const Entry& e) {
   if (!e.close_reason.empty()) field(out, "close_reason", e.close_reason);
   out.append("}\n");
   return out;
-}
-
-void AccessLog::write(const Entry& e) {
-  std::string line = format(e);
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
 }
 
 }  // namespace proxy::downstream
