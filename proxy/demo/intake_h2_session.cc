@@ -266,6 +266,10 @@ void IntakeH2Session::onHeader(Stream& s, std::string name, std::string value) {
       if (goaway_stream_ == 0) goaway_stream_ = s.id;
     } else if (name == "x-demo-echo-size") {
       s.echo_size = parseNumber(value, 0);
+    } else if (name == "x-demo-refuse-once") {
+      // The first request with this key (server-wide) is refused, retries are served:
+      // what a client's or proxy's one retry of REFUSED_STREAM needs to be tested.
+      if (server_.firstSighting(value)) s.reset_code = NGHTTP2_REFUSED_STREAM;
     } else if (name == "x-demo-trailer") {
       s.extra_trailer = value;
     }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace proxy::demo {
 
@@ -42,6 +43,8 @@ class IntakeServer {
   uv_buf_t readBuffer();
   // Appends one line (a JSON object, no newline) to the record file, if any.
   void record(const std::string& json_line);
+  // True the first time `key` is passed, false ever after (x-demo-refuse-once).
+  bool firstSighting(const std::string& key) { return seen_keys_.insert(key).second; }
   // Called from a connection's last close callback: destroys it.
   void erase(IntakeConnection* connection);
 
@@ -62,6 +65,7 @@ class IntakeServer {
   std::unique_ptr<char[]> read_buffer_;
   FILE* record_ = nullptr;
   std::unordered_map<IntakeConnection*, std::unique_ptr<IntakeConnection>> connections_;
+  std::unordered_set<std::string> seen_keys_;
 };
 
 }  // namespace proxy::demo

@@ -25,7 +25,8 @@ const char kUsage[] =
     "                      h2c SETTINGS_MAX_CONCURRENT_STREAMS (default 100)\n"
     "\n"
     "Test-only request headers: X-Demo-Behavior, X-Demo-Delay, X-Demo-Size; over h2c\n"
-    "x-demo-grpc-status, x-demo-delay-ms, x-demo-reset, x-demo-goaway, x-demo-echo-size\n"
+    "x-demo-grpc-status, x-demo-delay-ms, x-demo-reset, x-demo-refuse-once, x-demo-goaway,\n"
+    "x-demo-echo-size, x-demo-trailer\n"
     "(see docs/intake-demo.md).\n";
 
 }  // namespace

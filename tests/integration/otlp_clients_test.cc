@@ -124,6 +124,20 @@ TEST_CASE("A raw gRPC client sees the demo's statuses, trailers and resets",
     CHECK(r.out.find("\"code\":13,") != std::string::npos);
     CHECK(r.out.find("RST_STREAM") != std::string::npos);
   }
+  SECTION("x-demo-refuse-once: REFUSED_STREAM once, and grpc-js's transparent retry is served") {
+    RunResult r = grpcCall(dir, demo, kExports[0],
+                           {"--metadata", "x-demo-refuse-once=k1", "--expect-code", "0"});
+    CHECK(r.exit_code == 0);
+    auto records = demo.waitForRecords(2);
+    REQUIRE(records.size() == 2);
+    CHECK(records[0].header("x-demo-refuse-once") == "k1");
+    CHECK(records[1].header("x-demo-refuse-once") == "k1");
+    RunResult again = grpcCall(dir, demo, kExports[0],
+                               {"--metadata", "x-demo-refuse-once=k1", "--expect-code", "0"});
+    CHECK(again.exit_code == 0);
+    CHECK(demo.waitForRecords(3).size() == 3);  // no refusal the second time: one stream
+    CHECK(demo.records().size() == 3);
+  }
   SECTION("16 MiB each way") {
     const std::string size = std::to_string(16 << 20);
     RunResult r = grpcCall(dir, demo, kExports[1],
