@@ -128,6 +128,18 @@ proxy::log::Level toLogLevel(proxy::config::LogLevel l) {
   return proxy::log::Level::kInfo;
 }
 
+proxy::log::Format toLogFormat(proxy::config::LogFormat f) {
+  switch (f) {
+    case proxy::config::LogFormat::kText:
+      return proxy::log::Format::kText;
+    case proxy::config::LogFormat::kJson:
+      return proxy::log::Format::kJson;
+    case proxy::config::LogFormat::kEcs:
+      return proxy::log::Format::kEcs;
+  }
+  return proxy::log::Format::kText;
+}
+
 int runCommand(const Args& args) {
   proxy::config::LoadResult r = proxy::config::loadFile(args.config);
   if (!r.config) {
@@ -137,10 +149,7 @@ int runCommand(const Args& args) {
     return 2;
   }
   proxy::config::Config config = std::move(*r.config);
-  proxy::log::configure(toLogLevel(config.log.level),
-                        config.log.format == proxy::config::LogFormat::kJson
-                            ? proxy::log::Format::kJson
-                            : proxy::log::Format::kText);
+  proxy::log::configure(toLogLevel(config.log.level), toLogFormat(config.log.format));
   proxy::app::Server server(std::move(config), args.ready_file);
   return server.run();
 }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <set>
@@ -62,18 +63,22 @@ int Server::run() {
   initTimer(&probe_timer_);
   uv_async_init(&loop_, &worker_exit_async_, &Server::uvOnAsync);
   worker_exit_async_.data = this;
-  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_, &sigusr1_}) {
     uv_signal_init(&loop_, s);
     s->data = this;
   }
   uv_signal_start(&sigterm_, &Server::uvOnSignal, SIGTERM);
   uv_signal_start(&sigint_, &Server::uvOnSignal, SIGINT);
   uv_signal_start(&sighup_, &Server::uvOnSignal, SIGHUP);
+  uv_signal_start(&sigusr1_, &Server::uvOnSignal, SIGUSR1);
 
   for (const config::Problem& w : config_.warnings) log::warn("config", {{"warning", w.format()}});
 
   if (config_.log.access != "off") {
-    auto al = downstream::AccessLog::open(config_.log.access);
+    auto format = config_.log.format == config::LogFormat::kEcs
+                      ? downstream::AccessLog::Format::kEcs
+                      : downstream::AccessLog::Format::kJson;
+    auto al = downstream::AccessLog::open(config_.log.access, format);
     if (!al) {
       log::error("start-up failed", {{"error", al.status().message()}});
       exit_code_ = 1;
@@ -298,6 +303,12 @@ void Server::writeReadyFile() {
 
 void Server::uvOnSignal(uv_signal_t* s, int signum) {
   auto* self = static_cast<Server*>(s->data);
+  if (signum == SIGUSR1) {
+    // logrotate's postrotate sends it after renaming the file; the writer thread reopens.
+    log::info("access log reopen requested", {{"signal", "SIGUSR1"}});
+    if (self->access_log_) self->access_log_->reopen();
+    return;
+  }
   if (signum == SIGHUP) {
     log::info("reload requested", {{"signal", "SIGHUP"}});
     if (self->config_.ssl.enabled && !self->stopping_) self->loadTls("SIGHUP");
@@ -364,8 +375,11 @@ void Server::finishShutdown() {
   for (uv_timer_t* t :
        {&reload_timer_, &debounce_timer_, &delay_timer_, &deadline_timer_, &probe_timer_})
     closeIfOpen(reinterpret_cast<uv_handle_t*>(t));
-  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_})
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_, &sigusr1_})
     closeIfOpen(reinterpret_cast<uv_handle_t*>(s));
+  // Closing the handle restored SIGUSR1's default action, which kills: a logrotate run
+  // during the last moments of a drain must not turn a clean exit into a crash.
+  std::signal(SIGUSR1, SIG_IGN);
   closeIfOpen(reinterpret_cast<uv_handle_t*>(&worker_exit_async_));
   for (auto& w : watchers_) {
     uv_close(reinterpret_cast<uv_handle_t*>(w.release()),

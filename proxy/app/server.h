@@ -81,6 +81,7 @@ class Server {
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
   uv_signal_t sighup_{};
+  uv_signal_t sigusr1_{};        // reopen the access log (logrotate), as nginx does
   uv_timer_t reload_timer_{};    // periodic re-check of the certificate files
   uv_timer_t debounce_timer_{};  // coalesces bursts of file events
   uv_timer_t delay_timer_{};     // shutdown_delay

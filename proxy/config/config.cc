@@ -761,8 +761,10 @@ void Loader::loadLog() {
                       {"warn", LogLevel::kWarn},
                       {"error", LogLevel::kError}},
                      &l.level);
-  readEnum<LogFormat>("log.format", {{"text", LogFormat::kText}, {"json", LogFormat::kJson}},
-                      &l.format);
+  readEnum<LogFormat>(
+      "log.format",
+      {{"text", LogFormat::kText}, {"json", LogFormat::kJson}, {"ecs", LogFormat::kEcs}},
+      &l.format);
   std::string access;
   if (readString("log.access", &access, false)) {
     if (access == "stdout") {

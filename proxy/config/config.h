@@ -56,7 +56,7 @@ struct Cidr {
 enum class ClientAuth { kNone, kOptional, kRequired };
 enum class VerificationMode { kFull, kStrict, kCertificate, kNone };
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
-enum class LogFormat { kText, kJson };
+enum class LogFormat { kText, kJson, kEcs };
 
 // [server]: the listening side (APM Server's apm-server.* equivalents noted in docs).
 struct ServerConfig {

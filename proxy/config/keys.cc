@@ -103,9 +103,11 @@ const std::vector<KeyInfo>& knownKeys() {
        "/readyz also requires a TCP connection to the upstream"},
 
       {"log.level", "string", "\"info\"", "logging.level", "debug, info, warn or error"},
-      {"log.format", "string", "\"text\"", "logging.json", "text or json"},
+      {"log.format", "string", "\"text\"", "logging.json",
+       "text, json, or ecs (Elastic Common Schema JSON, also for the access log)"},
       {"log.access", "string", "\"off\"", kOurs,
-       "access log: \"off\", \"stderr\" or a file path (one JSON line per request)"},
+       "access log: \"off\", \"stderr\" or a file path (one JSON line per request; a file "
+       "is reopened on SIGUSR1 and when renamed or removed)"},
   };
   return keys;
 }

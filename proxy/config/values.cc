@@ -334,6 +334,8 @@ const char* toString(LogFormat v) {
       return "text";
     case LogFormat::kJson:
       return "json";
+    case LogFormat::kEcs:
+      return "ecs";
   }
   return "?";
 }

@@ -426,6 +426,7 @@ bool DownstreamConnection::onHead(http::MessageHead& head) {
   if (ctx_.access_log != nullptr) {
     method_.assign(head.methodName());
     path_.assign(head.url());
+    request_facts_.capture(head);
   }
   if (!head.keep_alive || ctx_.draining) close_after_ = true;
   rearmTimer();
@@ -890,7 +891,11 @@ void DownstreamConnection::writeAccessLog() {
     e.sni = tls_->sni();
     e.client_subject = tls_->clientSubject();
     e.client_sans = tls_->clientSans();
+    e.tls_resumed = tls_->sessionReused();
+    e.client_cert_sha256 = AccessLog::sha256FromXfcc(tls_->clientCertHeader());
   }
+  e.http_version = AccessLog::httpVersionName(client_major_, client_minor_);
+  request_facts_.fill(e);
   e.method = method_;
   e.path = path_;
   e.status = response_status_;
@@ -900,6 +905,7 @@ void DownstreamConnection::writeAccessLog() {
   if (upstream_start_ns_ != 0) e.upstream_s = static_cast<double>(upstream_start_ns_) / 1e9;
   e.close_reason = close_after_ ? toString(close_reason_) : "";
   ctx_.access_log->write(e);
+  request_facts_.clear();  // a request refused before its head must not log these again
 }
 
 }  // namespace proxy::downstream

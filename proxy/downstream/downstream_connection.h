@@ -12,6 +12,7 @@
 
 #include "proxy/common/stats.h"
 #include "proxy/config/config.h"
+#include "proxy/downstream/access_log.h"
 #include "proxy/downstream/close_reason.h"
 #include "proxy/downstream/log_limiter.h"
 #include "proxy/http/head_writer.h"
@@ -167,6 +168,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   uint64_t response_bytes_ = 0;
   std::string method_;
   std::string path_;
+  AccessLog::RequestFacts request_facts_;  // User-Agent, traceparent... for the ECS access log
   CloseReason close_reason_ = CloseReason::kDone;
 };
 

@@ -118,7 +118,9 @@ TEST_CASE("Access log: a TLS request with a client certificate, field by field",
   CHECK(e.get("bytes_in").number == static_cast<double>(first.size()));
   CHECK(e.get("bytes_out").number == static_cast<double>(r1_bytes));
   REQUIRE(e.has("upstream_s"));
-  CHECK(e.get("upstream_s").number >= 0.2);
+  // The demo waits 200 ms on libuv's millisecond loop clock while upstream_s comes from
+  // uv_hrtime(): allow the coarser clock its millisecond (issue 9 item 10: 0.199993 was seen).
+  CHECK(e.get("upstream_s").number >= 0.195);
   CHECK(e.get("duration_s").number >= e.get("upstream_s").number);
   CHECK(e.get("duration_s").number < 5);
   CHECK_FALSE(e.has("close_reason"));  // the connection stayed open
