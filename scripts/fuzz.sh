@@ -39,8 +39,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=()
 for t in "${targets[@]}"; do
-  corpus_name="${t%_fuzz}"
-  corpus_name="${corpus_name%_parser}"
+  corpus_name="${t%_fuzz}"  # http1_parser_fuzz: tests/fuzz/corpus/http1_parser
   seeds="tests/fuzz/corpus/$corpus_name"
   run_dir="$work/$t"
   mkdir -p "$run_dir/corpus" "$run_dir/artifacts"
