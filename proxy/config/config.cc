@@ -374,7 +374,11 @@ bool Loader::expand(const std::string& path, const toml::node& node, const std::
     return false;
   }
   if (!e.value().variables.empty()) {
-    config_.sources[path] = describeSource(raw, e.value(), path == "ssl.key_passphrase");
+    // A private key given inline through a variable is a secret kept out of the file:
+    // check must not print it (nor a default that holds it).
+    bool inline_key = path == "ssl.key" && isInlinePem(e.value().value);
+    config_.sources[path] =
+        describeSource(raw, e.value(), path == "ssl.key_passphrase" || inline_key);
   }
   *out = std::move(e.value().value);
   return true;

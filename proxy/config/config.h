@@ -184,13 +184,17 @@ std::string formatHostPort(const HostPort& hp);
 Result<Cidr> parseCidr(const std::string& text);
 
 // The effective configuration as TOML, with every default filled in (for `check`).
-// loadString() reads it back to an equal Config, except that a non-empty key_passphrase
-// is printed as "<redacted>" and client_authentication is always written out (so
-// client_authentication_explicit becomes true).
+// loadString() reads it back to an equal Config, except that a non-empty key_passphrase,
+// and an inline PEM key that came from a ${VAR}, are printed as "<redacted>", and
+// client_authentication is always written out (so client_authentication_explicit
+// becomes true).
 std::string toToml(const Config& config);
 // A TOML string literal for `s` (a basic string, or a multi-line one for inline PEM),
 // written as is: a "${VAR}" in `s` stays a reference (escapeVariables() makes it literal).
 std::string tomlString(const std::string& s);
+// APM Server's rule for certificate, key and CA values: PEM text when the trimmed value
+// starts with '-', else a file path.
+bool isInlinePem(const std::string& value);
 
 // One row of the table of known keys (proxy/config/keys.cc): the single list used for
 // unknown-key detection, "did you mean", and the test that keeps docs/configuration.md

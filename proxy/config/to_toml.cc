@@ -98,7 +98,9 @@ std::string annotateSources(const std::string& text,
   return out.str();
 }
 
-std::string sslSection(const SslConfig& ssl) {
+// `key_from_variable`: ssl.key was written with ${VAR}; an inline PEM key from there is
+// redacted like the passphrase.
+std::string sslSection(const SslConfig& ssl, bool key_from_variable) {
   std::ostringstream out;
   out << "[ssl]\n";
   out << "enabled = " << boolean(ssl.present ? ssl.enabled : true) << "\n";
@@ -111,7 +113,9 @@ std::string sslSection(const SslConfig& ssl) {
   if (ssl.key.empty()) {
     out << "# key is unset (required when TLS is on)\n";
   } else {
-    out << "key = " << stringValue(ssl.key) << "\n";
+    out << "key = "
+        << (isInlinePem(ssl.key) && key_from_variable ? "\"<redacted>\"" : stringValue(ssl.key))
+        << "\n";
   }
   out << "key_passphrase = " << (ssl.key_passphrase.empty() ? "\"\"" : "\"<redacted>\"") << "\n";
   out << "key_passphrase_path = " << stringValue(ssl.key_passphrase_path) << "\n";
@@ -154,6 +158,11 @@ std::string tomlString(const std::string& s) {
     if (!plain) return basicString(s);
   }
   return "\"\"\"\n" + s + "\"\"\"";
+}
+
+bool isInlinePem(const std::string& value) {
+  size_t first = value.find_first_not_of(" \t\r\n");
+  return first != std::string::npos && value[first] == '-';
 }
 
 std::string toToml(const Config& config) {

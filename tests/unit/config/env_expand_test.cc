@@ -243,3 +243,25 @@ TEST_CASE("check's output reads back to the same values, $ included", "[unit][co
   CHECK(second.config->ssl.key_passphrase_path == "/run/${literal}/pa$ss");
   CHECK(second.config->log.access == "/var/log/a$b.log");
 }
+
+TEST_CASE("An inline private key from a variable is not printed by check", "[unit][config][env]") {
+  ScopedEnv key("APM_TLS_PROXY_TEST_KEY_PEM",
+                "-----BEGIN PRIVATE KEY-----\nSECRETKEYBYTES\n-----END PRIVATE KEY-----\n");
+  LoadResult r = loadString(
+      "[ssl]\ncertificate = \"s.crt\"\nkey = \"${APM_TLS_PROXY_TEST_KEY_PEM}\"\n", "env.toml");
+  REQUIRE(r.config);
+  CHECK(r.config->ssl.key.find("SECRETKEYBYTES") != std::string::npos);
+  std::string toml = toToml(*r.config);
+  INFO(toml);
+  CHECK(toml.find("SECRETKEYBYTES") == std::string::npos);
+  CHECK(
+      toml.find("# from ${APM_TLS_PROXY_TEST_KEY_PEM} (value redacted)\nkey = \"<redacted>\"\n") !=
+      std::string::npos);
+
+  // A key file named through a variable is only a path: shown as usual.
+  ScopedEnv dir("APM_TLS_PROXY_TEST_DIR", "/run/secrets");
+  LoadResult path = loadString(
+      "[ssl]\ncertificate = \"s.crt\"\nkey = \"${APM_TLS_PROXY_TEST_DIR}/tls.key\"\n", "env.toml");
+  REQUIRE(path.config);
+  CHECK(toToml(*path.config).find("key = \"/run/secrets/tls.key\"") != std::string::npos);
+}
