@@ -196,7 +196,7 @@ std::string toToml(const Config& config) {
   out << "max_idle_connections = " << u.max_idle_connections << "\n";
   out << "idle_timeout = " << duration(u.idle_timeout) << "\n\n";
 
-  std::string ssl = sslSection(config.ssl);
+  std::string ssl = sslSection(config.ssl, config.sources.count("ssl.key") > 0);
   if (config.ssl.present) {
     out << ssl << "\n";
   } else {
