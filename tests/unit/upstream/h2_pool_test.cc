@@ -207,6 +207,59 @@ TEST_CASE("an upstream reset mid-response cuts that stream only") {
   CHECK(f.upstream->conns.size() == 1);
 }
 
+TEST_CASE("a lost connection cuts the responses in flight and no other connection") {
+  Fixture f([](Conn& conn, int32_t id) {
+    if (conn.index > 0) {
+      echo(conn, id);
+      return;
+    }
+    conn.server->sendHead(id, 200, {}, false);
+    conn.server->sendData(id, "half", false);
+    if (conn.answered.size() < 2) return;
+    conn.owner->flush(conn);
+    conn.owner->closeConn(conn);
+  });
+  RecordingSink a, b;
+  f.open(a, "/a");
+  f.open(b, "/b");
+  REQUIRE(runUntil(&f.loop, [&] { return a.finished() && b.finished(); }));
+  for (RecordingSink* s : {&a, &b}) {
+    REQUIRE(s->error.has_value());
+    CHECK(*s->error == UpstreamError::kClosedMidBody);
+    CHECK(s->body == "half");
+  }
+  RecordingSink next;  // a new connection takes the next request
+  f.open(next, "/next");
+  REQUIRE(runUntil(&f.loop, [&] { return next.finished(); }));
+  CHECK(next.complete);
+  CHECK(f.upstream->conns.size() == 2);
+}
+
+TEST_CASE("a response that stops after its head ends as kStalled") {
+  Fixture f([](Conn& conn, int32_t id) { conn.server->sendHead(id, 200, {}, false); });
+  f.config.response_timeout = config::Millis(100);
+  RecordingSink sink;
+  f.open(sink, "/quiet");
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  CHECK(sink.status == 200);
+  REQUIRE(sink.error.has_value());
+  CHECK(*sink.error == UpstreamError::kStalled);
+}
+
+TEST_CASE("a body beyond the low watermark reports onUpstreamDrained once it is framed") {
+  Fixture f;
+  RecordingSink sink;
+  H2Stream* s = f.open(sink, "/upload", false);
+  std::string big(256 * 1024, 'b');
+  REQUIRE(s->sendBody(big.data(), big.size()) == 0);
+  CHECK(s->queuedBytes() == big.size());
+  s->endRequest(nullptr);
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  CHECK(sink.complete);
+  CHECK(sink.drained >= 1);
+  CHECK(sink.body.size() == std::string("/upload|").size() + big.size());
+}
+
 TEST_CASE("connection refused reaches the sink as kConnectFailed, never from open()") {
   Fixture f;
   f.config.tcp = config::HostPort{"127.0.0.1", testing::closedPort(&f.loop)};

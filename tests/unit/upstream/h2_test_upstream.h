@@ -45,13 +45,14 @@ class TestH2Upstream {
   void flush(Conn& conn);
   // Closes the listener and every connection (call before the loop's last run).
   void close();
+  // Closes one connection abruptly (a lost upstream).
+  void closeConn(Conn& conn);
 
   std::vector<std::unique_ptr<Conn>> conns;
 
  private:
   static void onConnection(uv_stream_t* server, int status);
   static void onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  void closeConn(Conn& conn);
   void serve(Conn& conn);
 
   uv_loop_t* loop_;
@@ -74,6 +75,7 @@ struct RecordingSink : upstream::ResponseSink {
   std::optional<upstream::UpstreamError> error;
   std::string detail;
   int events_done = 0;
+  int drained = 0;
   int calls_after_outcome = 0;
 
   bool finished() const { return complete || error.has_value(); }
@@ -84,7 +86,7 @@ struct RecordingSink : upstream::ResponseSink {
   void onUpstreamError(upstream::UpstreamError e, const char* d) override;
   void onUpstreamReplayable(std::string, const char*) override;
   void onUpstreamEventDone() override;
-  void onUpstreamDrained() override {}
+  void onUpstreamDrained() override { ++drained; }
 };
 
 // Runs `loop` until `done()` or `limit_ms` of loop time passed; returns done().
