@@ -207,7 +207,7 @@ TEST_CASE("Enum values list the allowed values", "[unit][config]") {
         "bad.toml:2:9: log.level: invalid value \"warning\"; allowed: \"debug\", \"info\", "
         "\"warn\", \"error\"");
   CHECK(errorOf("[log]\nformat = \"JSON\"\n") ==
-        "bad.toml:2:10: log.format: invalid value \"JSON\"; allowed: \"text\", \"json\"");
+        "bad.toml:2:10: log.format: invalid value \"JSON\"; allowed: \"text\", \"json\", \"ecs\"");
 }
 
 TEST_CASE("TLS on without certificate or key names each missing key at [ssl]", "[unit][config]") {
