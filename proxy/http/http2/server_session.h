@@ -61,7 +61,8 @@ inline constexpr uint32_t kHeaderLimitResetCode = NGHTTP2_ENHANCE_YOUR_CALM;
 // One HTTP/2 server session. Owned by its downstream connection, freed with it; loop thread
 // only. Callbacks run only inside receive(), produce() and closeAllStreams(), never inside
 // the submit/send/end/reset/consume calls nor the destructor. Streams live from their
-// first HEADERS to onStreamClose.
+// first HEADERS to onStreamClose and are freed then. Idle, nghttp2 holds about 25 KiB (a
+// 16 KiB frame buffer, HPACK tables) and this object under 1 KiB.
 class ServerSession {
  public:
   // Response bytes of one stream at or below this many are "drained" (onResponseDrained).
@@ -141,8 +142,11 @@ class ServerSession {
   // forgets them all. The session sends nothing more for them.
   void closeAllStreams(uint32_t error_code);
 
+  // Streams known to the session (including ones not yet delivered or being refused).
   size_t openStreams() const { return streams_.size(); }
+  // Why the session failed or sent an error GOAWAY; empty while all is well.
   const std::string& errorReason() const { return error_reason_; }
+  // Resets and GOAWAYs sent/received by code; streams_opened counts heads delivered.
   const SessionCounters& counters() const { return counters_; }
 
  private:

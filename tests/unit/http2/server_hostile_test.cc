@@ -288,6 +288,23 @@ TEST_CASE("ServerSession lets te: trailers through", "[unit][http2][hostile]") {
   CHECK(p.recorder.requests[1].head.headers[0].value == "trailers");
 }
 
+TEST_CASE("ServerSession: submitGoaway with an error code ends the session",
+          "[unit][http2][hostile]") {
+  RawPair p;
+  REQUIRE(p.feed(RawClient::preface() + p.raw.get(1, {}, false)));
+  p.server->submitGoaway(NGHTTP2_INTERNAL_ERROR);
+  CHECK(p.server->wantsWrite());
+  std::optional<test::Frame> goaway = findFrame(p.drain(), NGHTTP2_GOAWAY);
+  REQUIRE(goaway);
+  CHECK(goaway->lastStreamId() == 1);
+  CHECK(goaway->errorCode() == NGHTTP2_INTERNAL_ERROR);
+  CHECK_FALSE(p.server->wantsRead());
+  CHECK_FALSE(p.server->wantsWrite());
+  CHECK(p.server->errorReason() == "sent GOAWAY INTERNAL_ERROR");
+  p.server->closeAllStreams(NGHTTP2_INTERNAL_ERROR);
+  CHECK(p.recorder.requests[1].close_code == NGHTTP2_INTERNAL_ERROR);
+}
+
 TEST_CASE("ServerSession refuses bytes that are not the HTTP/2 preface", "[unit][http2][hostile]") {
   RawPair p;
   CHECK_FALSE(p.feed("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
