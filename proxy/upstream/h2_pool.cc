@@ -8,6 +8,21 @@
 #include "proxy/upstream/h2_stream.h"
 
 namespace proxy::upstream {
+namespace {
+
+void addCounts(http2::ErrorCodeCounts& to, const http2::ErrorCodeCounts& from) {
+  for (size_t i = 0; i < to.by_code.size(); ++i) to.by_code[i] += from.by_code[i];
+}
+
+void addCounters(http2::SessionCounters& to, const http2::SessionCounters& from) {
+  addCounts(to.resets_sent, from.resets_sent);
+  addCounts(to.resets_received, from.resets_received);
+  addCounts(to.goaways_sent, from.goaways_sent);
+  addCounts(to.goaways_received, from.goaways_received);
+  to.streams_opened += from.streams_opened;
+}
+
+}  // namespace
 
 H2Pool::H2Pool(uv_loop_t* loop, const config::UpstreamConfig& config, WorkerStats& stats,
                uv::ReadBuffer& read_buffer)
@@ -152,7 +167,14 @@ void H2Pool::tick() {
   dispatch();
 }
 
+http2::SessionCounters H2Pool::sessionCounters() const {
+  http2::SessionCounters sum = closed_counters_;
+  for (const auto& entry : connections_) addCounters(sum, entry.second->counters());
+  return sum;
+}
+
 void H2Pool::erase(H2Connection* conn) {
+  addCounters(closed_counters_, conn->counters());
   connections_.erase(conn);
   dispatch();  // waiting streams may need a connection in its place
 }

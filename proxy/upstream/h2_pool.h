@@ -60,6 +60,9 @@ class H2Pool {
   size_t waitingCount() const { return waiting_.size(); }
   size_t streamCount() const { return streams_.size(); }
   const Counters& counters() const { return counters_; }
+  // RST_STREAM and GOAWAY counts by error code and streams opened, summed over every
+  // connection this pool has had (closed ones included).
+  http2::SessionCounters sessionCounters() const;
 
   // --- H2Connection and H2Stream ---
   uv_loop_t* loop() const { return loop_; }
@@ -105,6 +108,7 @@ class H2Pool {
   std::deque<H2Stream*> waiting_;
   std::vector<H2Stream*> finished_;  // done, freed by the next reap()
   Counters counters_;
+  http2::SessionCounters closed_counters_;  // of the connections already freed
 };
 
 }  // namespace proxy::upstream

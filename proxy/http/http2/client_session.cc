@@ -69,7 +69,9 @@ Result<std::unique_ptr<ClientSession>> ClientSession::create(Callbacks& callback
   // (consume()), never merely because they arrived (issue 10 item 5, nghttpx's design).
   nghttp2_option_set_no_auto_window_update(opt.get(), 1);
   nghttp2_option_set_peer_max_concurrent_streams(opt.get(), kAssumedMaxConcurrentStreams);
-  nghttp2_option_set_max_send_header_block_length(opt.get(), 256 * 1024);
+  // Request heads may be as large as server.max_header_size allows (1 MiB by default);
+  // nghttp2's own limit for an encoded block is 64 KiB.
+  nghttp2_option_set_max_send_header_block_length(opt.get(), 1024 * 1024);
   nghttp2_session* raw = nullptr;
   int rv = nghttp2_session_client_new2(&raw, cbs.get(), s.get(), opt.get());
   if (rv != 0) return Status::error(std::string("nghttp2: ") + nghttp2_strerror(rv));

@@ -110,6 +110,10 @@ class FakeH2Server {
     nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, last_stream_id, code, nullptr, 0);
   }
   void consumeRequestBody(int32_t id, size_t n) { nghttp2_session_consume(session_.get(), id, n); }
+  // How many more response bytes the client lets this stream send now.
+  int32_t sendWindow(int32_t id) {
+    return nghttp2_session_get_stream_remote_window_size(session_.get(), id);
+  }
 
   std::map<int32_t, Request> requests;
   std::vector<int32_t> order;  // stream ids in the order their requests arrived

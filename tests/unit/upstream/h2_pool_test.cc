@@ -175,6 +175,7 @@ TEST_CASE("REFUSED_STREAM is retried once, then fails") {
   REQUIRE(always.error.has_value());
   CHECK(*always.error == UpstreamError::kClosedEarly);
   CHECK(f.pool->counters().retries == 2);  // one each
+  CHECK(f.pool->sessionCounters().resets_received.get(NGHTTP2_REFUSED_STREAM) == 3);
 }
 
 TEST_CASE("an upstream reset mid-response cuts that stream only") {
@@ -258,6 +259,33 @@ TEST_CASE("a body beyond the low watermark reports onUpstreamDrained once it is 
   CHECK(sink.complete);
   CHECK(sink.drained >= 1);
   CHECK(sink.body.size() == std::string("/upload|").size() + big.size());
+}
+
+TEST_CASE("response bytes stop at the stream window until the sink consumes them") {
+  constexpr size_t kTotal = 3 * 1024 * 1024;
+  constexpr size_t kStreamWindow = http2::ClientOptions{}.stream_window;
+  Fixture f([](Conn& conn, int32_t id) {
+    conn.server->sendHead(id, 200, {}, false);
+    conn.server->sendData(id, std::string(kTotal, 'r'), true);
+  });
+  RecordingSink sink;
+  sink.consume_all = false;
+  REQUIRE(f.open(sink, "/big") != nullptr);
+  REQUIRE(runUntil(&f.loop, [&] {
+    return !f.upstream->conns.empty() && !f.upstream->conns[0]->answered.empty() &&
+           f.upstream->conns[0]->server->sendWindow(1) == 0 && sink.body.size() == kStreamWindow;
+  }));
+  CHECK_FALSE(sink.finished());
+  size_t consumed = 0;
+  REQUIRE(runUntil(&f.loop, [&] {
+    if (sink.stream != nullptr && consumed < sink.body.size()) {
+      sink.stream->consumed(sink.body.size() - consumed);
+      consumed = sink.body.size();
+    }
+    return sink.finished();
+  }));
+  CHECK(sink.complete);
+  CHECK(sink.body.size() == kTotal);
 }
 
 TEST_CASE("connection refused reaches the sink as kConnectFailed, never from open()") {
