@@ -288,6 +288,32 @@ TEST_CASE("response bytes stop at the stream window until the sink consumes them
   CHECK(sink.body.size() == kTotal);
 }
 
+TEST_CASE("the h2c upstream may be a unix socket") {
+  std::string path = "/tmp/h2_pool_test." + std::to_string(uv_os_getpid()) + ".sock";
+  uv_fs_t req;
+  uv_fs_unlink(nullptr, &req, path.c_str(), nullptr);
+  uv_fs_req_cleanup(&req);
+  RecordingSink sink;
+  {
+    Fixture f;  // its TCP upstream stays unused
+    TestH2Upstream unix_upstream(&f.loop, {}, echo, path);
+    f.config.tcp.reset();
+    f.config.unix_path = path;
+    H2Pool pool(&f.loop, f.config, f.stats, f.read_buffer);
+    http2::HeaderFields h = {
+        {":method", "GET"}, {":scheme", "http"}, {":authority", "localhost"}, {":path", "/u"}};
+    sink.stream = pool.open(&sink, h, true);
+    REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+    CHECK(sink.complete);
+    CHECK(sink.body == "/u|");
+    pool.closeAll();
+    unix_upstream.close();
+    REQUIRE(runUntil(&f.loop, [&] { return pool.connectionCount() == 0; }));
+  }
+  uv_fs_unlink(nullptr, &req, path.c_str(), nullptr);
+  uv_fs_req_cleanup(&req);
+}
+
 TEST_CASE("connection refused reaches the sink as kConnectFailed, never from open()") {
   Fixture f;
   f.config.tcp = config::HostPort{"127.0.0.1", testing::closedPort(&f.loop)};

@@ -18,18 +18,25 @@ void onAlloc(uv_handle_t*, size_t suggested, uv_buf_t* buf) {
 
 }  // namespace
 
-TestH2Upstream::TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, Handler handler)
-    : loop_(loop), options_(options), handler_(std::move(handler)) {
-  REQUIRE(uv_tcp_init(loop_, &listener_) == 0);
-  listener_.data = this;
-  sockaddr_in addr{};
-  uv_ip4_addr("127.0.0.1", 0, &addr);
-  REQUIRE(uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
-  REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 64, &onConnection) == 0);
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+TestH2Upstream::TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, Handler handler,
+                               const std::string& unix_path)
+    : loop_(loop), options_(options), handler_(std::move(handler)), unix_(!unix_path.empty()) {
+  auto* stream = reinterpret_cast<uv_stream_t*>(&listener_);
+  if (unix_) {
+    REQUIRE(uv_pipe_init(loop_, &listener_.pipe, 0) == 0);
+    REQUIRE(uv_pipe_bind(&listener_.pipe, unix_path.c_str()) == 0);
+  } else {
+    REQUIRE(uv_tcp_init(loop_, &listener_.tcp) == 0);
+    sockaddr_in addr{};
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    REQUIRE(uv_tcp_bind(&listener_.tcp, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
+    sockaddr_storage bound{};
+    int len = sizeof bound;
+    uv_tcp_getsockname(&listener_.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+    port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  }
+  stream->data = this;
+  REQUIRE(uv_listen(stream, 64, &onConnection) == 0);
 }
 
 TestH2Upstream::~TestH2Upstream() { close(); }
@@ -44,7 +51,7 @@ void TestH2Upstream::close() {
 void TestH2Upstream::closeConn(Conn& conn) {
   if (conn.closed) return;
   conn.closed = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&conn.tcp), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&conn.socket), nullptr);
 }
 
 void TestH2Upstream::onConnection(uv_stream_t* server, int status) {
@@ -54,13 +61,18 @@ void TestH2Upstream::onConnection(uv_stream_t* server, int status) {
   conn->owner = self;
   conn->index = self->conns.size();
   conn->server = std::make_unique<FakeH2Server>(self->options_);
-  uv_tcp_init(self->loop_, &conn->tcp);
-  conn->tcp.data = conn.get();
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), nullptr);
+  if (self->unix_) {
+    uv_pipe_init(self->loop_, &conn->socket.pipe, 0);
+  } else {
+    uv_tcp_init(self->loop_, &conn->socket.tcp);
+  }
+  auto* stream = reinterpret_cast<uv_stream_t*>(&conn->socket);
+  stream->data = conn.get();
+  if (uv_accept(server, stream) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(stream), nullptr);
     conn->closed = true;
   } else {
-    uv_read_start(reinterpret_cast<uv_stream_t*>(&conn->tcp), &onAlloc, &onRead);
+    uv_read_start(stream, &onAlloc, &onRead);
   }
   self->conns.push_back(std::move(conn));
   self->flush(*self->conns.back());  // the server's SETTINGS
@@ -103,7 +115,7 @@ void TestH2Upstream::flush(Conn& conn) {
   auto* w = new WriteReq;
   w->data = std::move(out);
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&conn.tcp), &b, 1,
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&conn.socket), &b, 1,
                     [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
   if (rc != 0) delete w;
 }

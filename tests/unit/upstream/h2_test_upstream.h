@@ -16,6 +16,7 @@
 
 #include "proxy/upstream/h2_stream.h"
 #include "proxy/upstream/response_sink.h"
+#include "proxy/upstream/upstream_socket.h"
 #include "tests/unit/upstream/fake_h2_server.h"
 
 namespace proxy::testing {
@@ -24,8 +25,8 @@ class TestH2Upstream {
  public:
   struct Conn {
     TestH2Upstream* owner = nullptr;
-    size_t index = 0;  // order of acceptance
-    uv_tcp_t tcp{};
+    size_t index = 0;                   // order of acceptance
+    upstream::UpstreamSocket socket{};  // TCP or pipe, as the listener
     std::unique_ptr<FakeH2Server> server;
     std::vector<int32_t> answered;  // requests the handler has seen
     bool closed = false;
@@ -35,7 +36,9 @@ class TestH2Upstream {
   // Called once per request when it has fully arrived (END_STREAM).
   using Handler = std::function<void(Conn& conn, int32_t stream_id)>;
 
-  TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, Handler handler);
+  // Listens on 127.0.0.1 (an ephemeral port), or on the unix socket `unix_path`.
+  TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, Handler handler,
+                 const std::string& unix_path = "");
   ~TestH2Upstream();
   TestH2Upstream(const TestH2Upstream&) = delete;
   TestH2Upstream& operator=(const TestH2Upstream&) = delete;
@@ -58,7 +61,8 @@ class TestH2Upstream {
   uv_loop_t* loop_;
   FakeH2Server::Options options_;
   Handler handler_;
-  uv_tcp_t listener_{};
+  upstream::UpstreamSocket listener_{};
+  bool unix_ = false;
   uint16_t port_ = 0;
   bool closed_ = false;
 };
