@@ -207,6 +207,14 @@ std::string renderMetrics(const MetricsSnapshot& s) {
            "Upstream requests abandoned because the response did not arrive in time.");
   w.sample(sum(s, [](const WorkerStats& ws) { return ws.upstream_timeouts.get(); }));
 
+  w.family("upstream_retries_total", "counter",
+           "Requests sent again on a new upstream connection because the upstream never saw them.");
+  w.sample(sum(s, [](const WorkerStats& ws) { return ws.upstream_retries.get(); }));
+
+  w.family("upstream_overloaded_total", "counter",
+           "Requests answered 503 because no upstream connection was free in time.");
+  w.sample(sum(s, [](const WorkerStats& ws) { return ws.upstream_overloaded.get(); }));
+
   w.family("upstream_connections", "gauge",
            "Upstream connections open, by state: active (serving a request) or idle (pooled).");
   w.sample(sum(s, [](const WorkerStats& ws) { return ws.upstream_connections_active.get(); }),

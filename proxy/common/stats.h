@@ -70,6 +70,8 @@ struct WorkerStats {
   Counter upstream_timeouts;
   Counter upstream_connections_active;
   Counter upstream_connections_idle;
+  Counter upstream_retries;     // requests sent again because the upstream never saw them
+  Counter upstream_overloaded;  // requests refused (503) for want of an upstream connection
   Counter local_responses;  // errors the proxy answered itself
 };
 

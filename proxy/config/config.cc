@@ -532,6 +532,13 @@ void Loader::loadServer() {
               &n)) {
     s.max_header_size = static_cast<uint64_t>(n);
   }
+  if (readInt("server.max_header_fields", 1, 10000, "from 1 to 10000", &n)) {
+    s.max_header_fields = static_cast<uint32_t>(n);
+  }
+  readBool("server.http2", &s.http2);
+  if (readInt("server.http2_max_concurrent_streams", 1, 10000, "from 1 to 10000", &n)) {
+    s.http2_max_concurrent_streams = static_cast<uint32_t>(n);
+  }
   readDuration("server.idle_timeout", kPositive, kPositiveRule, &s.idle_timeout);
   readDuration("server.read_timeout", kPositive, kPositiveRule, &s.read_timeout);
   readDuration("server.request_header_timeout", kPositive, kPositiveRule,
@@ -580,6 +587,14 @@ void Loader::loadUpstream() {
     u.max_idle_connections = static_cast<uint32_t>(n);
   }
   readDuration("upstream.idle_timeout", kPositive, kPositiveRule, &u.idle_timeout);
+  readDuration("upstream.stream_idle_timeout", Millis{0}, "0 (= response_timeout) or more",
+               &u.stream_idle_timeout);
+  if (readInt("upstream.max_connections", 1, 1000000, "from 1 to 1000000", &n)) {
+    u.max_connections = static_cast<uint32_t>(n);
+  }
+  if (readInt("upstream.max_pending", 0, 1000000, "from 0 to 1000000", &n)) {
+    u.max_pending = static_cast<uint32_t>(n);
+  }
 }
 
 void Loader::loadSsl() {

@@ -60,18 +60,21 @@ enum class LogFormat { kText, kJson, kEcs };
 
 // [server]: the listening side (APM Server's apm-server.* equivalents noted in docs).
 struct ServerConfig {
-  HostPort host{"127.0.0.1", 8200};       // "host" key; "127.0.0.1:8200", "[::1]:8200", ":8200"
-  uint64_t max_header_size = 1048576;     // bytes of request line + headers; over: 431
-  Millis idle_timeout{45'000};            // keep-alive idle between requests
-  Millis read_timeout{3'600'000};         // whole request, first byte to last body byte
-  Millis request_header_timeout{10'000};  // complete request head (slowloris guard): 408
-  Millis write_timeout{30'000};           // one write to the client may stall this long
-  Millis shutdown_timeout{30'000};        // drain deadline after SIGTERM
-  Millis shutdown_delay{0};               // keep accepting this long after SIGTERM
-  Millis tls_handshake_timeout{10'000};   // TLS handshake must complete within this
-  uint32_t max_connections = 0;           // 0 = unlimited; per process
-  std::vector<Cidr> trusted_proxies;      // peers whose X-Forwarded-For is appended to
-  uint32_t workers = 0;                   // 0 = CPUs usable by this process (cgroups)
+  HostPort host{"127.0.0.1", 8200};    // "host" key; "127.0.0.1:8200", "[::1]:8200", ":8200"
+  uint64_t max_header_size = 1048576;  // bytes of request line + headers; over: 431
+  uint32_t max_header_fields = 100;    // header fields in one request; over: 431
+  bool http2 = true;                   // offer h2 in ALPN / accept the h2c preface
+  uint32_t http2_max_concurrent_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS
+  Millis idle_timeout{45'000};                  // keep-alive idle between requests
+  Millis read_timeout{3'600'000};               // whole request, first byte to last body byte
+  Millis request_header_timeout{10'000};        // complete request head (slowloris guard): 408
+  Millis write_timeout{30'000};                 // one write to the client may stall this long
+  Millis shutdown_timeout{30'000};              // drain deadline after SIGTERM
+  Millis shutdown_delay{0};                     // keep accepting this long after SIGTERM
+  Millis tls_handshake_timeout{10'000};         // TLS handshake must complete within this
+  uint32_t max_connections = 0;                 // 0 = unlimited; per process
+  std::vector<Cidr> trusted_proxies;            // peers whose X-Forwarded-For is appended to
+  uint32_t workers = 0;                         // 0 = CPUs usable by this process (cgroups)
 };
 
 // [upstream]: the plain-HTTP intake server.
@@ -84,6 +87,15 @@ struct UpstreamConfig {
   Millis response_timeout{60'000};     // request fully sent -> first response byte: else 504
   uint32_t max_idle_connections = 64;  // per worker
   Millis idle_timeout{30'000};         // shorter than APM Server's own 45 s idle timeout
+  // No byte read from or written to the upstream for this long once an exchange has
+  // started: 504 before the response head, a cut connection after it. 0 = response_timeout.
+  Millis stream_idle_timeout{0};
+  uint32_t max_connections = 256;  // per worker; requests beyond wait in a queue
+  uint32_t max_pending = 1024;     // per worker; queued requests beyond this get 503
+  // The effective stream idle timeout.
+  Millis streamIdleTimeout() const {
+    return stream_idle_timeout.count() > 0 ? stream_idle_timeout : response_timeout;
+  }
 };
 
 // [ssl.allowed_clients]: optional allow-list of verified client identities, checked

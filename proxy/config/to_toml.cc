@@ -175,6 +175,9 @@ std::string toToml(const Config& config) {
   out << "[server]\n";
   out << "host = " << stringValue(formatHostPort(s.host)) << "\n";
   out << "max_header_size = " << s.max_header_size << "\n";
+  out << "max_header_fields = " << s.max_header_fields << "\n";
+  out << "http2 = " << (s.http2 ? "true" : "false") << "\n";
+  out << "http2_max_concurrent_streams = " << s.http2_max_concurrent_streams << "\n";
   out << "idle_timeout = " << duration(s.idle_timeout) << "\n";
   out << "read_timeout = " << duration(s.read_timeout) << "\n";
   out << "request_header_timeout = " << duration(s.request_header_timeout) << "\n";
@@ -194,7 +197,10 @@ std::string toToml(const Config& config) {
   out << "connect_timeout = " << duration(u.connect_timeout) << "\n";
   out << "response_timeout = " << duration(u.response_timeout) << "\n";
   out << "max_idle_connections = " << u.max_idle_connections << "\n";
-  out << "idle_timeout = " << duration(u.idle_timeout) << "\n\n";
+  out << "idle_timeout = " << duration(u.idle_timeout) << "\n";
+  out << "stream_idle_timeout = " << duration(u.stream_idle_timeout) << "\n";
+  out << "max_connections = " << u.max_connections << "\n";
+  out << "max_pending = " << u.max_pending << "\n\n";
 
   std::string ssl = sslSection(config.ssl, config.sources.count("ssl.key") > 0);
   if (config.ssl.present) {

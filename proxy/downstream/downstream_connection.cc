@@ -202,6 +202,14 @@ void DownstreamConnection::onEof() {
     updateReading();
     return;
   }
+  if (!out_.empty() || writer_.writing() || (tls_ && !tls_->pendingCiphertext().empty())) {
+    // Between requests, with the last response still being written: a half-close
+    // only says the client sends nothing more. Finish writing, then close.
+    peer_eof_ = true;
+    close_reason_ = CloseReason::kPeerClosed;
+    finish();
+    return;
+  }
   close(CloseReason::kPeerClosed);
 }
 
@@ -410,6 +418,7 @@ void DownstreamConnection::beginRequest() {
   request_done_ns_ = 0;
   request_bytes_ = 0;
   upstream_start_ns_ = 0;
+  replays_ = 0;
 }
 
 bool DownstreamConnection::onHead(http::MessageHead& head) {
@@ -430,10 +439,19 @@ bool DownstreamConnection::onHead(http::MessageHead& head) {
   }
   if (!head.keep_alive || ctx_.draining) close_after_ = true;
   rearmTimer();
+  if (head.headerCount() > ctx_.config->server.max_header_fields) {
+    respondLocal(431, "too many request header fields");
+    return false;
+  }
 
-  upstream_ = ctx_.pool->checkout(this, head_request_);
+  upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
+  upstream_ = ctx_.pool->checkout(this, head_request_, &why);
   if (upstream_ == nullptr) {
-    respondLocal(502, "upstream unavailable");
+    if (why == upstream::UpstreamError::kOverloaded) {
+      respondLocal(503, "no upstream connection available; retry later");
+    } else {
+      respondLocal(502, "upstream unavailable");
+    }
     return false;
   }
   http::ForwardContext fwd;
@@ -454,8 +472,17 @@ void DownstreamConnection::onBody(const char* data, size_t len) {
   // Small pieces collect in the upstream's buffer; hand them over once they add up, so
   // the queue the watermarks look at is what is really pending.
   if (rc == 0 && upstream_->out().size() >= kLowWatermark) rc = upstream_->flush();
-  if (rc < 0) {
-    upstream_ = nullptr;
+  if (rc < 0) upstreamWriteFailed(rc);
+}
+
+void DownstreamConnection::upstreamWriteFailed(int rc) {
+  // The connection closed itself; it stays allocated until its close callback, so its
+  // buffer can still be taken here.
+  upstream::UpstreamConnection* failed = upstream_;
+  upstream_ = nullptr;
+  if (failed->replayable()) {
+    onUpstreamReplayable(std::move(failed->out()), uv_strerror(rc));
+  } else {
     onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
   }
 }
@@ -465,10 +492,10 @@ void DownstreamConnection::onMessageComplete() {
   request_done_ns_ = uv_hrtime();
   if (upstream_ != nullptr && !discard_body_) {
     if (request_framing_ == http::BodyFraming::kChunked) upstream_->out().append(http::kLastChunk);
-    if (upstream_->flush() < 0) {
-      upstream_ = nullptr;
-      onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
-      return;
+    int rc = upstream_->flush();
+    if (rc < 0) {
+      upstreamWriteFailed(rc);
+      return;  // a replay completes the request on its new connection
     }
     upstream_->requestComplete();
   }
@@ -572,16 +599,53 @@ void DownstreamConnection::startNextRequest() {
   pump();  // pipelined requests already received, and the flush of this response
 }
 
+void DownstreamConnection::onUpstreamReplayable(std::string unsent, const char* detail) {
+  upstream_ = nullptr;
+  if (closing()) return;
+  // Once per request: the upstream never saw it (docs/http.md, "Retries"). A second
+  // failure of the same kind is the upstream's state, not a race, and is answered.
+  if (replays_ > 0 || response_state_ != ResponseState::kWaiting) {
+    onUpstreamError(upstream::UpstreamError::kClosedEarly, detail);
+    return;
+  }
+  ++replays_;
+  ctx_.stats->upstream_retries.add();
+  log::debug("upstream request replayed", {{"conn", id_}, {"detail", detail}});
+  upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
+  upstream_ = ctx_.pool->checkout(this, head_request_, &why);
+  if (upstream_ == nullptr) {
+    onUpstreamError(why, "no upstream connection for the replay");
+    return;
+  }
+  upstream_->out() = std::move(unsent);
+  if (request_state_ == RequestState::kDone && !discard_body_) {
+    int rc = upstream_->flush();
+    if (rc < 0) {
+      upstreamWriteFailed(rc);
+      return;
+    }
+    upstream_->requestComplete();
+  }
+  updateReading();
+}
+
 void DownstreamConnection::onUpstreamError(upstream::UpstreamError error, const char* detail) {
   upstream_ = nullptr;
   if (closing()) return;
   log::debug("upstream error",
              {{"conn", id_}, {"reason", upstream::toString(error)}, {"detail", detail}});
   if (response_state_ == ResponseState::kWaiting) {
-    if (error == upstream::UpstreamError::kResponseTimeout) {
-      respondLocal(504, "upstream did not respond in time");
-    } else {
-      respondLocal(502, "upstream connection failed");
+    switch (error) {
+      case upstream::UpstreamError::kResponseTimeout:
+      case upstream::UpstreamError::kStalled:
+        respondLocal(504, "upstream did not respond in time");
+        break;
+      case upstream::UpstreamError::kOverloaded:
+        respondLocal(503, "no upstream connection available; retry later");
+        break;
+      default:
+        respondLocal(502, "upstream connection failed");
+        break;
     }
     return;
   }
@@ -832,6 +896,13 @@ void DownstreamConnection::onTimer() {
   }
   switch (request_state_) {
     case RequestState::kIdle:
+      if (requests_served_ > 0 && tls_ && tls_->handshakeDone()) {
+        // A keep-alive connection that idled out ends with close_notify, so the client
+        // can tell our close from a truncation attack (RFC 8446 §6.1).
+        close_reason_ = CloseReason::kIdleTimeout;
+        finish();
+        return;
+      }
       close(requests_served_ == 0 ? CloseReason::kHeaderTimeout : CloseReason::kIdleTimeout);
       return;
     case RequestState::kHead:

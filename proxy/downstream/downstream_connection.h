@@ -81,6 +81,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   void onResponseBody(const char* data, size_t len) override;
   void onResponseComplete() override;
   void onUpstreamError(upstream::UpstreamError error, const char* detail) override;
+  void onUpstreamReplayable(std::string unsent, const char* detail) override;
   void onUpstreamEventDone() override;
   void onUpstreamDrained() override;
   // Http1Parser::Callbacks
@@ -111,6 +112,8 @@ class DownstreamConnection : public upstream::ResponseSink,
   // Sends buffered plaintext (encrypting it under TLS). May close this connection.
   void flush();
   void respondLocal(int status, const char* message);
+  // A flush towards the upstream failed with `rc`: replay or answer the request.
+  void upstreamWriteFailed(int rc);
   void finish();  // no more input; close once everything is written
   void startNextRequest();
   void beginRequest();  // first byte of a request: its clocks and counters start
@@ -164,6 +167,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   uint64_t upstream_start_ns_ = 0;  // request done -> response head, for the access log
   uint64_t requests_served_ = 0;
   int response_status_ = 0;
+  int replays_ = 0;  // times this request was sent again on a new upstream connection
   uint64_t request_bytes_ = 0;
   uint64_t response_bytes_ = 0;
   std::string method_;

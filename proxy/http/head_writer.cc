@@ -359,7 +359,10 @@ std::string localResponse(int status, std::string_view message) {
   out.append(standardReason(status));
   out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
   appendUint(out, body.size());
-  out.append("\r\nConnection: close\r\n\r\n");
+  out.append("\r\nConnection: close\r\n");
+  // RFC 9110 §10.2.3: tell a client refused for want of capacity when to come back.
+  if (status == 503) out.append("Retry-After: 1\r\n");
+  out.append("\r\n");
   out.append(body);
   return out;
 }

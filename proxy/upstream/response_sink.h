@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "proxy/http/message.h"
 
@@ -17,6 +18,8 @@ enum class UpstreamError {
   kClosedEarly,      // closed or reset before a complete response head -> 502
   kBadResponse,      // the response did not parse -> 502
   kClosedMidBody,    // closed inside the response body: the client must see a cut
+  kStalled,          // no byte either way for stream_idle_timeout after the head: a cut
+  kOverloaded,       // every upstream connection busy and the wait queue full or timed out -> 503
 };
 const char* toString(UpstreamError e);
 
@@ -35,6 +38,11 @@ class ResponseSink {
   virtual void onResponseComplete() = 0;
   // The exchange failed; the upstream connection is detached before the call.
   virtual void onUpstreamError(UpstreamError error, const char* detail) = 0;
+  // The connection failed before a single request byte was written to it (refused, or
+  // a keep-alive connection the upstream closed while it was idle): the upstream never
+  // saw the request, so it may be sent again on another connection (RFC 9110 §9.2.2).
+  // `unsent` is every request byte queued so far. Detached before the call.
+  virtual void onUpstreamReplayable(std::string unsent, const char* detail) = 0;
   // The upstream finished handling one read or write event: flush what was produced.
   virtual void onUpstreamEventDone() = 0;
   // The request bytes queued towards the upstream fell below the low watermark.

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 
@@ -38,6 +39,10 @@ const char* toString(UpstreamError e) {
       return "upstream_bad_response";
     case UpstreamError::kClosedMidBody:
       return "upstream_closed_mid_body";
+    case UpstreamError::kStalled:
+      return "upstream_stalled";
+    case UpstreamError::kOverloaded:
+      return "upstream_overloaded";
   }
   return "upstream_error";
 }
@@ -52,14 +57,37 @@ UpstreamConnection::~UpstreamConnection() {
   PROXY_CHECK(open_handles_ == 0, "upstream connection freed with open handles");
 }
 
-int UpstreamConnection::connect() {
-  uv_loop_t* loop = pool_.loop();
-  const config::UpstreamConfig& cfg = pool_.config();
-  uv_timer_init(loop, &timer_);  // cannot fail
+int UpstreamConnection::connect(bool wait) {
+  uv_timer_init(pool_.loop(), &timer_);  // cannot fail
   timer_.data = this;
   ++open_handles_;
-  pool_.stats().upstream_connections_active.add();
+  if (wait) {
+    // The wait for a free slot is bounded like a connect.
+    state_ = State::kWaiting;
+    uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer,
+                   toMillis(pool_.config().connect_timeout), 0);
+    return 0;
+  }
+  return openSocket();
+}
 
+void UpstreamConnection::connectNow() {
+  if (state_ != State::kWaiting) return;
+  int rc = openSocket();
+  if (rc < 0 && !closing()) {
+    // Reported from the timer: this runs inside the pool, never in the sink's call.
+    pending_error_ = rc;
+    state_ = State::kConnecting;
+    uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer, 0, 0);
+  }
+}
+
+int UpstreamConnection::openSocket() {
+  uv_loop_t* loop = pool_.loop();
+  const config::UpstreamConfig& cfg = pool_.config();
+  state_ = State::kConnecting;
+  counted_ = true;
+  pool_.stats().upstream_connections_active.add();
   int rc;
   connect_req_.data = this;
   if (cfg.tcp) {
@@ -68,7 +96,7 @@ int UpstreamConnection::connect() {
     handle_.tcp.data = this;
     ++open_handles_;
     uv_tcp_nodelay(&handle_.tcp, 1);
-    const sockaddr* addr = pool_.upstreamAddress();
+    const sockaddr* addr = pool_.upstreamAddress(&address_index_);
     if (addr == nullptr) return UV_EAI_NONAME;
     rc = uv_tcp_connect(&connect_req_, &handle_.tcp, addr, &UpstreamConnection::uvOnConnect);
     if (rc < 0) return rc;
@@ -88,9 +116,11 @@ void UpstreamConnection::attach(ResponseSink* sink, bool head_request) {
   PROXY_CHECK(sink_ == nullptr, "upstream connection leased twice");
   sink_ = sink;
   head_request_ = head_request;
+  writer_.clearTouched();
   if (state_ == State::kIdle) {
     state_ = State::kActive;
-    uv_timer_stop(&timer_);
+    last_io_ms_ = uv_now(pool_.loop());
+    armActiveTimer();
   }
 }
 
@@ -102,17 +132,19 @@ void UpstreamConnection::detach() {
 
 int UpstreamConnection::flush() {
   if (state_ != State::kActive || out_.empty()) return 0;
-  wrote_any_ = true;
   int rc = writer_.write(out_);
-  out_.clear();
   if (rc < 0) {
     // Reported to the caller as a value, never through the sink, because the caller
-    // is the sink (../shared/STYLE.md §3.8).
+    // is the sink (../shared/STYLE.md §3.8). When nothing of this exchange reached the
+    // kernel, out_ keeps the request so that the caller can replay it.
+    if (writer_.touched()) out_.clear();
     sink_ = nullptr;
     close();
     return rc;
   }
-  startResponseTimerIfSent();
+  out_.clear();
+  last_io_ms_ = uv_now(pool_.loop());
+  markSentIfDone();
   return 0;
 }
 
@@ -129,35 +161,47 @@ int UpstreamConnection::sendBody(std::string_view data, bool chunked) {
     out_.append(head).append(data).append(tail);
     return 0;
   }
-  wrote_any_ = true;
   int rc = writer_.write({out_, head, data, tail});
-  out_.clear();
+  if (rc < 0 && !writer_.touched()) {
+    // Nothing left: keep the whole request for a replay (see flush()).
+    out_.append(head).append(data).append(tail);
+  } else {
+    out_.clear();
+  }
   if (rc < 0) {
     sink_ = nullptr;
     close();
     return rc;
   }
+  last_io_ms_ = uv_now(pool_.loop());
   return 0;
 }
 
 void UpstreamConnection::requestComplete() {
   request_done_ = true;
-  request_sent_at_ = uv_hrtime();
-  startResponseTimerIfSent();
+  markSentIfDone();
 }
 
-void UpstreamConnection::startResponseTimerIfSent() {
-  if (!request_done_ || got_response_byte_ || response_timer_on_ || state_ != State::kActive ||
-      queuedBytes() != 0) {
-    return;
+void UpstreamConnection::markSentIfDone() {
+  if (!request_done_ || request_sent_ || state_ != State::kActive || queuedBytes() != 0) return;
+  request_sent_ = true;
+  request_sent_ns_ = uv_hrtime();
+  request_sent_ms_ = uv_now(pool_.loop());
+  armActiveTimer();
+}
+
+void UpstreamConnection::armActiveTimer() {
+  if (state_ != State::kActive) return;
+  const config::UpstreamConfig& cfg = pool_.config();
+  uint64_t deadline = last_io_ms_ + toMillis(cfg.streamIdleTimeout());
+  if (request_sent_ && !got_response_byte_) {
+    deadline = std::min(deadline, request_sent_ms_ + toMillis(cfg.response_timeout));
   }
-  response_timer_on_ = true;
-  uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer, toMillis(pool_.config().response_timeout),
-                 0);
+  uint64_t now = uv_now(pool_.loop());
+  uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer, deadline > now ? deadline - now : 0, 0);
 }
 
 void UpstreamConnection::pauseReading() {
-  if (read_paused_) return;
   read_paused_ = true;
   if (reading_) {
     uv_read_stop(stream());
@@ -188,7 +232,7 @@ void UpstreamConnection::enterIdle() {
   idle_since_ms_ = uv_now(pool_.loop());
   head_request_ = false;
   request_done_ = false;
-  response_timer_on_ = false;
+  request_sent_ = false;
   got_response_byte_ = false;
   final_head_seen_ = false;
   response_done_ = false;
@@ -206,14 +250,26 @@ void UpstreamConnection::enterIdle() {
 void UpstreamConnection::close() {
   if (state_ == State::kClosing) return;
   if (state_ == State::kIdle) pool_.removeIdle(this);
+  bool held_slot = state_ != State::kWaiting;
   state_ = State::kClosing;
   sink_ = nullptr;
-  pool_.stats().upstream_connections_active.sub();
+  if (counted_) pool_.stats().upstream_connections_active.sub();
+  counted_ = false;
+  pool_.slotFreed(this, held_slot);
   auto closeHandle = [this](uv_handle_t* h) {
     if (h->loop != nullptr && !uv_is_closing(h)) uv_close(h, &UpstreamConnection::uvOnClose);
   };
   closeHandle(reinterpret_cast<uv_handle_t*>(&timer_));
   closeHandle(reinterpret_cast<uv_handle_t*>(&handle_));
+}
+
+void UpstreamConnection::shutdown() {
+  if (sink_ != nullptr) {
+    fail(final_head_seen_ ? UpstreamError::kClosedMidBody : UpstreamError::kClosedEarly,
+         "proxy shutting down");
+  } else {
+    close();
+  }
 }
 
 void UpstreamConnection::uvOnClose(uv_handle_t* h) {
@@ -230,26 +286,33 @@ void UpstreamConnection::onConnect(int status) {
   uv_timer_stop(&timer_);
   if (status < 0) {
     pool_.stats().upstream_connect_failures.add();
-    fail(UpstreamError::kConnectFailed, uv_strerror(status));
+    pool_.connectFailed(address_index_);
+    failOrReplay(UpstreamError::kConnectFailed, uv_strerror(status));
     return;
   }
   state_ = State::kActive;
-  uv_read_start(stream(), &UpstreamConnection::uvOnAlloc, &UpstreamConnection::uvOnRead);
-  reading_ = true;
-  if (read_paused_) pauseReading();
+  last_io_ms_ = uv_now(pool_.loop());
+  if (!read_paused_) {
+    uv_read_start(stream(), &UpstreamConnection::uvOnAlloc, &UpstreamConnection::uvOnRead);
+    reading_ = true;
+  }
   if (sink_ == nullptr) {
     close();
     return;
   }
+  ResponseSink* sink = sink_;
   int rc = flush();
   if (rc < 0) {
-    ResponseSink* sink = sink_;
-    sink_ = nullptr;
-    close();
-    if (sink) sink->onUpstreamError(UpstreamError::kClosedEarly, uv_strerror(rc));
+    // flush() closed the connection and let go of the sink: tell it here, or the client
+    // side would keep a pointer to a connection the pool is about to free.
+    if (!writer_.touched()) {
+      sink->onUpstreamReplayable(std::move(out_), uv_strerror(rc));
+    } else {
+      sink->onUpstreamError(UpstreamError::kClosedEarly, uv_strerror(rc));
+    }
     return;
   }
-  startResponseTimerIfSent();
+  armActiveTimer();
   // The client may have stopped reading while bytes piled up during the connect. When
   // the kernel took them all at once there is no write callback to say so: say it here.
   if (queuedBytes() < kLowWatermark) sink_->onUpstreamDrained();
@@ -271,7 +334,16 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
     close();
     return;
   }
+  last_io_ms_ = uv_now(pool_.loop());
   if (nread < 0) {
+    if (!got_response_byte_) {
+      // Closed before answering. If not one byte of this request was written, the
+      // upstream never saw it (typically a keep-alive connection it closed while idle).
+      failOrReplay(UpstreamError::kClosedEarly, nread == UV_EOF
+                                                    ? "upstream closed the connection"
+                                                    : uv_strerror(static_cast<int>(nread)));
+      return;
+    }
     if (nread == UV_EOF && final_head_seen_ && !response_done_) {
       // A response without Content-Length or chunking ends when the upstream closes
       // (RFC 9112 §6.3 item 8).
@@ -285,11 +357,7 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
          nread == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(nread)));
     return;
   }
-  if (!got_response_byte_) {
-    got_response_byte_ = true;
-    response_timer_on_ = false;
-    uv_timer_stop(&timer_);
-  }
+  got_response_byte_ = true;
   const char* p = buf->base;
   size_t left = static_cast<size_t>(nread);
   while (left > 0) {
@@ -317,8 +385,12 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
 bool UpstreamConnection::onHead(http::MessageHead& head) {
   if (head.status >= 200) {
     final_head_seen_ = true;
-    pool_.stats().upstream_duration.observe(static_cast<double>(uv_hrtime() - request_sent_at_) /
-                                            1e9);
+    // Only a response to a request fully sent times the upstream: an early answer (an
+    // error before the body ended) has no such start.
+    if (request_sent_) {
+      pool_.stats().upstream_duration.observe(static_cast<double>(uv_hrtime() - request_sent_ns_) /
+                                              1e9);
+    }
   }
   sink_->onResponseHead(head);
   return head_request_ && head.status >= 200;
@@ -351,7 +423,8 @@ void UpstreamConnection::onWriteDone(int status) {
          uv_strerror(status));
     return;
   }
-  startResponseTimerIfSent();
+  last_io_ms_ = uv_now(pool_.loop());
+  markSentIfDone();
   if (sink_ != nullptr && queuedBytes() < kLowWatermark) sink_->onUpstreamDrained();
 }
 
@@ -361,13 +434,22 @@ void UpstreamConnection::uvOnTimer(uv_timer_t* t) {
 
 void UpstreamConnection::onTimer() {
   switch (state_) {
+    case State::kWaiting:
+      pool_.stats().upstream_overloaded.add();
+      fail(UpstreamError::kOverloaded,
+           "no upstream connection free within upstream.connect_timeout");
+      return;
     case State::kConnecting:
+      if (pending_error_ != 0) {
+        failOrReplay(UpstreamError::kConnectFailed, uv_strerror(pending_error_));
+        return;
+      }
       pool_.stats().upstream_connect_failures.add();
+      pool_.connectFailed(address_index_);
       fail(UpstreamError::kConnectFailed, "connect timeout");
       return;
     case State::kActive:
-      pool_.stats().upstream_timeouts.add();
-      fail(UpstreamError::kResponseTimeout, "no response within upstream.response_timeout");
+      onActiveTimer();
       return;
     case State::kIdle:
       close();
@@ -377,6 +459,32 @@ void UpstreamConnection::onTimer() {
   }
 }
 
+void UpstreamConnection::onActiveTimer() {
+  const config::UpstreamConfig& cfg = pool_.config();
+  uint64_t now = uv_now(pool_.loop());
+  if (request_sent_ && !got_response_byte_ &&
+      now >= request_sent_ms_ + toMillis(cfg.response_timeout)) {
+    pool_.stats().upstream_timeouts.add();
+    fail(UpstreamError::kResponseTimeout, "no response within upstream.response_timeout");
+    return;
+  }
+  // Silence counts against the upstream only while it owes us something: reading the
+  // request bytes we queued, or sending the response we wait for. A client that is slow
+  // to send its body, or too slow to take the response (reads paused), is bounded by
+  // the client side's read_timeout and write_timeout instead.
+  bool upstream_owes =
+      queuedBytes() > 0 || (!read_paused_ && (request_sent_ || got_response_byte_));
+  if (!upstream_owes) {
+    last_io_ms_ = now;
+  } else if (now >= last_io_ms_ + toMillis(cfg.streamIdleTimeout())) {
+    pool_.stats().upstream_timeouts.add();
+    fail(final_head_seen_ ? UpstreamError::kStalled : UpstreamError::kResponseTimeout,
+         "no byte to or from the upstream within upstream.stream_idle_timeout");
+    return;
+  }
+  armActiveTimer();
+}
+
 void UpstreamConnection::fail(UpstreamError error, const char* detail) {
   ResponseSink* sink = sink_;
   sink_ = nullptr;
@@ -384,6 +492,21 @@ void UpstreamConnection::fail(UpstreamError error, const char* detail) {
              {{"upstream", id_}, {"reason", toString(error)}, {"detail", detail}});
   close();
   if (sink != nullptr) sink->onUpstreamError(error, detail);
+}
+
+void UpstreamConnection::failOrReplay(UpstreamError error, const char* detail) {
+  if (writer_.touched() || sink_ == nullptr) {
+    fail(error, detail);
+    return;
+  }
+  ResponseSink* sink = sink_;
+  sink_ = nullptr;
+  log::debug("upstream failed before the request was written",
+             {{"upstream", id_}, {"reason", toString(error)}, {"detail", detail}});
+  std::string unsent = std::move(out_);
+  out_ = std::string();
+  close();
+  sink->onUpstreamReplayable(std::move(unsent), detail);
 }
 
 }  // namespace proxy::upstream

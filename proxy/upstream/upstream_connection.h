@@ -22,16 +22,21 @@ class UpstreamPool;
 // teardown; the pool erases (frees) it in the close callback.
 class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::StreamWriter::Owner {
  public:
-  enum class State { kConnecting, kActive, kIdle, kClosing };
+  // kWaiting: queued for a free connection slot (no socket yet; the timer bounds the wait).
+  enum class State { kWaiting, kConnecting, kActive, kIdle, kClosing };
 
   UpstreamConnection(UpstreamPool& pool, uint64_t id);
   ~UpstreamConnection() override;
   UpstreamConnection(const UpstreamConnection&) = delete;
   UpstreamConnection& operator=(const UpstreamConnection&) = delete;
 
-  // Starts connecting. Failure is reported later through the sink (never from here)
+  // Starts connecting (or, with `wait`, queues for a free slot: the pool calls
+  // connectNow() later). Failure is reported later through the sink (never from here)
   // unless the handle could not be created at all (returned as an error).
-  int connect();
+  int connect(bool wait = false);
+  // Pool: a slot is free; open the socket now. Errors are reported through the sink
+  // from the next timer callback, never from inside this call.
+  void connectNow();
 
   // Leases the connection to `sink` for one exchange. `head_request` tells the parser
   // the response has no body.
@@ -47,8 +52,11 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   int sendBody(std::string_view data, bool chunked);
   // Hands buffered request bytes to the socket (or keeps them until connected).
   // Returns 0, or a libuv error when the socket is broken: the connection has then
-  // detached and closed itself (reported as a value, never through the sink).
+  // detached and closed itself (reported as a value, never through the sink). When
+  // replayable() is then true, out() still holds every request byte: none was written.
   int flush();
+  // True when this connection never wrote a request byte to its socket.
+  bool replayable() const { return !writer_.touched(); }
   // The whole request has been queued; the response timer starts once it is sent.
   void requestComplete();
   // Bytes accepted for the upstream but not yet written to the kernel.
@@ -58,12 +66,14 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   void resumeReading();
 
   // Starts teardown: stops timers and reads, uv_close()s the handles. Idempotent.
+  // Never tells the sink: callers are the sink itself or code that just told it.
   void close();
+  // Worker shutdown: a leased connection fails its exchange (the sink is told), an
+  // idle one just closes.
+  void shutdown();
   bool closing() const { return state_ == State::kClosing; }
   State state() const { return state_; }
   uint64_t id() const { return id_; }
-  // True when a request was never written to this (reused) socket: safe to resend.
-  bool pristine() const { return !wrote_any_; }
 
   // Called by the pool on an idle connection before it is reused: false when the
   // upstream has closed it (EOF or reset pending on the socket).
@@ -89,9 +99,16 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   void onConnect(int status);
   void onRead(ssize_t nread, const uv_buf_t* buf);
   void onTimer();
+  void onActiveTimer();
   void fail(UpstreamError error, const char* detail);
+  // Fails the exchange as replayable when nothing was written yet, else as `error`.
+  void failOrReplay(UpstreamError error, const char* detail);
+  int openSocket();
+  // Arms the timer for the active exchange: the earlier of response_timeout (request
+  // sent, no response byte yet) and stream_idle_timeout since the last byte either way.
+  void armActiveTimer();
   void finishExchange(bool reusable);
-  void startResponseTimerIfSent();
+  void markSentIfDone();
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle_); }
 
   UpstreamPool& pool_;
@@ -110,14 +127,18 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   ResponseSink* sink_ = nullptr;
   bool head_request_ = false;
   bool request_done_ = false;
-  bool response_timer_on_ = false;
+  bool request_sent_ = false;  // request done and every byte handed to the kernel
   bool got_response_byte_ = false;
   bool final_head_seen_ = false;
   bool response_done_ = false;
-  bool wrote_any_ = false;
   bool reading_ = false;
   bool read_paused_ = false;
-  uint64_t request_sent_at_ = 0;  // uv_hrtime when the request was fully queued
+  bool counted_ = false;          // counted in upstream_connections_active
+  size_t address_index_ = 0;      // which of the upstream's addresses this one dialled
+  int pending_error_ = 0;         // connectNow() failed: reported from the timer
+  uint64_t request_sent_ns_ = 0;  // uv_hrtime when the request was fully written
+  uint64_t request_sent_ms_ = 0;  // loop time of the same moment, for response_timeout
+  uint64_t last_io_ms_ = 0;       // loop time of the last byte read or written
   uint64_t idle_since_ms_ = 0;
 };
 

@@ -1,12 +1,15 @@
 // UpstreamPool: a worker's keep-alive connections to the intake server. Checks out an
 // idle connection (most recently used first) or dials a new one, takes clean ones back
-// after their exchange, and closes idle ones after upstream.idle_timeout. Last stage of
-// the data flow. Owns every UpstreamConnection of its worker. Loop thread only.
+// after their exchange, and closes idle ones after upstream.idle_timeout. Caps the
+// connections per worker (upstream.max_connections); requests beyond wait in a bounded
+// queue (upstream.max_pending). Last stage of the data flow. Owns every
+// UpstreamConnection of its worker. Loop thread only.
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -28,10 +31,12 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // Leases a connection to `sink`: a live idle one, or a new one that is still
-  // connecting (request bytes wait in it). Returns nullptr only when no socket could
-  // be created (e.g. out of file descriptors); the caller answers 502.
-  UpstreamConnection* checkout(ResponseSink* sink, bool head_request);
+  // Leases a connection to `sink`: a live idle one, a new one that is still connecting,
+  // or, when max_connections are open, one that waits for a free slot (request bytes
+  // wait in it either way). Returns nullptr when the request cannot be taken at all:
+  // `*why` is then kOverloaded (queue full: answer 503) or kConnectFailed (no socket
+  // could be created, e.g. out of file descriptors: answer 502).
+  UpstreamConnection* checkout(ResponseSink* sink, bool head_request, UpstreamError* why);
   // A connection finished a clean exchange and may be reused.
   void release(UpstreamConnection* conn);
   // Called from a connection's last close callback: frees it.
@@ -40,26 +45,43 @@ class UpstreamPool {
   void closeAll();
 
   uv_loop_t* loop() const { return loop_; }
-  // The resolved upstream TCP address, or nullptr when it could not be resolved.
-  const sockaddr* upstreamAddress();
+  // The upstream TCP address to dial next (its index in *index), or nullptr when the
+  // name does not resolve (a new lookup then runs in the background).
+  const sockaddr* upstreamAddress(size_t* index);
+  // A connect to address `index` failed: the next connection tries the next address
+  // (so "localhost" works whether the upstream listens on ::1 or 127.0.0.1).
+  void connectFailed(size_t index);
+  // Called by a connection as it starts closing; `held_slot` = it counted against
+  // max_connections. May start a waiting connection (never calls a sink).
+  void slotFreed(UpstreamConnection* conn, bool held_slot);
   const config::UpstreamConfig& config() const { return config_; }
   WorkerStats& stats() { return stats_; }
   uv::ReadBuffer& readBuffer() { return read_buffer_; }
   size_t idleCount() const { return idle_.size(); }
   size_t size() const { return all_.size(); }
+  size_t waitingCount() const { return waiting_.size(); }
+  size_t slotsInUse() const { return slots_; }
 
  private:
   void removeIdle(UpstreamConnection* conn);
+  bool resolveNow();
+  void resolveInBackground();
+  static void uvOnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
+  void storeAddresses(const addrinfo* res);
 
   uv_loop_t* loop_;
   const config::UpstreamConfig& config_;
   WorkerStats& stats_;
   uv::ReadBuffer& read_buffer_;
   uint64_t next_id_ = 1;
-  sockaddr_storage address_{};
-  bool resolved_ = false;
+  std::vector<sockaddr_storage> addresses_;      // every address the upstream name gave
+  size_t preferred_ = 0;                         // the one that worked last
+  std::unique_ptr<uv_getaddrinfo_t> resolving_;  // in flight; freed in its callback
+  size_t slots_ = 0;                             // connecting, active or idle connections
+  bool closing_all_ = false;
   std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> all_;
-  std::vector<UpstreamConnection*> idle_;  // most recently released last
+  std::vector<UpstreamConnection*> idle_;    // most recently released last
+  std::deque<UpstreamConnection*> waiting_;  // oldest first
   friend class UpstreamConnection;
 };
 

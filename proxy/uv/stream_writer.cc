@@ -35,6 +35,7 @@ int StreamWriter::write(std::initializer_list<std::string_view> pieces) {
     if (rc == UV_EAGAIN || rc == UV_ENOSYS) rc = 0;
     if (rc < 0) return rc;
     skip = static_cast<size_t>(rc);
+    if (skip > 0) touched_ = true;
     if (skip == total) return 0;
   }
   // Keep what the kernel did not take, in order.
@@ -62,6 +63,7 @@ int StreamWriter::startWrite() {
     return rc;
   }
   in_flight_ = op->bytes.size();
+  touched_ = true;
   return 0;
 }
 

@@ -40,6 +40,11 @@ class StreamWriter {
   // Bytes accepted but not yet handed to the kernel.
   size_t queued() const { return pending_.size() + in_flight_; }
   bool writing() const { return in_flight_ > 0; }
+  // True once any byte may have reached the kernel since clearTouched(): the kernel took
+  // some at once, or a write was submitted. False after a failed write() proves that
+  // nothing of it left this process.
+  bool touched() const { return touched_; }
+  void clearTouched() { touched_ = false; }
   // Frees the pending buffer's capacity (connection idle).
   void releaseMemory();
 
@@ -52,6 +57,7 @@ class StreamWriter {
   Owner& owner_;
   std::string pending_;   // waiting for the in-flight write to finish
   size_t in_flight_ = 0;  // bytes owned by the current WriteOp
+  bool touched_ = false;
 };
 
 }  // namespace proxy::uv

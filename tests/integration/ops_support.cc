@@ -538,7 +538,7 @@ OpsStack::OpsStack(OpsOptions o)
       key_path(dir.write("server.key", leaf.key)),
       demo(dir) {
   ProxyConfig config = o.config;
-  config.upstreamPort(demo.port());
+  config.upstreamPort(o.upstream_port != 0 ? o.upstream_port : demo.port());
   std::string extra;
   if (o.tls) extra += sslTable(cert_path, key_path, o.ssl_extra);
   if (o.admin) extra += "[admin]\nhost = \"127.0.0.1:0\"\n" + o.admin_extra + "\n";

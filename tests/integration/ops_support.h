@@ -187,6 +187,7 @@ struct OpsOptions {
   bool tls = true;
   bool admin = true;
   ProxyConfig config;       // [server]/[upstream]/[log] values; upstream port is filled in
+  uint16_t upstream_port = 0;  // 0: the stack's apm-intake-demo; else this port
   std::string ssl_extra;    // more lines for the [ssl] table
   std::string admin_extra;  // more lines for the [admin] table
   std::string extra;        // more tables, appended at the end

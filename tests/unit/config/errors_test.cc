@@ -67,7 +67,8 @@ TEST_CASE("Unknown keys are errors with a did-you-mean for close names", "[unit]
         "[ssl]; did you mean `client_authentication`?");
   CHECK(errorOf("[server]\n  host = \":8200\"\n  timeout = \"5s\"\n") ==
         "bad.toml:3:3: server.timeout: unknown key `timeout` in [server]; known keys: host, "
-        "max_header_size, idle_timeout, read_timeout, request_header_timeout, write_timeout, "
+        "max_header_size, max_header_fields, http2, http2_max_concurrent_streams, idle_timeout, "
+        "read_timeout, request_header_timeout, write_timeout, "
         "shutdown_timeout, shutdown_delay, tls_handshake_timeout, max_connections, "
         "trusted_proxies, workers");
   // Transposed letters count as one edit.

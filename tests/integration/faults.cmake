@@ -1,0 +1,8 @@
+# Fault scenarios (issue 9): an upstream that resets, stalls, closes keep-alive
+# connections at a chosen moment or never answers, scripted in the test itself.
+add_library(scripted_upstream STATIC ${CMAKE_CURRENT_LIST_DIR}/scripted_upstream.cc)
+proxy_target_flags(scripted_upstream)
+target_link_libraries(scripted_upstream PUBLIC Threads::Threads)
+
+proxy_integration_test(proxy_faults_test)
+target_link_libraries(proxy_faults_test PRIVATE ops_support scripted_upstream)
