@@ -187,20 +187,20 @@ void H2Stream::notifyIfDrained() {
 bool H2Stream::checkDeadlines(uint64_t now_ms) {
   if (done()) return false;
   const uint64_t timeout = static_cast<uint64_t>(pool_.config().response_timeout.count());
-  if (!final_head_ && request_ended_ && now_ms - request_end_ms_ >= timeout) {
-    pool_.stats().upstream_timeouts.add();
-    fail(UpstreamError::kResponseTimeout, "no response head within upstream.response_timeout");
-    return true;
-  }
-  if (now_ms - last_activity_ms_ < timeout) return false;
+  bool head_late = !final_head_ && request_ended_ && now_ms - request_end_ms_ >= timeout;
+  bool idle = now_ms - last_activity_ms_ >= timeout;
+  if (!head_late && !idle) return false;
   if (state_ == State::kWaiting) {
-    // Every connection stayed full for the whole time (or never connected).
+    // Every connection stayed full (or none connected) the whole time: the upstream was
+    // never asked, so this is a capacity problem (503), not an upstream timeout.
     fail(UpstreamError::kOverloaded, "no h2c upstream stream free within response_timeout");
   } else if (final_head_) {
     fail(UpstreamError::kStalled, "no byte either way within upstream.response_timeout");
   } else {
     pool_.stats().upstream_timeouts.add();
-    fail(UpstreamError::kResponseTimeout, "no byte either way within upstream.response_timeout");
+    fail(UpstreamError::kResponseTimeout,
+         head_late ? "no response head within upstream.response_timeout"
+                   : "no byte either way within upstream.response_timeout");
   }
   return true;
 }
