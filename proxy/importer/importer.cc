@@ -180,6 +180,7 @@ Result<ImportReport> importApmServerYaml(const std::string& yaml_text,
   std::map<std::string, uint32_t> seen;    // YAML path -> line, to spot a key set twice
   bool ssl_written = false;
   std::string old_host = "localhost:8200";  // APM Server's default
+  bool host_given = false;
   for (const YamlSetting& s : parsed.value()) {
     std::string where = s.path + " (line " + std::to_string(s.value.line) + ")";
     if (auto it = seen.find(s.path); it != seen.end()) {
@@ -219,19 +220,23 @@ Result<ImportReport> importApmServerYaml(const std::string& yaml_text,
     } else if (value && proxy_key == "log.format") {
       value = value.value() == "true" ? jsonLogFormat() : std::string("\"text\"");
     }
+    if (proxy_key == "server.host") {
+      old_host = s.value.text;
+      host_given = true;
+    }
     std::string complaint =
         value ? loaderComplaint(proxy_key, value.value()) : value.status().message();
     if (!complaint.empty()) {
       report.not_carried.push_back(where + ": " + complaint);
       continue;
     }
-    if (proxy_key == "server.host") old_host = s.value.text;
     carried[proxy_key] = Carried{value.value(), where};
   }
 
   std::string new_host = apmHostFor(options.upstream_url);
-  report.apm_changes.push_back("apm-server.host: \"" + new_host + "\"  # was \"" + old_host +
-                               "\", which the proxy now takes; plain HTTP behind it");
+  report.apm_changes.push_back(
+      "apm-server.host: \"" + new_host + "\"  # was \"" + old_host +
+      "\"; agents now connect to the proxy, APM Server serves plain HTTP behind it");
   if (ssl_written) {
     report.apm_changes.push_back(
         "apm-server.ssl.enabled: false  # TLS is the proxy's job now; remove the other "
@@ -241,7 +246,7 @@ Result<ImportReport> importApmServerYaml(const std::string& yaml_text,
         "no apm-server.ssl settings: the proxy serves plain HTTP too (add an [ssl] table "
         "with certificate and key to terminate TLS)");
   }
-  if (carried.find("server.host") == carried.end()) {
+  if (!host_given) {
     carried["server.host"] = Carried{"\"" + old_host + "\"", "APM Server's default host"};
   }
   carried["upstream.url"] = Carried{config::tomlString(options.upstream_url),

@@ -244,6 +244,14 @@ TEST_CASE("An empty file imports APM Server's defaults", "[unit][import]") {
   loads(r.toml);
 }
 
+TEST_CASE("A host the proxy cannot listen on is listed, not replaced", "[unit][import]") {
+  ImportReport r = imported("apm-server.host: \"unix:/run/apm-server.sock\"\n");
+  CHECK(anyContains(r.not_carried, "apm-server.host (line 1): "));
+  CHECK_FALSE(contains(r.toml, "[server]"));  // the proxy's own default applies
+  CHECK(contains(r.apm_changes[0], "was \"unix:/run/apm-server.sock\""));
+  loads(r.toml);
+}
+
 TEST_CASE("A key set twice is noted and the last one wins", "[unit][import]") {
   ImportReport r = imported("apm-server.read_timeout: 10s\napm-server:\n  read_timeout: 20s\n");
   CHECK(contains(r.toml, "read_timeout = \"20s\""));
