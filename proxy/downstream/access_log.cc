@@ -42,12 +42,23 @@ void AccessLog::write(const Entry& e) {
 void AccessLog::RequestFacts::capture(const http::MessageHead& head) {
   clear();
   std::string_view v;
+  for (std::string_view name : {"user-agent", "traceparent", "elastic-apm-traceparent"}) {
+    if (head.find(name, &v)) captureHeader(name, v);
+  }
+  head_bytes_ = head.wireBytes();
+}
+
+void AccessLog::RequestFacts::captureHeader(std::string_view lowercase_name,
+                                            std::string_view value) {
   // A User-Agent is kept up to 1 KiB (Elasticsearch's keyword default ignore_above is
   // 1024); a traceparent longer than 512 bytes cannot be one we would accept anyway.
-  if (head.find("user-agent", &v)) user_agent_.assign(v.substr(0, 1024));
-  if (head.find("traceparent", &v)) traceparent_.assign(v.substr(0, 512));
-  if (head.find("elastic-apm-traceparent", &v)) elastic_traceparent_.assign(v.substr(0, 512));
-  head_bytes_ = head.wireBytes();
+  if (lowercase_name == "user-agent") {
+    user_agent_.assign(value.substr(0, 1024));
+  } else if (lowercase_name == "traceparent") {
+    traceparent_.assign(value.substr(0, 512));
+  } else if (lowercase_name == "elastic-apm-traceparent") {
+    elastic_traceparent_.assign(value.substr(0, 512));
+  }
 }
 
 void AccessLog::RequestFacts::fill(Entry& e) const {

@@ -59,6 +59,9 @@ class AccessLog {
    public:
     // Copies User-Agent, traceparent, elastic-apm-traceparent and the head's size.
     void capture(const http::MessageHead& head);
+    // The same for one header field at a time (an HTTP/2 header callback): keeps the value
+    // when `lowercase_name` is one of the three, ignores anything else.
+    void captureHeader(std::string_view lowercase_name, std::string_view value);
     // Points `e`'s matching fields at the captured values.
     void fill(Entry& e) const;
     // Forgets them (keeps the capacity), so a later request cannot log stale values.

@@ -168,3 +168,27 @@ TEST_CASE("An ECS access log writes its lines to the file", "[unit][downstream]"
   ::unlink(path.c_str());
   ::rmdir(tmpl);
 }
+
+TEST_CASE("RequestFacts keeps the three headers the ECS line needs, and forgets them",
+          "[unit][downstream]") {
+  AccessLog::RequestFacts facts;
+  const std::string traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  facts.captureHeader("user-agent", std::string(2000, 'u'));
+  facts.captureHeader("traceparent", traceparent);
+  facts.captureHeader("elastic-apm-traceparent", "e");
+  facts.captureHeader("authorization", "Bearer secret");
+  AccessLog::Entry e;
+  facts.fill(e);
+  CHECK(e.user_agent == std::string(1024, 'u'));  // capped at 1 KiB
+  CHECK(e.traceparent == traceparent);
+  CHECK(e.elastic_traceparent == "e");
+  std::string line = AccessLog::formatEcs(e);
+  CHECK(has(line, "\"trace.id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""));
+  CHECK_FALSE(has(line, "secret"));
+  facts.clear();
+  AccessLog::Entry empty;
+  facts.fill(empty);
+  CHECK(empty.user_agent.empty());
+  CHECK(empty.traceparent.empty());
+  CHECK(empty.elastic_traceparent.empty());
+}
