@@ -53,7 +53,10 @@ int H2Connection::connect() {
 }
 
 size_t H2Connection::room() const {
-  if (state_ != State::kReady || codec_->goingAway()) return 0;
+  // No stream before the upstream's SETTINGS: a request sent beyond a limit it has not
+  // told us yet would be refused (and retried) for nothing. It costs one round trip on
+  // a new connection only.
+  if (state_ != State::kReady || !settings_seen_ || codec_->goingAway()) return 0;
   size_t cap = std::min<size_t>(codec_->maxConcurrentStreams(), kMaxStreamsPerConnection);
   size_t open = codec_->openStreams();
   return cap > open ? cap - open : 0;
@@ -143,6 +146,9 @@ void H2Connection::onConnect(int status) {
     return;
   }
   state_ = State::kReady;
+  // A real HTTP/2 server sends SETTINGS first thing (RFC 9113 §3.4); one that does not
+  // within connect_timeout is treated as a failed connect.
+  uv_timer_start(&timer_, &H2Connection::uvOnTimer, toMillis(pool_.config().connect_timeout), 0);
   uv_read_start(stream(), &H2Connection::uvOnAlloc, &H2Connection::uvOnRead);
   flush();  // the preface and our SETTINGS
   if (closing()) return;
@@ -171,6 +177,10 @@ void H2Connection::onRead(ssize_t nread, const uv_buf_t* buf) {
     close(st.message().c_str());
     pool_.dispatch();
     return;
+  }
+  if (!settings_seen_ && codec_->remoteSettingsReceived()) {
+    settings_seen_ = true;
+    uv_timer_stop(&timer_);
   }
   flush();  // WINDOW_UPDATEs, SETTINGS ACK, RST_STREAMs the events caused
   // Each sink flushes what this read produced for it (ResponseSink::onUpstreamEventDone).
@@ -212,7 +222,7 @@ void H2Connection::afterEvent() {
   bool idle = streams_.empty() && codec_->openStreams() == 0;
   if (idle && state_ == State::kDraining) {
     close("upstream sent GOAWAY and the last stream ended");
-  } else if (idle && state_ == State::kReady && !idle_timer_on_) {
+  } else if (idle && state_ == State::kReady && settings_seen_ && !idle_timer_on_) {
     uv_timer_start(&timer_, &H2Connection::uvOnTimer, toMillis(pool_.config().idle_timeout), 0);
     idle_timer_on_ = true;
   }
@@ -247,6 +257,12 @@ void H2Connection::onTimer() {
     pool_.stats().upstream_connect_failures.add();
     close("connect timeout");
     pool_.onConnectFailed(this, "connect timeout");
+    return;
+  }
+  if (state_ == State::kReady && !settings_seen_) {
+    pool_.stats().upstream_connect_failures.add();
+    close("no SETTINGS from the upstream within connect_timeout (not HTTP/2?)");
+    pool_.onConnectFailed(this, "no SETTINGS from the upstream within connect_timeout");
     return;
   }
   idle_timer_on_ = false;

@@ -26,7 +26,7 @@ class H2Stream;
 class H2Connection : public http2::ClientSession::Callbacks, public uv::StreamWriter::Owner {
  public:
   enum class State { kConnecting, kReady, kDraining, kClosing };
-  // Streams a connection is assumed to take before the upstream's SETTINGS arrive
+  // Streams a new connection is expected to take once the upstream's SETTINGS arrive
   // (RFC 9113 §6.5.2 recommends allowing at least 100; nghttp2 assumes the same).
   static constexpr size_t kAssumedStreams = 100;
 
@@ -39,8 +39,13 @@ class H2Connection : public http2::ClientSession::Callbacks, public uv::StreamWr
   // close() it); a failed connect is reported to the pool later.
   int connect();
   // Streams this connection can take now: the upstream's MAX_CONCURRENT_STREAMS less the
-  // open ones while ready, 0 while connecting or once going away.
+  // open ones once its SETTINGS arrived; 0 before that, and once going away.
   size_t room() const;
+  // Connecting, or connected and waiting for the upstream's first SETTINGS: the pool
+  // counts on it for kAssumedStreams more streams.
+  bool awaitingSettings() const {
+    return state_ == State::kConnecting || (state_ == State::kReady && !settings_seen_);
+  }
   // Submits `stream`'s request. False when nghttp2 refused it (the caller fails the
   // stream). Never calls a sink; the frames go out from the zero timer.
   bool attach(H2Stream* stream);
@@ -98,12 +103,13 @@ class H2Connection : public http2::ClientSession::Callbacks, public uv::StreamWr
   uint64_t id_;
   State state_ = State::kConnecting;
   UpstreamSocket handle_{};
-  uv_timer_t timer_{};        // connect timeout, then idle timeout
+  uv_timer_t timer_{};        // connect timeout, SETTINGS timeout, then idle timeout
   uv_timer_t flush_timer_{};  // zero timer: deferred flush()
   uv_connect_t connect_req_{};
   int open_handles_ = 0;
   bool socket_open_ = false;
   bool idle_timer_on_ = false;
+  bool settings_seen_ = false;  // the upstream's first SETTINGS arrived
   uv::StreamWriter writer_;
   std::unique_ptr<http2::ClientSession> codec_;
   std::string out_;

@@ -90,13 +90,13 @@ void H2Pool::dispatch() {
     }
   }
   if (waiting_.empty()) return;
-  // Every ready connection is full: connect more, up to the cap, counting on each new one
-  // to take the assumed number of streams.
+  // Every ready connection is full: connect more, up to the cap, counting on each one not
+  // yet ready to take the assumed number of streams.
   size_t expected_room = 0;
   size_t live = 0;
   for (auto& entry : connections_) {
     H2Connection::State s = entry.second->state();
-    if (s == H2Connection::State::kConnecting) expected_room += H2Connection::kAssumedStreams;
+    if (entry.second->awaitingSettings()) expected_room += H2Connection::kAssumedStreams;
     if (s == H2Connection::State::kConnecting || s == H2Connection::State::kReady) ++live;
   }
   while (waiting_.size() > expected_room && live < kMaxConnections) {

@@ -289,6 +289,9 @@ void ClientSession::onFrameRecv(const nghttp2_frame& frame) {
       counters_.resets_received.add(frame.rst_stream.error_code);
       if (StreamState* st = stream(id)) st->reset_by_peer = true;
       return;
+    case NGHTTP2_SETTINGS:
+      if ((frame.hd.flags & NGHTTP2_FLAG_ACK) == 0) settings_received_ = true;
+      return;
     case NGHTTP2_GOAWAY:
       counters_.goaways_received.add(frame.goaway.error_code);
       callbacks_.onGoaway(frame.goaway.last_stream_id, frame.goaway.error_code);

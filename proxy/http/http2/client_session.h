@@ -125,6 +125,8 @@ class ClientSession {
   bool goingAway() const;
   // The upstream's SETTINGS_MAX_CONCURRENT_STREAMS (100 until its SETTINGS arrive).
   uint32_t maxConcurrentStreams() const;
+  // The upstream's first SETTINGS frame has arrived (its limits are known).
+  bool remoteSettingsReceived() const { return settings_received_; }
   // Streams started and not yet closed (submitted ones waiting for HEADERS included).
   size_t openStreams() const { return streams_.size(); }
   const SessionCounters& counters() const { return counters_; }
@@ -165,6 +167,7 @@ class ClientSession {
   SessionPtr session_;
   std::unordered_map<int32_t, StreamState> streams_;
   SessionCounters counters_;
+  bool settings_received_ = false;
 };
 
 }  // namespace proxy::http2

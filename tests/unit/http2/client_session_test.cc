@@ -253,7 +253,9 @@ TEST_CASE("the upstream's MAX_CONCURRENT_STREAMS is known after its SETTINGS") {
   so.max_concurrent_streams = 2;
   Pair p({}, so);
   CHECK(p.client->maxConcurrentStreams() == 100);
+  CHECK_FALSE(p.client->remoteSettingsReceived());
   p.pump();
+  CHECK(p.client->remoteSettingsReceived());
   CHECK(p.client->maxConcurrentStreams() == 2);
 }
 

@@ -3,9 +3,11 @@
 // cuts one stream only, connection refused, timeouts, cancel and idle close.
 #include "proxy/upstream/h2_pool.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/upstream/h2_stream.h"
 #include "tests/unit/upstream/h2_test_upstream.h"
@@ -79,6 +81,28 @@ TEST_CASE("several streams share one h2c connection") {
   CHECK(f.upstream->conns.size() == 1);
   CHECK(f.upstream->conns[0]->server->requests.size() == 5);
   CHECK(f.pool->connectionCount() == 1);
+}
+
+TEST_CASE("300 streams against a limit of 50 spread over several connections and all finish") {
+  FakeH2Server::Options options;
+  options.max_concurrent_streams = 50;
+  Fixture f(echo, options);
+  std::vector<RecordingSink> sinks(300);
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    REQUIRE(f.open(sinks[i], "/n" + std::to_string(i)) != nullptr);
+  }
+  REQUIRE(runUntil(&f.loop, [&] {
+    return std::all_of(sinks.begin(), sinks.end(), [](auto& s) { return s.finished(); });
+  }));
+  size_t ok = 0;
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    if (sinks[i].complete && sinks[i].body == "/n" + std::to_string(i) + "|") ++ok;
+  }
+  CHECK(ok == sinks.size());
+  CHECK(f.upstream->conns.size() <= H2Pool::kMaxConnections);
+  for (auto& conn : f.upstream->conns) CHECK(conn->max_open_requests <= 50);
+  // Streams wait for each connection's SETTINGS, so none is sent beyond the limit.
+  CHECK(f.pool->counters().retries == 0);
 }
 
 TEST_CASE("a request body and its trailers reach the upstream") {
@@ -330,6 +354,38 @@ TEST_CASE("connection refused reaches the sink as kConnectFailed, never from ope
   CHECK(f.stats.upstream_connect_failures.get() >= 1);
   pool.closeAll();
   REQUIRE(runUntil(&f.loop, [&] { return pool.connectionCount() == 0; }));
+}
+
+TEST_CASE("an upstream that accepts but never sends SETTINGS fails like a connect") {
+  Fixture f;
+  uv_tcp_t silent{};
+  uv_tcp_init(&f.loop, &silent);
+  sockaddr_in addr{};
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  REQUIRE(uv_tcp_bind(&silent, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
+  // Never accepts: the kernel completes the handshake, then nothing is ever said.
+  REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&silent), 8, [](uv_stream_t*, int) {}) == 0);
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(&silent, reinterpret_cast<sockaddr*>(&bound), &len);
+  f.config.tcp =
+      config::HostPort{"127.0.0.1", ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)};
+  f.config.connect_timeout = config::Millis(100);
+  {
+    H2Pool pool(&f.loop, f.config, f.stats, f.read_buffer);
+    RecordingSink sink;
+    http2::HeaderFields h = {
+        {":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}};
+    sink.stream = pool.open(&sink, h, true);
+    REQUIRE(sink.stream != nullptr);
+    REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+    REQUIRE(sink.error.has_value());
+    CHECK(*sink.error == UpstreamError::kConnectFailed);
+    CHECK(sink.detail.find("SETTINGS") != std::string::npos);
+    pool.closeAll();
+    REQUIRE(runUntil(&f.loop, [&] { return pool.connectionCount() == 0; }));
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&silent), nullptr);
 }
 
 TEST_CASE("no response head within response_timeout: kResponseTimeout and a reset upstream") {
