@@ -39,10 +39,18 @@ struct Fixture {
   ~Fixture() {
     pool->closeAll();
     upstream->close();
+    if (extra) extra->close();
     uv_run(&loop, UV_RUN_DEFAULT);
     pool.reset();
     upstream.reset();
+    extra.reset();
     CHECK(uv_loop_close(&loop) == 0);
+  }
+  // A fresh pool for a changed config (the old one closes first).
+  void replacePool() {
+    pool->closeAll();
+    REQUIRE(runUntil(&loop, [&] { return pool->connectionCount() == 0; }));
+    pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer);
   }
   H2Stream* open(RecordingSink& sink, const std::string& path, bool end_stream = true) {
     http2::HeaderFields h = {{":method", end_stream ? "GET" : "POST"},
@@ -58,6 +66,7 @@ struct Fixture {
   WorkerStats stats;
   uv::ReadBuffer read_buffer;
   std::unique_ptr<TestH2Upstream> upstream;
+  std::unique_ptr<TestH2Upstream> extra;  // a second upstream, when a test wants one
   std::unique_ptr<H2Pool> pool;
 };
 
@@ -320,19 +329,14 @@ TEST_CASE("the h2c upstream may be a unix socket") {
   RecordingSink sink;
   {
     Fixture f;  // its TCP upstream stays unused
-    TestH2Upstream unix_upstream(&f.loop, {}, echo, path);
+    f.extra = std::make_unique<TestH2Upstream>(&f.loop, FakeH2Server::Options{}, echo, path);
     f.config.tcp.reset();
     f.config.unix_path = path;
-    H2Pool pool(&f.loop, f.config, f.stats, f.read_buffer);
-    http2::HeaderFields h = {
-        {":method", "GET"}, {":scheme", "http"}, {":authority", "localhost"}, {":path", "/u"}};
-    sink.stream = pool.open(&sink, h, true);
+    f.replacePool();
+    REQUIRE(f.open(sink, "/u") != nullptr);
     REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
     CHECK(sink.complete);
     CHECK(sink.body == "/u|");
-    pool.closeAll();
-    unix_upstream.close();
-    REQUIRE(runUntil(&f.loop, [&] { return pool.connectionCount() == 0; }));
   }
   uv_fs_unlink(nullptr, &req, path.c_str(), nullptr);
   uv_fs_req_cleanup(&req);
@@ -341,19 +345,14 @@ TEST_CASE("the h2c upstream may be a unix socket") {
 TEST_CASE("connection refused reaches the sink as kConnectFailed, never from open()") {
   Fixture f;
   f.config.tcp = config::HostPort{"127.0.0.1", testing::closedPort(&f.loop)};
-  H2Pool pool(&f.loop, f.config, f.stats, f.read_buffer);
+  f.replacePool();
   RecordingSink sink;
-  http2::HeaderFields h = {
-      {":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}};
-  sink.stream = pool.open(&sink, h, true);
-  REQUIRE(sink.stream != nullptr);
+  REQUIRE(f.open(sink, "/") != nullptr);
   CHECK_FALSE(sink.finished());
   REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
   REQUIRE(sink.error.has_value());
   CHECK(*sink.error == UpstreamError::kConnectFailed);
   CHECK(f.stats.upstream_connect_failures.get() >= 1);
-  pool.closeAll();
-  REQUIRE(runUntil(&f.loop, [&] { return pool.connectionCount() == 0; }));
 }
 
 TEST_CASE("an upstream that accepts but never sends SETTINGS fails like a connect") {
@@ -371,21 +370,15 @@ TEST_CASE("an upstream that accepts but never sends SETTINGS fails like a connec
   f.config.tcp =
       config::HostPort{"127.0.0.1", ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)};
   f.config.connect_timeout = config::Millis(100);
-  {
-    H2Pool pool(&f.loop, f.config, f.stats, f.read_buffer);
-    RecordingSink sink;
-    http2::HeaderFields h = {
-        {":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}};
-    sink.stream = pool.open(&sink, h, true);
-    REQUIRE(sink.stream != nullptr);
-    REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
-    REQUIRE(sink.error.has_value());
-    CHECK(*sink.error == UpstreamError::kConnectFailed);
-    CHECK(sink.detail.find("SETTINGS") != std::string::npos);
-    pool.closeAll();
-    REQUIRE(runUntil(&f.loop, [&] { return pool.connectionCount() == 0; }));
-  }
+  f.replacePool();
+  RecordingSink sink;
+  REQUIRE(f.open(sink, "/") != nullptr);
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  REQUIRE(sink.error.has_value());
+  CHECK(*sink.error == UpstreamError::kConnectFailed);
+  CHECK(sink.detail.find("SETTINGS") != std::string::npos);
   uv_close(reinterpret_cast<uv_handle_t*>(&silent), nullptr);
+  uv_run(&f.loop, UV_RUN_NOWAIT);  // the close completes while `silent` still exists
 }
 
 TEST_CASE("no response head within response_timeout: kResponseTimeout and a reset upstream") {
@@ -438,10 +431,8 @@ TEST_CASE("closeAll() fails the streams in flight") {
   f.pool->closeAll();
   REQUIRE(sink.error.has_value());
   CHECK(*sink.error == UpstreamError::kClosedEarly);
-  http2::HeaderFields h = {
-      {":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}};
   RecordingSink late;
-  CHECK(f.pool->open(&late, h, true) == nullptr);
+  CHECK(f.open(late, "/late") == nullptr);
 }
 
 }  // namespace
