@@ -20,8 +20,10 @@ class H2Pool;
 
 // Owned by H2Pool (unique_ptr in its map); freed from the pool's zero timer once done,
 // never inside a call. The caller of open() may use the pointer until its sink has been
-// told onResponseComplete/onUpstreamError (not from inside those calls either), or until
-// it calls cancel(). Loop thread only.
+// told onResponseComplete/onUpstreamError, or until it calls cancel(); calls made from
+// inside those two callbacks are harmless no-ops. Once the stream is over (a failure may
+// be on its way to the sink from the zero timer) every method is a no-op, and cancel()
+// still silences the sink. Loop thread only.
 class H2Stream {
  public:
   H2Stream(H2Pool& pool, ResponseSink* sink, http2::HeaderFields headers, bool end_stream);
