@@ -114,6 +114,38 @@ TEST_CASE("300 streams against a limit of 50 spread over several connections and
   CHECK(f.pool->counters().retries == 0);
 }
 
+TEST_CASE("beyond the wait queue's bound a request fails as kOverloaded, later") {
+  Fixture f;
+  std::vector<RecordingSink> queued(H2Pool::kMaxWaiting);
+  RecordingSink over;
+  // Nothing has connected yet, so every request waits.
+  for (auto& s : queued) REQUIRE(f.open(s, "/q") != nullptr);
+  CHECK(f.pool->waitingCount() == H2Pool::kMaxWaiting);
+  REQUIRE(f.open(over, "/over") != nullptr);
+  CHECK_FALSE(over.finished());  // never from inside open()
+  REQUIRE(runUntil(&f.loop, [&] { return over.finished(); }));
+  REQUIRE(over.error.has_value());
+  CHECK(*over.error == UpstreamError::kOverloaded);
+  CHECK(f.pool->counters().overloaded == 1);
+  REQUIRE(runUntil(&f.loop, [&] {
+    return std::all_of(queued.begin(), queued.end(), [](auto& s) { return s.finished(); });
+  }));
+  CHECK(std::all_of(queued.begin(), queued.end(), [](auto& s) { return s.complete; }));
+  CHECK(f.upstream->conns.size() == H2Pool::kMaxConnections);
+}
+
+TEST_CASE("a request cancelled while it waits is never sent and never reported") {
+  Fixture f;
+  RecordingSink sink, other;
+  H2Stream* s = f.open(sink, "/gone");
+  f.open(other, "/kept");
+  s->cancel();
+  REQUIRE(runUntil(&f.loop, [&] { return other.finished(); }));
+  CHECK(other.complete);
+  CHECK_FALSE(sink.finished());
+  CHECK(f.upstream->conns[0]->server->requests.size() == 1);
+}
+
 TEST_CASE("a request body and its trailers reach the upstream") {
   Fixture f;
   RecordingSink sink;
