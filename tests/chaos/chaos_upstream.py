@@ -181,12 +181,15 @@ def serve(conn, recorder, rng, faults_on, holder):
             return
 
 
-def handle(conn, recorder, seed, faults_on, reset, holder):
+def reset(conn):
+    """Closes with a TCP reset: SO_LINGER 0 makes close() send RST instead of FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def handle(conn, recorder, seed, faults_on, holder):
     rng = random.Random(seed)
     try:
-        if reset or (faults_on and rng.random() < FAULTS["reset"]):
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            return
         serve(conn, recorder, rng, faults_on, holder)
     except (OSError, ValueError):
         pass
@@ -213,10 +216,13 @@ def main():
     while True:
         conn, _ = listener.accept()
         accepted += 1
-        reset = accepted <= reset_first
+        # Reset here, not in a thread, so the RST is on its way before the proxy has
+        # written anything: its first write after connect then fails.
+        if accepted <= reset_first or (faults_on and rng.random() < FAULTS["reset"]):
+            reset(conn)
+            continue
         threading.Thread(
-            target=handle, args=(conn, recorder, rng.random(), faults_on, reset, holder),
-            daemon=True,
+            target=handle, args=(conn, recorder, rng.random(), faults_on, holder), daemon=True
         ).start()
 
 
