@@ -45,14 +45,16 @@ H2Stream* H2Pool::open(ResponseSink* sink, const http2::HeaderFields& headers, b
   streams_.emplace(stream, std::move(owned));
   ++counters_.streams_opened;
   if (!tick_on_) {
-    // Deadlines are checked a few times per response_timeout (at most once a second),
-    // which is as precise as a timeout of that size needs.
-    uint64_t every = static_cast<uint64_t>(config_.response_timeout.count()) / 4;
+    // Deadlines are checked a few times per timeout (at most once a second), which is
+    // as precise as a timeout of that size needs.
+    uint64_t every = static_cast<uint64_t>(
+                         std::min(config_.response_timeout, config_.streamIdleTimeout()).count()) /
+                     4;
     every = std::clamp<uint64_t>(every, 5, 1000);
     uv_timer_start(&tick_timer_, &H2Pool::uvOnTickTimer, every, every);
     tick_on_ = true;
   }
-  if (waiting_.size() >= kMaxWaiting) {
+  if (waiting_.size() >= config_.max_pending) {
     ++counters_.overloaded;
     stream->failLater(UpstreamError::kOverloaded, "h2c upstream: too many requests waiting");
     return stream;

@@ -27,10 +27,9 @@ class H2Stream;
 
 class H2Pool {
  public:
-  // Connections per worker at most; requests beyond their capacity wait.
+  // Connections per worker at most; requests beyond their capacity wait, at most
+  // upstream.max_pending of them (beyond: kOverloaded).
   static constexpr size_t kMaxConnections = 4;
-  // Requests waiting for a connection at most; beyond: kOverloaded.
-  static constexpr size_t kMaxWaiting = 1024;
 
   // Counters the metrics will want (kept here until WorkerStats has h2 fields).
   struct Counters {

@@ -186,21 +186,23 @@ void H2Stream::notifyIfDrained() {
 
 bool H2Stream::checkDeadlines(uint64_t now_ms) {
   if (done()) return false;
-  const uint64_t timeout = static_cast<uint64_t>(pool_.config().response_timeout.count());
-  bool head_late = !final_head_ && request_ended_ && now_ms - request_end_ms_ >= timeout;
-  bool idle = now_ms - last_activity_ms_ >= timeout;
+  const config::UpstreamConfig& cfg = pool_.config();
+  const auto head_timeout = static_cast<uint64_t>(cfg.response_timeout.count());
+  const auto idle_timeout = static_cast<uint64_t>(cfg.streamIdleTimeout().count());
+  bool head_late = !final_head_ && request_ended_ && now_ms - request_end_ms_ >= head_timeout;
+  bool idle = now_ms - last_activity_ms_ >= idle_timeout;
   if (!head_late && !idle) return false;
   if (state_ == State::kWaiting) {
     // Every connection stayed full (or none connected) the whole time: the upstream was
     // never asked, so this is a capacity problem (503), not an upstream timeout.
-    fail(UpstreamError::kOverloaded, "no h2c upstream stream free within response_timeout");
+    fail(UpstreamError::kOverloaded, "no h2c upstream stream free within stream_idle_timeout");
   } else if (final_head_) {
-    fail(UpstreamError::kStalled, "no byte either way within upstream.response_timeout");
+    fail(UpstreamError::kStalled, "no byte either way within upstream.stream_idle_timeout");
   } else {
     pool_.stats().upstream_timeouts.add();
     fail(UpstreamError::kResponseTimeout,
          head_late ? "no response head within upstream.response_timeout"
-                   : "no byte either way within upstream.response_timeout");
+                   : "no byte either way within upstream.stream_idle_timeout");
   }
   return true;
 }

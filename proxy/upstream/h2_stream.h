@@ -94,8 +94,9 @@ class H2Stream {
   void eventDone();
   // Tells the sink the request bytes drained, if it was waiting for that.
   void notifyIfDrained();
-  // Checks the response and idle deadlines at loop time `now_ms`; fails the stream
-  // when one passed. Returns true when it did.
+  // Checks the deadlines at loop time `now_ms`: the response head within
+  // response_timeout of the request's end, and a byte either way within
+  // stream_idle_timeout. Fails the stream when one passed and returns true.
   bool checkDeadlines(uint64_t now_ms);
   // Loop time of the last byte either way.
   void touch();
