@@ -19,6 +19,8 @@ namespace {
 constexpr uint64_t kMaxResponseHeadBytes = 1024 * 1024;
 // Request bytes queued towards the upstream below which the client is read again.
 constexpr size_t kLowWatermark = 64 * 1024;
+// Request bytes a reused connection keeps for a replay after an unanswered reset.
+constexpr size_t kReplayLimit = 64 * 1024;
 // Body pieces at least this large are written from the caller's buffer (no copy);
 // smaller ones are batched so that a stream of small chunks is not a syscall each.
 constexpr size_t kDirectWriteMin = 16 * 1024;
@@ -117,6 +119,8 @@ void UpstreamConnection::attach(ResponseSink* sink, bool head_request) {
   sink_ = sink;
   head_request_ = head_request;
   writer_.clearTouched();
+  reused_ = state_ == State::kIdle;
+  replay_kept_ = reused_;
   if (state_ == State::kIdle) {
     state_ = State::kActive;
     last_io_ms_ = uv_now(pool_.loop());
@@ -130,8 +134,19 @@ void UpstreamConnection::detach() {
   if (state_ != State::kIdle) close();
 }
 
+void UpstreamConnection::keepForReplay(std::string_view bytes) {
+  if (!replay_kept_) return;
+  if (replay_copy_.size() + bytes.size() > kReplayLimit) {
+    replay_kept_ = false;
+    std::string().swap(replay_copy_);
+    return;
+  }
+  replay_copy_.append(bytes);
+}
+
 int UpstreamConnection::flush() {
   if (state_ != State::kActive || out_.empty()) return 0;
+  keepForReplay(out_);
   int rc = writer_.write(out_);
   if (rc < 0) {
     // Reported to the caller as a value, never through the sink, because the caller
@@ -160,6 +175,12 @@ int UpstreamConnection::sendBody(std::string_view data, bool chunked) {
   if (state_ != State::kActive || data.size() < kDirectWriteMin) {
     out_.append(head).append(data).append(tail);
     return 0;
+  }
+  if (replay_kept_) {
+    keepForReplay(out_);
+    keepForReplay(head);
+    keepForReplay(data);
+    keepForReplay(tail);
   }
   int rc = writer_.write({out_, head, data, tail});
   if (rc < 0 && !writer_.touched()) {
@@ -233,6 +254,8 @@ void UpstreamConnection::enterIdle() {
   head_request_ = false;
   request_done_ = false;
   request_sent_ = false;
+  replay_kept_ = false;
+  std::string().swap(replay_copy_);
   got_response_byte_ = false;
   final_head_seen_ = false;
   response_done_ = false;
@@ -339,11 +362,13 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
     if (!got_response_byte_) {
       // Closed before answering. If not one byte of this request was written, the
       // upstream never saw it (typically a keep-alive connection it closed while idle).
-      failOrReplay(UpstreamError::kClosedEarly, nread == UV_EOF
-                                                    ? "upstream closed the connection"
-                                                    : uv_strerror(static_cast<int>(nread)));
+      failOrReplay(
+          UpstreamError::kClosedEarly,
+          nread == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(nread)),
+          nread == UV_ECONNRESET);
       return;
     }
+    std::string().swap(replay_copy_);
     if (nread == UV_EOF && final_head_seen_ && !response_done_) {
       // A response without Content-Length or chunking ends when the upstream closes
       // (RFC 9112 §6.3 item 8).
@@ -357,7 +382,11 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
          nread == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(nread)));
     return;
   }
-  got_response_byte_ = true;
+  if (!got_response_byte_) {
+    got_response_byte_ = true;
+    replay_kept_ = false;
+    std::string().swap(replay_copy_);
+  }
   const char* p = buf->base;
   size_t left = static_cast<size_t>(nread);
   while (left > 0) {
@@ -419,8 +448,12 @@ void UpstreamConnection::finishExchange(bool reusable) {
 void UpstreamConnection::onWriteDone(int status) {
   if (status == UV_ECANCELED || closing()) return;
   if (status < 0) {
-    fail(got_response_byte_ ? UpstreamError::kClosedMidBody : UpstreamError::kClosedEarly,
-         uv_strerror(status));
+    if (got_response_byte_) {
+      fail(UpstreamError::kClosedMidBody, uv_strerror(status));
+    } else {
+      failOrReplay(UpstreamError::kClosedEarly, uv_strerror(status),
+                   status == UV_ECONNRESET || status == UV_EPIPE);
+    }
     return;
   }
   last_io_ms_ = uv_now(pool_.loop());
@@ -494,17 +527,28 @@ void UpstreamConnection::fail(UpstreamError error, const char* detail) {
   if (sink != nullptr) sink->onUpstreamError(error, detail);
 }
 
-void UpstreamConnection::failOrReplay(UpstreamError error, const char* detail) {
-  if (writer_.touched() || sink_ == nullptr) {
+void UpstreamConnection::failOrReplay(UpstreamError error, const char* detail, bool reset) {
+  // A TCP reset with no answer on a reused connection means the upstream closed the
+  // socket with our bytes unread in it (a clean close after reading sends FIN, not RST):
+  // typically its idle timer closed the connection while the request was on the wire.
+  bool unread = reset && reused_ && replay_kept_;
+  if ((writer_.touched() && !unread) || sink_ == nullptr) {
     fail(error, detail);
     return;
   }
   ResponseSink* sink = sink_;
   sink_ = nullptr;
-  log::debug("upstream failed before the request was written",
+  log::debug("upstream never read the request",
              {{"upstream", id_}, {"reason", toString(error)}, {"detail", detail}});
-  std::string unsent = std::move(out_);
+  std::string unsent;
+  if (writer_.touched()) {
+    unsent = std::move(replay_copy_);
+    unsent.append(out_);
+  } else {
+    unsent = std::move(out_);
+  }
   out_ = std::string();
+  replay_copy_ = std::string();
   close();
   sink->onUpstreamReplayable(std::move(unsent), detail);
 }

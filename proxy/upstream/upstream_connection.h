@@ -101,8 +101,12 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   void onTimer();
   void onActiveTimer();
   void fail(UpstreamError error, const char* detail);
-  // Fails the exchange as replayable when nothing was written yet, else as `error`.
-  void failOrReplay(UpstreamError error, const char* detail);
+  // Fails the exchange as replayable when the upstream cannot have read the request:
+  // nothing was written yet, or (`reset`: a TCP reset, not a clean close) a reused
+  // connection whose written bytes are all kept. Otherwise fails it as `error`.
+  void failOrReplay(UpstreamError error, const char* detail, bool reset = false);
+  // Keeps a copy of request bytes about to be written, while replay is possible.
+  void keepForReplay(std::string_view bytes);
   int openSocket();
   // Arms the timer for the active exchange: the earlier of response_timeout (request
   // sent, no response byte yet) and stream_idle_timeout since the last byte either way.
@@ -133,7 +137,13 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   bool response_done_ = false;
   bool reading_ = false;
   bool read_paused_ = false;
-  bool counted_ = false;          // counted in upstream_connections_active
+  bool counted_ = false;  // counted in upstream_connections_active
+  // A reused connection keeps what it wrote of the current request (up to
+  // kReplayLimit) until the first response byte: if the upstream then resets it
+  // unanswered, it never read the request (see failOrReplay), which can be sent again.
+  bool reused_ = false;
+  bool replay_kept_ = false;  // replay_copy_ holds every byte written so far
+  std::string replay_copy_;
   size_t address_index_ = 0;      // which of the upstream's addresses this one dialled
   int pending_error_ = 0;         // connectNow() failed: reported from the timer
   uint64_t request_sent_ns_ = 0;  // uv_hrtime when the request was fully written
