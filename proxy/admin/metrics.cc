@@ -222,6 +222,33 @@ std::string renderMetrics(const MetricsSnapshot& s) {
   w.sample(sum(s, [](const WorkerStats& ws) { return ws.upstream_connections_idle.get(); }),
            {{"state", "idle"}});
 
+  w.family("http2_connections", "gauge", "HTTP/2 client connections open.");
+  w.sample(sum(s, [](const WorkerStats& ws) { return ws.http2_connections.get(); }));
+  w.family("http2_streams_total", "counter", "HTTP/2 client streams that carried a request.");
+  w.sample(sum(s, [](const WorkerStats& ws) { return ws.http2_streams_total.get(); }));
+  w.family("http2_streams_active", "gauge", "HTTP/2 client streams open now.");
+  w.sample(sum(s, [](const WorkerStats& ws) { return ws.http2_streams_active.get(); }));
+  // Per error code; a code that never occurred has no series (15 codes times 4 families
+  // of zeros would drown the page).
+  auto byCode = [&](std::string_view name, std::string_view help,
+                    std::array<Counter, kHttp2ErrorCodes> WorkerStats::*field) {
+    w.family(name, "counter", help);
+    for (size_t i = 0; i < kHttp2ErrorCodes; ++i) {
+      uint64_t n = sum(s, [&](const WorkerStats& ws) { return (ws.*field)[i].get(); });
+      if (n != 0) w.sample(n, {{"code", kHttp2ErrorCodeNames[i]}});
+    }
+  };
+  byCode("http2_resets_sent_total", "RST_STREAM frames sent to HTTP/2 clients, by error code.",
+         &WorkerStats::http2_resets_sent);
+  byCode("http2_resets_received_total",
+         "RST_STREAM frames received from HTTP/2 clients, by error code.",
+         &WorkerStats::http2_resets_received);
+  byCode("http2_goaways_sent_total", "GOAWAY frames sent to HTTP/2 clients, by error code.",
+         &WorkerStats::http2_goaways_sent);
+  byCode("http2_goaways_received_total",
+         "GOAWAY frames received from HTTP/2 clients, by error code.",
+         &WorkerStats::http2_goaways_received);
+
   w.family("local_responses_total", "counter",
            "Error responses the proxy generated itself (400, 431, 502, 503, 504, ...).");
   w.sample(sum(s, [](const WorkerStats& ws) { return ws.local_responses.get(); }));

@@ -4,6 +4,7 @@
 
 #include "proxy/common/check.h"
 #include "proxy/common/log.h"
+#include "proxy/upstream/h2_pool.h"
 
 namespace proxy::app {
 namespace {
@@ -57,6 +58,8 @@ void Worker::run(int listen_fd, std::shared_ptr<const tls::TlsContext> tls) {
   listener_ = std::make_unique<listener::Listener>(&loop_, connection_count_);
   listener_->config = &config_;
   listener_->pool = pool_.get();
+  h2_pool_ = std::make_unique<upstream::H2Pool>(&loop_, config_.upstream, stats_, read_buffer_);
+  listener_->h2_pool = h2_pool_.get();
   listener_->stats = &stats_;
   listener_->read_buffer = &read_buffer_;
   listener_->tls = std::move(tls);
@@ -69,6 +72,7 @@ void Worker::run(int listen_fd, std::shared_ptr<const tls::TlsContext> tls) {
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Every handle is closed now; connections and the pool were freed in close callbacks.
   listener_.reset();
+  h2_pool_.reset();
   pool_.reset();
   int rc = uv_loop_close(&loop_);
   if (rc != 0) log::warn("worker loop closed with open handles", {{"worker", index_}});
@@ -118,6 +122,7 @@ void Worker::teardown() {
   torn_down_ = true;
   listener_->closeHandles();
   pool_->closeAll();
+  h2_pool_->closeAll();
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -71,6 +71,7 @@ class Worker {
   uv_timer_t drain_timer_{};
   uv::ReadBuffer read_buffer_;
   std::unique_ptr<upstream::UpstreamPool> pool_;
+  std::unique_ptr<upstream::H2Pool> h2_pool_;  // h2c to the upstream, for gRPC calls
   std::unique_ptr<listener::Listener> listener_;
   bool draining_ = false;
   bool torn_down_ = false;

@@ -53,6 +53,26 @@ inline constexpr size_t kHandshakeFailureKinds = 13;
 // TLS versions for labels: 0 = TLSv1.0, 1 = 1.1, 2 = 1.2, 3 = 1.3.
 inline constexpr size_t kTlsVersions = 4;
 
+// HTTP/2 error codes 0x0..0xd, plus one slot for codes RFC 9113 does not define.
+inline constexpr size_t kHttp2ErrorCodes = 15;
+// Their names (RFC 9113 §7), in code order: metric labels and log fields.
+inline constexpr std::array<const char*, kHttp2ErrorCodes> kHttp2ErrorCodeNames = {
+    "NO_ERROR",
+    "PROTOCOL_ERROR",
+    "INTERNAL_ERROR",
+    "FLOW_CONTROL_ERROR",
+    "SETTINGS_TIMEOUT",
+    "STREAM_CLOSED",
+    "FRAME_SIZE_ERROR",
+    "REFUSED_STREAM",
+    "CANCEL",
+    "COMPRESSION_ERROR",
+    "CONNECT_ERROR",
+    "ENHANCE_YOUR_CALM",
+    "INADEQUATE_SECURITY",
+    "HTTP_1_1_REQUIRED",
+    "UNKNOWN"};
+
 struct WorkerStats {
   Counter connections_accepted;
   Counter connections_active;
@@ -72,7 +92,15 @@ struct WorkerStats {
   Counter upstream_connections_idle;
   Counter upstream_retries;     // requests sent again because the upstream never saw them
   Counter upstream_overloaded;  // requests refused (503) for want of an upstream connection
-  Counter local_responses;  // errors the proxy answered itself
+  Counter local_responses;      // errors the proxy answered itself
+  // HTTP/2 clients (requests_total and the histograms count their streams too).
+  Counter http2_connections;                                // open HTTP/2 client connections
+  Counter http2_streams_total;                              // streams that carried a request
+  Counter http2_streams_active;                             // streams open now
+  std::array<Counter, kHttp2ErrorCodes> http2_resets_sent;  // RST_STREAM by error code
+  std::array<Counter, kHttp2ErrorCodes> http2_resets_received;
+  std::array<Counter, kHttp2ErrorCodes> http2_goaways_sent;  // GOAWAY by error code
+  std::array<Counter, kHttp2ErrorCodes> http2_goaways_received;
 };
 
 }  // namespace proxy

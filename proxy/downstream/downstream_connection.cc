@@ -156,6 +156,7 @@ void DownstreamConnection::uvOnRead(uv_stream_t* s, ssize_t nread, const uv_buf_
 
 void DownstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
   if (nread == 0 || closing()) return;
+  if (h2_) h2_->collect();  // a libuv callback: no stream is inside one of its calls
   if (nread < 0) {
     if (nread == UV_EOF) {
       onEof();
@@ -171,7 +172,7 @@ void DownstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
     pump();
     return;
   }
-  if (pendingInput() == 0 && !parser_.paused()) {
+  if (pendingInput() == 0 && !parser_.paused() && preface_checked_ && !h2_) {
     // Common case: parse straight from the shared read buffer; only leftovers are
     // copied (pipelined requests behind a paused parser).
     ++pump_depth_;
@@ -221,6 +222,7 @@ void DownstreamConnection::updateReading() {
   bool want = !closing() && !peer_eof_ && conn_state_ != ConnState::kFinishing &&
               (conn_state_ == ConnState::kLingering ||
                (!requestBlocked() && pendingInput() < kMaxPendingInput &&
+                (!h2_ || queuedOutput() < kHighWatermark) &&
                 (!tls_ || tls_->handshakeDone() || conn_state_ == ConnState::kHandshaking)));
   auto* stream = reinterpret_cast<uv_stream_t*>(&socket_);
   if (want && !reading_) {
@@ -297,13 +299,22 @@ bool DownstreamConnection::pumpOnce() {
         return false;
       }
       if (st == tls::TlsSession::IoStatus::kClosed) {
-        parsePending();
+        if (h2_) {
+          feedHttp2();
+        } else {
+          parsePending();
+        }
         if (!closing()) onEof();
         return false;
       }
     }
   }
-  parsePending();
+  if (!h2_ && !preface_checked_ && !detectPreface()) return decrypted;
+  if (h2_) {
+    feedHttp2();
+  } else {
+    parsePending();
+  }
   return decrypted;
 }
 
@@ -364,6 +375,8 @@ void DownstreamConnection::onParseError() {
 
 void DownstreamConnection::onHandshakeDone() {
   conn_state_ = ConnState::kOpen;
+  preface_checked_ = true;  // under TLS, ALPN alone decides (RFC 9113 §3.2)
+  if (tls_->alpnProtocol() == "h2") startHttp2();
   if (ctx_.draining) close_after_ = true;
   ctx_.stats->handshakes[versionIndex(tls_->protocolName())].add();
   if (tls_->sessionReused()) ctx_.stats->sessions_resumed.add();
@@ -669,6 +682,7 @@ void DownstreamConnection::onUpstreamDrained() {
 
 void DownstreamConnection::flush() {
   if (closing()) return;
+  if (h2_) produceHttp2();
   if (!out_.empty()) {
     if (tls_ && tls_->handshakeDone()) {
       if (tls_->writePlaintext(out_.data(), out_.size()) == tls::TlsSession::IoStatus::kError) {
@@ -718,6 +732,12 @@ void DownstreamConnection::onWriteDone(int status) {
     finish();
     return;
   }
+  if (h2_) {
+    h2_->collect();  // a libuv callback: no stream is inside one of its calls
+    flush();         // more frames may wait for room in the write queue
+    if (closing()) return;
+    updateReading();
+  }
   if (upstream_ != nullptr && queuedOutput() < kLowWatermark) upstream_->resumeReading();
   rearmTimer();
   if (idle() && !writer_.writing()) releaseIdleMemory();
@@ -758,6 +778,7 @@ void DownstreamConnection::respondLocal(int status, const char* message) {
 void DownstreamConnection::finish() {
   if (closing() || conn_state_ == ConnState::kLingering) return;
   if (conn_state_ != ConnState::kFinishing) {
+    if (h2_) produceHttp2();  // the last frames (a GOAWAY) go before close_notify
     conn_state_ = ConnState::kFinishing;
     updateReading();
     if (tls_ && tls_->handshakeDone()) {
@@ -812,6 +833,10 @@ void DownstreamConnection::releaseIdleMemory() {
 void DownstreamConnection::drain() {
   if (closing()) return;
   if (conn_state_ == ConnState::kHandshaking) return;  // the handshake timeout bounds it
+  if (h2_) {
+    drainHttp2();
+    return;
+  }
   if (idle()) {
     close_reason_ = CloseReason::kDrain;
     finish();
@@ -821,6 +846,7 @@ void DownstreamConnection::drain() {
 }
 
 bool DownstreamConnection::idle() const {
+  if (h2_) return conn_state_ == ConnState::kOpen && h2_->openStreams() == 0;
   return conn_state_ == ConnState::kOpen && request_state_ == RequestState::kIdle &&
          response_state_ == ResponseState::kNone && !parser_.inMessage() && pendingInput() == 0;
 }
@@ -833,6 +859,8 @@ void DownstreamConnection::rearmTimer() {
   uint64_t deadline = UINT64_MAX;
   if (conn_state_ == ConnState::kHandshaking) {
     deadline = accepted_at_ms_ + ms(s.tls_handshake_timeout);
+  } else if (conn_state_ == ConnState::kOpen && h2_) {
+    deadline = http2Deadline();
   } else if (conn_state_ == ConnState::kOpen) {
     switch (request_state_) {
       case RequestState::kIdle:
@@ -866,6 +894,7 @@ void DownstreamConnection::uvOnTimer(uv_timer_t* t) {
 
 void DownstreamConnection::onTimer() {
   if (closing()) return;
+  if (h2_) h2_->collect();
   const config::ServerConfig& s = ctx_.config->server;
   uint64_t now = uv_now(ctx_.loop);
   if (conn_state_ == ConnState::kLingering) {
@@ -878,6 +907,10 @@ void DownstreamConnection::onTimer() {
   }
   if (conn_state_ == ConnState::kFinishing) {
     rearmTimer();
+    return;
+  }
+  if (h2_ && conn_state_ == ConnState::kOpen) {
+    onHttp2Timer(now);
     return;
   }
   if (conn_state_ == ConnState::kHandshaking) {
@@ -931,6 +964,7 @@ void DownstreamConnection::close(CloseReason reason, bool reset) {
     upstream_->detach();
     upstream_ = nullptr;
   }
+  if (h2_) h2_->closeAll();
   ctx_.stats->connections_active.sub();
   log::debug("conn closed", {{"conn", id_},
                              {"peer", peer_ip_},

@@ -14,6 +14,7 @@
 #include "proxy/config/config.h"
 #include "proxy/downstream/access_log.h"
 #include "proxy/downstream/close_reason.h"
+#include "proxy/downstream/http2_codec.h"
 #include "proxy/downstream/log_limiter.h"
 #include "proxy/http/head_writer.h"
 #include "proxy/http/http1_parser.h"
@@ -25,6 +26,9 @@
 
 namespace proxy::tls {
 class TlsContext;
+}
+namespace proxy::upstream {
+class H2Pool;
 }
 
 namespace proxy::downstream {
@@ -38,6 +42,7 @@ struct DownstreamContext {
   uv_loop_t* loop = nullptr;
   const config::Config* config = nullptr;
   upstream::UpstreamPool* pool = nullptr;
+  upstream::H2Pool* h2_pool = nullptr;  // gRPC calls of HTTP/2 clients go over h2c
   WorkerStats* stats = nullptr;
   uv::ReadBuffer* read_buffer = nullptr;
   std::shared_ptr<const tls::TlsContext> tls;  // current context; replaced on reload
@@ -53,7 +58,8 @@ struct DownstreamContext {
 // teardown; the context erases (frees) the connection in the last close callback.
 class DownstreamConnection : public upstream::ResponseSink,
                              public http::Http1Parser::Callbacks,
-                             public uv::StreamWriter::Owner {
+                             public uv::StreamWriter::Owner,
+                             public Http2Host {
  public:
   DownstreamConnection(DownstreamContext& ctx, uint64_t id);
   ~DownstreamConnection() override;
@@ -90,6 +96,23 @@ class DownstreamConnection : public upstream::ResponseSink,
   void onMessageComplete() override;
   // StreamWriter::Owner
   void onWriteDone(int status) override;
+  // Http2Host (downstream_http2.cc)
+  DownstreamContext& h2Context() override { return ctx_; }
+  http::ForwardContext h2Forward() override;
+  void h2FillAccessLog(AccessLog::Entry& e) override;
+  void h2Flush() override;
+
+  // HTTP/2 mode (downstream_http2.cc). The codec is chosen once per connection: ALPN h2
+  // under TLS, the connection preface on a plain listener.
+  void startHttp2();
+  // Plain listener: true once the first bytes decided the protocol (h2c preface or not).
+  bool detectPreface();
+  void feedHttp2();
+  // Frames the session has ready, appended to out_ while the write queue has room.
+  void produceHttp2();
+  uint64_t http2Deadline() const;
+  void onHttp2Timer(uint64_t now);
+  void drainHttp2();
 
   static void uvOnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void uvOnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -155,6 +178,9 @@ class DownstreamConnection : public upstream::ResponseSink,
   std::string peer_ip_;
   uint16_t peer_port_ = 0;
   bool peer_trusted_ = false;
+  std::unique_ptr<Http2Codec> h2_;  // set once the connection speaks HTTP/2
+  bool preface_checked_ = false;    // the protocol of a plain connection is decided
+  uint64_t drain_started_ms_ = 0;
 
   uint8_t client_major_ = 1;
   uint8_t client_minor_ = 1;

@@ -5,8 +5,6 @@
 
 namespace proxy::http {
 
-namespace {
-
 // RFC 9110 §7.6.1, plus Proxy-Connection and Keep-Alive, which older clients send.
 bool isHopByHop(std::string_view name) {
   switch (name.size()) {
@@ -32,6 +30,8 @@ bool isForwardingHeader(std::string_view name) {
          equalsIgnoreCase(name, "x-real-ip") || equalsIgnoreCase(name, "x-forwarded-proto") ||
          equalsIgnoreCase(name, "x-forwarded-client-cert");
 }
+
+namespace {
 
 void appendUint(std::string& out, uint64_t v, int base = 10) {
   char buf[24];
@@ -310,6 +310,24 @@ std::string_view standardReason(int status) {
 }
 
 std::string localResponse(int status, std::string_view message) {
+  std::string body = localResponseBody(message);
+  std::string out;
+  out.reserve(body.size() + 160);
+  out.append("HTTP/1.1 ");
+  appendUint(out, static_cast<uint64_t>(status));
+  out.push_back(' ');
+  out.append(standardReason(status));
+  out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+  appendUint(out, body.size());
+  out.append("\r\nConnection: close\r\n");
+  // RFC 9110 §10.2.3: tell a client refused for want of capacity when to come back.
+  if (status == 503) out.append("Retry-After: 1\r\n");
+  out.append("\r\n");
+  out.append(body);
+  return out;
+}
+
+std::string localResponseBody(std::string_view message) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string body;
   body.reserve(message.size() + 16);
@@ -350,21 +368,7 @@ std::string localResponse(int status, std::string_view message) {
     }
   }
   body.append("\"}");
-
-  std::string out;
-  out.reserve(body.size() + 160);
-  out.append("HTTP/1.1 ");
-  appendUint(out, static_cast<uint64_t>(status));
-  out.push_back(' ');
-  out.append(standardReason(status));
-  out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
-  appendUint(out, body.size());
-  out.append("\r\nConnection: close\r\n");
-  // RFC 9110 §10.2.3: tell a client refused for want of capacity when to come back.
-  if (status == 503) out.append("Retry-After: 1\r\n");
-  out.append("\r\n");
-  out.append(body);
-  return out;
+  return body;
 }
 
 }  // namespace proxy::http

@@ -12,6 +12,13 @@
 
 namespace proxy::http {
 
+// The forwarding policy's field rules, shared by the HTTP/1.1 writers below and the
+// HTTP/2 streams: hop-by-hop fields (RFC 9110 §7.6.1, plus Keep-Alive and
+// Proxy-Connection) never cross the proxy; client-address fields a client could spoof
+// (Forwarded, X-Real-IP, X-Forwarded-*, X-Forwarded-Client-Cert) are replaced by ours.
+bool isHopByHop(std::string_view name);
+bool isForwardingHeader(std::string_view name);
+
 // What the downstream connection knows about the client, for the forwarded headers.
 struct ForwardContext {
   std::string_view client_ip;            // peer address without port ("192.0.2.7", "::1")
@@ -63,5 +70,7 @@ std::string_view standardReason(int status);
 // application/json, Content-Length, Connection: close, and {"error":"<message>"}.
 // `status` is one of 400, 405, 408, 413, 431, 500, 502, 503, 504.
 std::string localResponse(int status, std::string_view message);
+// Just the JSON body of such a response: {"error":"<message>"}, escaped per RFC 8259.
+std::string localResponseBody(std::string_view message);
 
 }  // namespace proxy::http

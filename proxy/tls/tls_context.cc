@@ -163,22 +163,31 @@ int passphraseCallback(char* buf, int size, int /*rwflag*/, void* userdata) {
   return static_cast<int>(n);
 }
 
-int alpnSelect(SSL* /*ssl*/, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
-               unsigned in_len, void* /*arg*/) {
-  // We speak HTTP/1.1 only. A client that offers ALPN without it (e.g. "h2" alone) gets
-  // no ALPN extension back rather than a no_application_protocol alert: RFC 7301 §3.2
-  // allows that, and every APM agent falls back to HTTP/1.1 when nothing was selected.
-  static constexpr uint8_t kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
+// Finds `proto` among the client's ALPN offers (RFC 7301 §3.1 wire format).
+bool alpnOffered(const uint8_t* in, unsigned in_len, std::string_view proto, const uint8_t** out,
+                 uint8_t* out_len) {
   for (unsigned i = 0; i < in_len;) {
     unsigned len = in[i];
     if (i + 1 + len > in_len) break;
-    if (len == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, len) == 0) {
+    if (len == proto.size() && std::memcmp(in + i + 1, proto.data(), len) == 0) {
       *out = in + i + 1;
       *out_len = static_cast<uint8_t>(len);
-      return SSL_TLSEXT_ERR_OK;
+      return true;
     }
     i += 1 + len;
   }
+  return false;
+}
+
+int alpnSelect(SSL* /*ssl*/, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+               unsigned in_len, void* arg) {
+  // `arg` is non-null when HTTP/2 is on: then h2 wins whenever the client offers it
+  // (OpenTelemetry's gRPC exporters offer only h2; curl offers both). A client that
+  // offers neither (e.g. an old protocol alone) gets no ALPN extension back rather than
+  // a no_application_protocol alert: RFC 7301 §3.2 allows that, and every APM agent
+  // falls back to HTTP/1.1 when nothing was selected.
+  if (arg != nullptr && alpnOffered(in, in_len, "h2", out, out_len)) return SSL_TLSEXT_ERR_OK;
+  if (alpnOffered(in, in_len, "http/1.1", out, out_len)) return SSL_TLSEXT_ERR_OK;
   return SSL_TLSEXT_ERR_NOACK;
 }
 
@@ -560,7 +569,10 @@ struct ContextBuilder {
     configureClientAuth();
     setSessionIdContext();
 
-    SSL_CTX_set_alpn_select_cb(ctx->ctx_, alpnSelect, nullptr);
+    // Any non-null argument means "h2 too"; the callback reads nothing through it.
+    static int http2_on = 1;
+    SSL_CTX_set_alpn_select_cb(ctx->ctx_, alpnSelect, config.server.http2 ? &http2_on : nullptr);
+    ctx->http2_ = config.server.http2;
     // Stateless resumption only. A server-side cache would be per SSL_CTX (so not shared
     // by workers, and lost on reload) and costs memory per session; tickets are neither.
     SSL_CTX_set_session_cache_mode(ctx->ctx_, SSL_SESS_CACHE_OFF);
@@ -624,7 +636,7 @@ std::string TlsContext::summary() const {
     s += "..";
     s += protocolName(max_version_);
   }
-  s += "; ALPN http/1.1; TLS 1.2 ciphers: ";
+  s += http2_ ? "; ALPN h2, http/1.1; TLS 1.2 ciphers: " : "; ALPN http/1.1; TLS 1.2 ciphers: ";
   s += cipher_list_.empty() ? "library defaults" : cipher_list_;
   if (max_version_ >= TLS1_3_VERSION) {
     s += "; TLS 1.3 ciphers (fixed): TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, "

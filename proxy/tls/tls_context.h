@@ -86,6 +86,7 @@ class TlsContext : public std::enable_shared_from_this<TlsContext> {
   uint16_t min_version_ = 0;
   uint16_t max_version_ = 0;
   std::string cipher_list_;  // BoringSSL names; empty = library defaults
+  bool http2_ = false;       // ALPN offers h2 before http/1.1
   std::string curve_list_;   // empty = library defaults
   friend struct ContextBuilder;
 };

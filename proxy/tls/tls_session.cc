@@ -287,6 +287,13 @@ std::string_view TlsSession::sni() const {
 
 bool TlsSession::sessionReused() const { return SSL_session_reused(ssl_) == 1; }
 
+std::string_view TlsSession::alpnProtocol() const {
+  const uint8_t* data = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl_, &data, &len);
+  return std::string_view(reinterpret_cast<const char*>(data), data == nullptr ? 0 : len);
+}
+
 bool TlsSession::onHandshakeDone() {
   if (SSL_is_server(ssl_) && SSL_session_reused(ssl_) && !resumedChainStillValid()) {
     // The session was established when the client certificate was valid; it is not any

@@ -83,6 +83,8 @@ class TlsSession {
   const char* cipherName() const;    // "TLS_AES_128_GCM_SHA256"
   std::string_view sni() const;      // empty when the client sent none
   bool sessionReused() const;
+  // The protocol ALPN selected ("h2", "http/1.1"), or "" when none was.
+  std::string_view alpnProtocol() const;
   // The verified client identity, for X-Forwarded-Client-Cert and the access log.
   // Empty when the client presented no certificate.
   const std::string& clientCertHeader() const { return client_cert_header_; }

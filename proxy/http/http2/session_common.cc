@@ -3,24 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/common/stats.h"
+
 namespace proxy::http2 {
 namespace {
-
-// RFC 9113 §7, in code order.
-constexpr std::array<const char*, kErrorCodeCount> kErrorCodeNames = {"NO_ERROR",
-                                                                      "PROTOCOL_ERROR",
-                                                                      "INTERNAL_ERROR",
-                                                                      "FLOW_CONTROL_ERROR",
-                                                                      "SETTINGS_TIMEOUT",
-                                                                      "STREAM_CLOSED",
-                                                                      "FRAME_SIZE_ERROR",
-                                                                      "REFUSED_STREAM",
-                                                                      "CANCEL",
-                                                                      "COMPRESSION_ERROR",
-                                                                      "CONNECT_ERROR",
-                                                                      "ENHANCE_YOUR_CALM",
-                                                                      "INADEQUATE_SECURITY",
-                                                                      "HTTP_1_1_REQUIRED"};
 
 // Short cookies are cheap to guess one byte at a time through HPACK's indexing (CRIME-like
 // attacks, RFC 7541 §7.1.3); nghttp2 and Chrome use the same 20-byte threshold.
@@ -128,7 +114,7 @@ std::string goawayFrame(int32_t last_stream_id, uint32_t error_code) {
 }
 
 const char* errorCodeName(uint32_t error_code) {
-  return error_code < kErrorCodeCount ? kErrorCodeNames[error_code] : "UNKNOWN";
+  return kHttp2ErrorCodeNames[errorCodeIndex(error_code)];
 }
 
 size_t errorCodeIndex(uint32_t error_code) {

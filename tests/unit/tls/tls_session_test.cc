@@ -152,17 +152,34 @@ TEST_CASE("Records split into single bytes still complete the handshake", "[unit
   CHECK(plain_s == msg);
 }
 
-TEST_CASE("ALPN selects http/1.1 only, and goes on without ALPN otherwise", "[unit][tls]") {
+TEST_CASE("ALPN prefers h2, then http/1.1, and goes on without ALPN otherwise", "[unit][tls]") {
   ServerFixture f;
-  f.start();
   ClientOptions o;
   std::string expected;
   SECTION("h2 and http/1.1 offered") {
+    o.alpn = {"http/1.1", "h2"};
+    expected = "h2";
+  }
+  SECTION("h2 only") {
+    o.alpn = {"h2"};
+    expected = "h2";
+  }
+  SECTION("http/1.1 only") {
+    o.alpn = {"http/1.1"};
+    expected = "http/1.1";
+  }
+  SECTION("server.http2 = false: h2 is never selected") {
+    f.config.server.http2 = false;
     o.alpn = {"h2", "http/1.1"};
     expected = "http/1.1";
   }
-  SECTION("h2 only") { o.alpn = {"h2"}; }
+  SECTION("server.http2 = false and h2 only") {
+    f.config.server.http2 = false;
+    o.alpn = {"h2"};
+  }
+  SECTION("an unknown protocol only") { o.alpn = {"spdy/3"}; }
   SECTION("no ALPN") { o.alpn.clear(); }
+  f.start();
   auto cctx = clientCtx(o);
   auto client = TlsSession::createClient(cctx.get(), "");
   REQUIRE(handshake(*client, *f.server));
@@ -170,6 +187,7 @@ TEST_CASE("ALPN selects http/1.1 only, and goes on without ALPN otherwise", "[un
   unsigned len = 0;
   SSL_get0_alpn_selected(client->sslForTest(), &alpn, &len);
   CHECK(std::string(reinterpret_cast<const char*>(alpn), len) == expected);
+  CHECK(f.server->alpnProtocol() == expected);
   CHECK(f.server->sni().empty());
 }
 
