@@ -44,7 +44,7 @@ for t in "${targets[@]}"; do
   run_dir="$work/$t"
   mkdir -p "$run_dir/corpus" "$run_dir/artifacts"
   # A scratch corpus: libFuzzer adds what it finds there, never to the seeds in git.
-  if [ -d "$seeds" ]; then cp -n "$seeds"/* "$run_dir/corpus/" 2>/dev/null || true; fi
+  if [ -d "$seeds" ]; then cp -f "$seeds"/* "$run_dir/corpus/"; fi
   dict=()
   if [ -f "tests/fuzz/$corpus_name.dict" ]; then dict=(-dict="tests/fuzz/$corpus_name.dict"); fi
   echo "== $t: ${seconds}s from $seeds"
