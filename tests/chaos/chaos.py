@@ -299,7 +299,7 @@ def summary(outcomes, records, counters, rss, upstream):
              f"slowest answer {slowest:.1f}s",
              f"502 for requests the upstream never saw: {len(unseen_502)}, of which "
              f"{len(while_up)} while it was listening (resets after accept, closed keep-alive "
-             f"connections: what a retry on a fresh connection could save)"]
+             f"connections; a retry on a fresh connection can save some)"]
     lines += [f"  {k}: {n}" for k, n in sorted(kinds.items())]
     lines += [f"{k}: {n}" for k, n in sorted(counters.items())]
     lines.append("RSS KiB: start {start}, warm baseline {warm}, peak {peak}, "
