@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The quick start: builds apm-tls-proxy, mints a demo CA and a localhost certificate,
-# starts apm-intake-demo (a plain-HTTP stand-in for APM Server) and the proxy with TLS in
-# front of it, sends one intake request through the proxy, prints the settings that point
-# an APM agent at it, and runs until Ctrl-C. Stops only the processes it started.
+# starts apm-intake-demo (a plain-HTTP and h2c stand-in for APM Server) and the proxy with
+# TLS in front of it, sends one intake request and one OTLP/gRPC export through the proxy,
+# prints the settings that point an APM agent or an OpenTelemetry SDK at it, and runs
+# until Ctrl-C. Stops only the processes it started.
 #
 # Usage: scripts/quickstart.sh [--smoke]      (docs/getting-started.md)
-#   --smoke                     send the request, check the 202, stop; exit 0 or 1
+#   --smoke                     send both, check the results, stop; exit 0 or 1
 # Environment:
 #   QUICKSTART_SMOKE=1          same as --smoke
 #   QUICKSTART_BIN_DIR=DIR      use DIR/apm-tls-proxy and DIR/apm-intake-demo; skip the build
@@ -22,7 +23,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 usage() {
-  sed -n '2,17s/^# \{0,1\}//p' "$root/scripts/quickstart.sh"
+  sed -n '2,18s/^# \{0,1\}//p' "$root/scripts/quickstart.sh"
 }
 
 say() { printf '%s\n' "$*"; }
@@ -307,13 +308,48 @@ if [ "$status" != 202 ]; then
 fi
 say "HTTP 202: the event went over TLS to the proxy and on to the intake server."
 
-# ---- 6. how to point agents at it ----
+# ---- 6. one OTLP/gRPC export through the proxy (needs Node.js) ----
+
+# The real OpenTelemetry JS exporters (tests/clients), as an application's SDK sends:
+# HTTP/2 over TLS (ALPN h2) to the proxy, h2c from the proxy to the intake server.
+exporter="$root/tests/clients/otlp-export.mjs"
+otlp_result="skipped"
+say ""
+if [ -n "${QUICKSTART_BIN_DIR:-}" ] &&
+  { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
+  # With QUICKSTART_BIN_DIR nothing is installed (setup-npm.sh would install Node.js).
+  say "==> Skipping the OTLP/gRPC export: node or npm is not installed (apt-get install"
+  say "    nodejs npm, then scripts/setup-npm.sh, to see it)."
+elif ! "$root/scripts/setup-npm.sh" >"$run/setup-npm.log" 2>&1; then
+  show_log "$run/setup-npm.log"
+  say "==> Skipping the OTLP/gRPC export: scripts/setup-npm.sh could not install the Node.js"
+  say "    clients (log above; npm ci needs the network the first time)."
+else
+  say "==> Sending one OTLP/gRPC export (a span, a metric, a log record) through the proxy:"
+  say "    node tests/clients/otlp-export.mjs --url $url --ca $ca_crt"
+  otlp_out="$run/otlp-export.out"
+  otlp_status=0
+  node "$exporter" --url "$url" --ca "$ca_crt" --timeout-ms 10000 \
+    --service-name quickstart >"$otlp_out" 2>&1 || otlp_status=$?
+  sed 's/^/    /' "$otlp_out"
+  if [ "$otlp_status" -ne 0 ]; then
+    show_log "$proxy_log"
+    show_log "$demo_log"
+    fail "the OTLP/gRPC export through $url failed (exit $otlp_status, output above)"
+  fi
+  otlp_result="ok"
+  say "OTLP/gRPC: traces, metrics and logs went over HTTP/2 with TLS to the proxy and on to"
+  say "the intake server over h2c."
+fi
+
+# ---- 7. how to point agents at it ----
 
 cat <<EOF
 
 apm-tls-proxy is running with TLS in front of the demo intake server.
 
   Intake URL (HTTPS):  $url   (https://127.0.0.1:$port works too)
+  OTLP (gRPC, HTTP):   the same URL (gRPC by ALPN h2; the export above: $otlp_result)
   CA certificate:      $ca_crt
   Upstream (plain):    http://127.0.0.1:$upstream_port   (apm-intake-demo)
   Metrics, readiness:  http://127.0.0.1:$admin_port/metrics, /readyz
@@ -337,6 +373,12 @@ Point an agent at it (copy and paste; docs/agents.md covers every agent):
   (that store then replaces the JVM's default CAs for the whole application; docs/agents.md
   shows how to add the CA to a copy of cacerts instead. -Delastic.apm.verify_server_cert=false
   turns verification off: for a quick experiment only, never in production.)
+
+  OpenTelemetry SDKs and EDOT (OTLP/gRPC, or OTLP/HTTP with the protocol line):
+    export OTEL_EXPORTER_OTLP_ENDPOINT=$url
+    export OTEL_EXPORTER_OTLP_CERTIFICATE=$ca_crt
+    # export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+  (the OpenTelemetry Collector: the otlp exporter with tls.ca_file, see docs/agents.md)
 
   curl:
     curl --cacert $ca_crt $url/

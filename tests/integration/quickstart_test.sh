@@ -2,7 +2,10 @@
 # Runs scripts/quickstart.sh --smoke against prebuilt binaries (QUICKSTART_BIN_DIR) in a
 # temporary state directory on free ports, and checks what a new user relies on:
 #   1. it exits 0 after a real intake request through the proxy answered 202, and the
-#      request reached the intake server over the proxy (X-Forwarded-Proto: https);
+#      request reached the intake server over the proxy (X-Forwarded-Proto: https); with
+#      Node.js and the clients of tests/clients installed, its OTLP/gRPC export (traces,
+#      metrics, logs) succeeded and reached the intake server over h2c; without them it
+#      says it skipped the export;
 #   2. nothing it started is still running, and its ports are free again;
 #   3. a second run reuses the certificates byte for byte;
 #   4. a busy port fails with exit 1 and a message naming the port and the variable.
@@ -137,6 +140,27 @@ if grep -q '"target":"/intake/v2/events"' "$record" 2>/dev/null &&
   ok "the intake server received the request from the proxy (X-Forwarded-Proto: https)"
 else
   not_ok "the intake server did not record the proxied request"
+fi
+# The OTLP/gRPC export: required wherever the Node.js clients are installed (scripts/test.sh
+# installs them), reported as skipped elsewhere.
+check "the OpenTelemetry settings name the CA file" \
+  grep -q "OTEL_EXPORTER_OTLP_CERTIFICATE=$tmp/state/certs/ca.crt" "$log1"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+  [ -f "$root/tests/clients/node_modules/@opentelemetry/exporter-trace-otlp-grpc/package.json" ]; then
+  for signal in traces metrics logs; do
+    check "the OTLP/gRPC $signal export succeeded through the proxy" \
+      grep -q "^    {\"signal\":\"$signal\",\"ok\":true" "$log1"
+  done
+  service="opentelemetry.proto.collector.trace.v1.TraceService/Export"
+  if grep "\"target\":\"/$service\"" "$record" 2>/dev/null | grep -q '"protocol":"h2c"' &&
+    grep "\"target\":\"/$service\"" "$record" | grep -q '\["x-forwarded-proto","https"\]'; then
+    ok "the intake server received the trace export over h2c from the proxy"
+  else
+    not_ok "the intake server did not record the trace export over h2c"
+  fi
+else
+  check "without Node.js clients the run says it skipped the export" \
+    grep -q '^==> Skipping the OTLP/gRPC export' "$log1"
 fi
 assert_stopped "$log1"
 
