@@ -261,6 +261,23 @@ class Records:
         return f"upstream played: {', '.join(faults)}" if faults else "no upstream fault on it"
 
 
+def sanitizer_excerpt(log):
+    """The sanitizer's headline and the first frames of each stack it printed."""
+    out = []
+    frames = 0
+    for line in log.splitlines():
+        if any(m in line for m in SANITIZER_MARKS) or line.startswith(
+                ("READ of", "WRITE of", "freed by", "previously allocated")):
+            out.append("    " + line.strip())
+            frames = 0
+        elif line.strip().startswith("#") and frames < 4 and out:
+            out.append("      " + line.strip()[:200])
+            frames += 1
+        if len(out) >= 24:
+            break
+    return "\n".join(out)
+
+
 def check(outcomes, records, problems):
     """Every assertion about requests; returns the list of violations."""
     violations = list(problems)
@@ -312,7 +329,7 @@ def main():
     ap.add_argument("--proxy", required=True, help="the apm-tls-proxy binary")
     ap.add_argument("--seconds", type=float, default=45, help="length of the chaos phase")
     ap.add_argument("--warmup", type=float, default=6, help="quiet load before it")
-    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--bound", type=float, default=20,
                     help="seconds within which every request must be answered")
     ap.add_argument("--rss-slack", type=float, default=1.5,
@@ -392,6 +409,9 @@ def main():
         while time.monotonic() < end and proxy.poll() is None:
             rss["peak"] = max(rss["peak"], rss_kib(proxy.pid))
             time.sleep(0.5)
+        if proxy.poll() is not None:
+            violations.append(f"the proxy exited {args.seconds - (end - time.monotonic()):.0f}s "
+                              f"into the chaos (status {proxy.returncode})")
         stop.set()
         violations += [f"{n} still busy {args.bound + 5:.0f}s after the end"
                        for n in join_all(clients + [bursts, chaos], args.bound + 5)]
@@ -401,7 +421,7 @@ def main():
             violations.append("the certificate was rotated but clients only ever saw one")
         counters["requests in the warm-up"] = warm_count
         if proxy.poll() is not None:
-            raise RuntimeError(f"the proxy exited during the run (status {proxy.returncode})")
+            raise RuntimeError("the proxy is gone: no RSS or SIGTERM check")
 
         # Calm: a healthy upstream, stalls released, every client connection gone.
         for c in clients:
@@ -437,12 +457,13 @@ def main():
         log = f.read()
     reports = [m for m in SANITIZER_MARKS if m in log]
     if reports:
-        violations.append(f"sanitizer report in the proxy's output ({', '.join(reports)}); "
-                          f"see {stderr_path}")
+        violations.insert(0, f"sanitizer report in the proxy's output; see {stderr_path}:\n"
+                          + sanitizer_excerpt(log))
     counters["certificate reloads (log)"] = log.count('"certificates reloaded"')
     counters["certificate reloads rejected (log)"] = log.count("certificate reload rejected")
     records = Records(upstream.records)
-    violations = check(outcomes, records, problems) + violations
+    # Whole-process findings first: a crash explains the request failures that follow it.
+    violations = violations + check(outcomes, records, problems)
     counters["upstream starts"] = upstream.starts
     print(summary(outcomes, records, counters, rss, upstream))
     if violations:
