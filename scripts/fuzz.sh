@@ -34,7 +34,7 @@ if [ ${#targets[@]} -eq 0 ]; then targets=("${all[@]}"); fi
 jobs="$(nproc 2>/dev/null || echo 2)"
 cmake --build build/fuzz -j "$jobs" --target "${targets[@]}"
 
-work="${FUZZ_WORK:-build/fuzz/runs}"
+work="$(realpath -m "${FUZZ_WORK:-build/fuzz/runs}")"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=()
@@ -45,12 +45,15 @@ for t in "${targets[@]}"; do
   mkdir -p "$run_dir/corpus" "$run_dir/artifacts"
   # A scratch corpus: libFuzzer adds what it finds there, never to the seeds in git.
   if [ -d "$seeds" ]; then cp -f "$seeds"/* "$run_dir/corpus/"; fi
-  dict=()
-  if [ -f "tests/fuzz/$corpus_name.dict" ]; then dict=(-dict="tests/fuzz/$corpus_name.dict"); fi
   echo "== $t: ${seconds}s from $seeds"
-  if ! "build/fuzz/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-      -max_len=8192 -print_final_stats=1 -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
-      "${dict[@]}" -artifact_prefix="$run_dir/artifacts/" "$run_dir/corpus" \
+  root="$PWD"
+  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192
+        -print_final_stats=1 -artifact_prefix="$run_dir/artifacts/")
+  if [ -f "tests/fuzz/$corpus_name.dict" ]; then args+=(-dict="$root/tests/fuzz/$corpus_name.dict"); fi
+  # Several processes only on request: libFuzzer's -jobs mode writes fuzz-N.log files to
+  # the working directory, here the target's run directory (FUZZ_WORK/<target>).
+  if [ "${FUZZ_JOBS:-1}" -gt 1 ]; then args+=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS"); fi
+  if ! (cd "$run_dir" && "$root/build/fuzz/tests/fuzz/$t" "${args[@]}" corpus) \
       >"$run_dir/log" 2>&1; then
     failed+=("$t")
     tail -n 60 "$run_dir/log" >&2
