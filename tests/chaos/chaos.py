@@ -144,8 +144,8 @@ class FdHolder(threading.Thread):
 class Upstream:
     """Starts, kills and restarts chaos_upstream.py."""
 
-    def __init__(self, port, work, holder):
-        self.port, self.work, self.holder = port, work, holder
+    def __init__(self, port, work, holder, seed):
+        self.port, self.work, self.holder, self.seed = port, work, holder, seed
         self.proc = None
         self.starts = 0
         self.records = f"{work}/upstream-records"
@@ -156,7 +156,7 @@ class Upstream:
         self.starts += 1
         self.proc = subprocess.Popen(
             [sys.executable, f"{HERE}/chaos_upstream.py", str(self.port), self.records,
-             "--faults", "1" if faults else "0", "--seed", str(self.starts),
+             "--faults", "1" if faults else "0", "--seed", str(self.seed * 1000 + self.starts),
              "--reset-first", str(reset_first), "--holder", self.holder])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # listening once a connect succeeds
@@ -351,7 +351,7 @@ def main():
     holder_dir = tempfile.mkdtemp(prefix="apm-chaos-")
     holder = FdHolder(f"{holder_dir}/holder.sock")
     holder.start()
-    upstream = Upstream(upstream_port, work, holder.path)
+    upstream = Upstream(upstream_port, work, holder.path, args.seed)
     upstream.start(faults=False)
 
     env = dict(os.environ)
