@@ -89,7 +89,6 @@ workers = 2
 idle_timeout = "10s"
 request_header_timeout = "5s"
 write_timeout = "5s"
-tls_handshake_timeout = "3s"
 shutdown_timeout = "{int(SHUTDOWN_TIMEOUT)}s"
 
 [upstream]
