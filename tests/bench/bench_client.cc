@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include "h2_bytes.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -48,7 +50,10 @@ const char kUsage[] =
     "             --hold SECONDS or until SIGTERM/SIGINT\n"
     "\n"
     "options: --tls (handshake mode implies it), --concurrency N (default 64),\n"
-    "         --duration SECONDS (default 5), --path /intake/v2/events\n";
+    "         --duration SECONDS (default 5), --path /intake/v2/events,\n"
+    "         --tls12 (TLS 1.2 only; default TLS 1.3 only), --cert FILE --key FILE (a client\n"
+    "         certificate), --h2 (idle mode: ALPN h2, the HTTP/2 preface and, with\n"
+    "         --request, one GET / on stream 1)\n";
 
 struct Options {
   std::string mode;
@@ -58,6 +63,10 @@ struct Options {
   bool resume = false;
   bool chunked = false;
   bool request = false;
+  bool tls12 = false;
+  bool h2 = false;
+  std::string cert_file;
+  std::string key_file;
   double duration = 5;
   double hold = 60;
   int concurrency = 64;
@@ -272,13 +281,27 @@ int openSocket(const Options& o, bool nonblocking) {
 int g_conn_index = -1;
 int onNewSession(SSL* ssl, SSL_SESSION* session);
 
-SSL_CTX* makeClientContext() {
+SSL_CTX* makeClientContext(const Options& o) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
-  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-  SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+  uint16_t version = o.tls12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+  SSL_CTX_set_min_proto_version(ctx, version);
+  SSL_CTX_set_max_proto_version(ctx, version);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-  static const uint8_t kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
+  static const uint8_t kHttp1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static const uint8_t kH2[] = {2, 'h', '2'};
+  if (o.h2) {
+    SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2);
+  } else {
+    SSL_CTX_set_alpn_protos(ctx, kHttp1, sizeof kHttp1);
+  }
+  if (!o.cert_file.empty() &&
+      (SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1 ||
+       SSL_CTX_use_PrivateKey_file(ctx, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)) {
+    std::fprintf(stderr, "apm-bench-client: cannot load the client certificate: %s\n",
+                 sslErrors().c_str());
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
   SSL_CTX_sess_set_new_cb(ctx, onNewSession);
   g_conn_index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -444,6 +467,7 @@ struct Conn {
   size_t sent = 0;
   Clock::time_point started;
   ResponseReader reader;
+  bench::H2ResponseScanner h2;
 };
 
 int onNewSession(SSL* ssl, SSL_SESSION* session) {
@@ -458,7 +482,10 @@ int onNewSession(SSL* ssl, SSL_SESSION* session) {
 
 class Engine {
  public:
-  Engine(const Options& o, SSL_CTX* ctx) : o_(o), ctx_(ctx), request_(smallRequest(o)) {
+  Engine(const Options& o, SSL_CTX* ctx)
+      : o_(o),
+        ctx_(ctx),
+        request_(o.h2 ? bench::h2ClientBytes(o.request, ctx != nullptr) : smallRequest(o)) {
     epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
   }
   ~Engine() { ::close(epoll_); }
@@ -472,6 +499,7 @@ class Engine {
     c.sent = 0;
     c.started = Clock::now();
     c.reader.reset();
+    c.h2.reset();
     if (ctx_) {
       c.ssl = SSL_new(ctx_);
       SSL_set_fd(c.ssl, c.fd);
@@ -519,7 +547,9 @@ class Engine {
           int r = SSL_do_handshake(c.ssl);
           if (r == 1) {
             if (SSL_session_reused(c.ssl)) ++resumed_;
-            c.state = Conn::State::kWaitTicket;
+            // TLS 1.2: the server read our Finished before it sent its own.
+            c.state =
+                SSL_version(c.ssl) == TLS1_3_VERSION ? Conn::State::kWaitTicket : afterHandshake();
             break;
           }
           return wouldBlock(c, r) ? Step::kWait : Step::kError;
@@ -552,7 +582,9 @@ class Engine {
             if (w < 0) return errno == EAGAIN ? Step::kWait : Step::kError;
           }
           c.sent += static_cast<size_t>(w);
-          if (c.sent == request_.size()) c.state = Conn::State::kReading;
+          if (c.sent == request_.size()) {
+            c.state = o_.request ? Conn::State::kReading : Conn::State::kDone;
+          }
           break;
         }
         case Conn::State::kReading: {
@@ -567,6 +599,15 @@ class Engine {
             r = ::recv(c.fd, buf, sizeof buf, 0);
             if (r < 0) return errno == EAGAIN ? Step::kWait : Step::kError;
             if (r == 0) return Step::kError;
+          }
+          if (o_.h2) {
+            auto res = c.h2.feed(buf, static_cast<size_t>(r));
+            if (res == bench::H2ResponseScanner::Result::kError) return Step::kError;
+            if (res == bench::H2ResponseScanner::Result::kDone) {
+              if (!c.h2.ok()) ++non2xx_;
+              c.state = Conn::State::kDone;
+            }
+            break;
           }
           auto res = c.reader.feed(buf, static_cast<size_t>(r));
           if (res == ResponseReader::Result::kError) return Step::kError;
@@ -618,7 +659,7 @@ class Engine {
 
  private:
   Conn::State afterHandshake() const {
-    return o_.request ? Conn::State::kSending : Conn::State::kDone;
+    return o_.request || o_.h2 ? Conn::State::kSending : Conn::State::kDone;
   }
   bool wouldBlock(Conn& c, int r) {
     int e = SSL_get_error(c.ssl, r);
@@ -760,6 +801,14 @@ bool parseArgs(int argc, char** argv, Options& o) {
       o.chunked = true;
     } else if (a == "--request") {
       o.request = true;
+    } else if (a == "--tls12") {
+      o.tls12 = true;
+    } else if (a == "--h2") {
+      o.h2 = true;
+    } else if (a == "--cert" && (v = next())) {
+      o.cert_file = v;
+    } else if (a == "--key" && (v = next())) {
+      o.key_file = v;
     } else if (a == "--connect" && (v = next())) {
       std::string s = v;
       size_t colon = s.rfind(':');
@@ -808,7 +857,10 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, onSignal);
   std::signal(SIGINT, onSignal);
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(nullptr, SSL_CTX_free);
-  if (o.tls || o.mode == "handshake") ctx.reset(makeClientContext());
+  if (o.tls || o.mode == "handshake") {
+    ctx.reset(makeClientContext(o));
+    if (!ctx) return 1;
+  }
   if (o.mode == "handshake") return runHandshakes(o, ctx.get());
   if (o.mode == "upload") return runTransfer(o, ctx.get(), true);
   if (o.mode == "download") return runTransfer(o, ctx.get(), false);

@@ -1,0 +1,60 @@
+# shellcheck shell=bash disable=SC2154
+# Helpers for scripts/bench.sh (sourced, never run): waiting, CPU time, arithmetic, and the
+# results file every workload appends to. See docs/benchmarks.md.
+
+# wait_file PATH SECONDS: polls until PATH exists and is not empty.
+wait_file() {
+  local deadline=$((SECONDS + $2))
+  while [ ! -s "$1" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "bench: timed out waiting for $1" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# wait_port PORT SECONDS: polls until something listens on 127.0.0.1:PORT.
+wait_port() {
+  local deadline=$((SECONDS + $2))
+  until (: </dev/tcp/127.0.0.1/"$1") 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "bench: nothing listens on 127.0.0.1:$1 after $2 s" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# cpu_ns PID...: CPU time so far of every thread of the given processes, in nanoseconds.
+# schedstat counts exact run time; utime + stime from /proc/PID/stat (clock ticks) is the
+# fallback. Both are the process's own CPU time, whatever else runs on the machine.
+cpu_ns() {
+  local pid t total=0
+  for pid in "$@"; do
+    t=$(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {if (NR) printf "%.0f", s}')
+    if [ -z "$t" ]; then
+      t=$(awk -v hz="$hz" '{printf "%.0f", ($14 + $15) * 1e9 / hz}' "/proc/$pid/stat" 2>/dev/null)
+    fi
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+# field KEY TEXT: the value of KEY=VALUE in a client's output line.
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2" | head -1; }
+calc() { awk "BEGIN { printf \"%.${2:-0}f\", $1 }"; }
+
+# record WORKLOAD SERVER VALUE P50_MS P99_MS DETAIL: one measurement of this round into
+# results.tsv ("-" where there is none). An empty VALUE means the run failed (the detail
+# says why); it never stops the benchmark.
+record() {
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$1" "$2" "${3:--}" "${4:--}" "${5:--}" "$6" \
+    >>"$tmp/results.tsv"
+  printf '  %-9s %-8s %10s  p50/p99 %s/%s ms  %s\n' "$1" "$2" "${3:--}" "${4:--}" "${5:--}" "$6"
+}

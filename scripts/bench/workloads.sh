@@ -1,0 +1,168 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# The workloads of scripts/bench.sh (sourced, never run). Each runs one load against one
+# server's endpoint, divides the work by the CPU time that server used meanwhile, and
+# records one line (record, in lib.sh). Every run is bounded by `timeout`.
+#
+# Needs: $tmp, $bin, pin_load (array), and the durations set by bench.sh.
+
+# workload NAME -> "endpoint|unit|better(high/low)|target ratio|absolute target|title"
+declare -A workload_info=(
+  [ka-tls]="tls|req/CPU-s|high|1.5||keep-alive 1 KiB POST, TLS 1.3, $wrk_connections conns"
+  [ka-plain]="plain|req/CPU-s|high|1.5||keep-alive 1 KiB POST, plain, $wrk_connections conns"
+  [hs-ecdsa]="tls|hs/CPU-s|high|2.0||full handshakes TLS 1.3, ECDSA P-256"
+  [hs-rsa]="rsa|hs/CPU-s|high|1.0||full handshakes TLS 1.2, RSA-2048"
+  [hs-mtls]="mtls|hs/CPU-s|high|2.5||full handshakes TLS 1.3 + client cert"
+  [up-tls]="tls|MB/CPU-s|high|1.5||chunked upload $stream_mib MiB, TLS 1.3"
+  [up-plain]="plain|MB/CPU-s|high|1.5||chunked upload $stream_mib MiB, plain"
+  [grpc-tls]="tls|streams/CPU-s|high|1.5||gRPC unary calls, TLS 1.3 h2 ($grpc_clients conns x $grpc_streams streams)"
+  [mem-tls]="tls|KiB/conn|low||3|memory per idle TLS conn (after one request)"
+  [mem-mtls]="mtls|KiB/conn|low||5|memory per idle mTLS conn (after one request)"
+  [mem-h2]="tls|KiB/conn|low||8|memory per idle HTTP/2 TLS conn (after one request)"
+)
+load_workloads=(ka-tls ka-plain hs-ecdsa hs-rsa hs-mtls up-tls up-plain grpc-tls)
+memory_workloads=(mem-tls mem-mtls mem-h2)
+
+endpoint_of() { echo "${workload_info[$1]%%|*}"; }
+
+# to_ms VALUE: wrk's "812.00us", "1.23ms", "1.02s" in milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+    printf "%.2f", n }'
+}
+
+# measure SERVER ENDPOINT CMD...: runs CMD, leaves its output in $out and the server's CPU
+# seconds in $cpu.
+measure() {
+  local server=$1 endpoint=$2
+  shift 2
+  local c0 c1
+  local measured
+  read -r -a measured <<<"$(cpu_pids "$server" "$endpoint")"
+  c0=$(cpu_ns "${measured[@]}")
+  out=$("${pin_load[@]}" "$@" 2>&1) || true
+  c1=$(cpu_ns "${measured[@]}")
+  cpu=$(calc "($c1 - $c0) / 1e9" 3)
+}
+per_cpu() { [ -n "$1" ] && [ "$1" != 0 ] && awk "BEGIN { exit !($cpu > 0) }" && calc "$1 / $cpu" "${2:-0}"; }
+
+run_wrk() {
+  local name=$1 server=$2 scheme=$3
+  local url=$scheme://${addr[$server.$(endpoint_of "$name")]}/intake/v2/events
+  measure "$server" "$(endpoint_of "$name")" timeout $((wrk_seconds + 20)) wrk -t1 \
+    -c"$wrk_connections" -d"${wrk_seconds}s" --latency -s "$tmp/post.lua" "$url"
+  local requests wall errors sockerr p50 p99
+  requests=$(grep -oE '[0-9]+ requests in' <<<"$out" | awk '{print $1}' || true)
+  wall=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+  errors=$(awk -F': *' '/Non-2xx or 3xx responses/ {print $2}' <<<"$out")
+  sockerr=$(grep -oE 'Socket errors:.*' <<<"$out" || true)
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  record "$name" "$server" "$(per_cpu "$requests")" "$p50" "$p99" \
+    "wall ${wall:-?} req/s, CPU ${cpu}s, non-2xx ${errors:-0}${sockerr:+, $sockerr}"
+}
+
+run_handshakes() {
+  local name=$1 server=$2
+  shift 2
+  measure "$server" "$(endpoint_of "$name")" timeout $((hs_seconds + 30)) \
+    "$bin/apm-bench-client" handshake --connect "${addr[$server.$(endpoint_of "$name")]}" \
+    --duration "$hs_seconds" --concurrency "$hs_concurrency" "$@"
+  local count failed seconds
+  count=$(field handshakes "$out") failed=$(field failed "$out") seconds=$(field seconds "$out")
+  record "$name" "$server" "$(per_cpu "$count")" - - \
+    "wall $(calc "${count:-0} / ${seconds:-1}") hs/s, CPU ${cpu}s, failed ${failed:-?}, no ticket $(field no_ticket "$out")"
+}
+
+run_upload() {
+  local name=$1 server=$2
+  shift 2
+  measure "$server" "$(endpoint_of "$name")" timeout 120 "$bin/apm-bench-client" upload \
+    --connect "${addr[$server.$(endpoint_of "$name")]}" --chunked \
+    --bytes $((stream_mib << 20)) --requests 1 "$@"
+  local bytes seconds non2xx
+  bytes=$(field bytes "$out") seconds=$(field seconds "$out") non2xx=$(field non2xx "$out")
+  record "$name" "$server" "$(per_cpu "$(calc "${bytes:-0} / 1e6" 3)")" - - \
+    "wall $(calc "${bytes:-0} / ${seconds:-1} / 1e6") MB/s, CPU ${cpu}s, non-2xx ${non2xx:-?}, $(field cipher "$out")"
+}
+
+run_grpc() {
+  local name=$1 server=$2 log=$tmp/h2load.log
+  rm -f "$log"
+  measure "$server" tls timeout $((grpc_seconds + 20)) h2load -D "$grpc_seconds" -t 1 \
+    -c "$grpc_clients" -m "$grpc_streams" -H 'content-type: application/grpc' \
+    -H 'te: trailers' -d "$tmp/grpc.bin" --log-file="$log" \
+    "https://${addr[$server.tls]}/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+  local ok failed p50='' p99='' protocol
+  ok=$(sed -n 's/^requests:.* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+  failed=$(sed -n 's/^requests:.* \([0-9]*\) failed.*/\1/p' <<<"$out")
+  protocol=$(sed -n 's/^Application protocol: //p' <<<"$out")
+  if [ -s "$log" ]; then
+    # Nearest-rank percentiles of the per-request durations (microseconds, column 3).
+    read -r p50 p99 < <(awk '{print $3}' "$log" | sort -n | awk '
+      function at(p, i) { i = int(NR * p); if (i < NR * p) i++; return v[i < 1 ? 1 : i] / 1000 }
+      { v[NR] = $1 } END { if (NR) printf "%.2f %.2f\n", at(0.5), at(0.99) }')
+  fi
+  record "$name" "$server" "$(per_cpu "$ok")" "$p50" "$p99" \
+    "$(grep -oE '[0-9.]+ req/s' <<<"$out" | head -1 || true) wall, CPU ${cpu}s, failed ${failed:-?}, ${protocol:-no ALPN}"
+}
+
+# run_idle NAME SERVER CLIENT-ARGS...: a fresh server, 20 warm-up connections, then
+# idle_count connections that each served one request and stay open; the figure is the
+# serving process's RSS growth per connection.
+run_idle() {
+  local name=$1 server=$2 endpoint
+  shift 2
+  endpoint=$(endpoint_of "$name")
+  start_server "$server" || {
+    record "$name" "$server" '' - - "did not start"
+    return
+  }
+  local target=${addr[$server.$endpoint]} pid
+  pid=$(mem_pid "$server" "$endpoint")
+  "${pin_load[@]}" timeout 60 "$bin/apm-bench-client" idle --connect "$target" --count 20 \
+    --request --hold 0 "$@" >/dev/null 2>&1 || true
+  sleep 0.5
+  local before after='' ready=$tmp/idle.ready value=''
+  rm -f "$ready"
+  before=$(rss_kib "$pid")
+  "${pin_load[@]}" timeout 200 "$bin/apm-bench-client" idle --connect "$target" \
+    --count "$idle_count" --concurrency 100 --request --hold 120 --ready-file "$ready" "$@" \
+    >"$tmp/idle.out" 2>&1 &
+  local client=$!
+  pids+=("$client")
+  if wait_file "$ready" 150; then
+    sleep 1  # let the server finish whatever the last responses started
+    after=$(rss_kib "$pid")
+  fi
+  kill -TERM "$client" 2>/dev/null || true
+  wait "$client" 2>/dev/null || true
+  out=$(cat "$tmp/idle.out")
+  local established still_open non2xx
+  established=$(field established "$out") still_open=$(field still_open "$out")
+  non2xx=$(field non2xx "$out")
+  if [ -n "$after" ] && [ -n "$established" ] && [ "$established" -gt 0 ]; then
+    value=$(calc "($after - $before) / $established" 2)
+  fi
+  record "$name" "$server" "$value" - - \
+    "RSS ${before:-?} -> ${after:-?} KiB, ${established:-?} conns, still open ${still_open:-?}, non-2xx ${non2xx:-?}"
+  stop_server "$server"
+}
+
+# run_workload NAME SERVER
+run_workload() {
+  case "$1" in
+    ka-tls) run_wrk "$1" "$2" https ;;
+    ka-plain) run_wrk "$1" "$2" http ;;
+    hs-ecdsa) run_handshakes "$1" "$2" ;;
+    hs-rsa) run_handshakes "$1" "$2" --tls12 ;;
+    hs-mtls) run_handshakes "$1" "$2" --cert "$client_crt" --key "$client_key" ;;
+    up-tls) run_upload "$1" "$2" --tls ;;
+    up-plain) run_upload "$1" "$2" ;;
+    grpc-tls) run_grpc "$1" "$2" ;;
+    mem-tls) run_idle "$1" "$2" --tls ;;
+    mem-mtls) run_idle "$1" "$2" --tls --cert "$client_crt" --key "$client_key" ;;
+    mem-h2) run_idle "$1" "$2" --tls --h2 ;;
+  esac
+}
