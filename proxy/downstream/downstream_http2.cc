@@ -7,6 +7,7 @@
 
 #include "proxy/common/log.h"
 #include "proxy/downstream/downstream_connection.h"
+#include "proxy/downstream/downstream_limits.h"
 #include "proxy/tls/tls_context.h"
 
 namespace proxy::downstream {
@@ -14,12 +15,8 @@ namespace {
 
 // RFC 9113 §3.4: every HTTP/2 connection starts with these 24 bytes.
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-// Bytes queued towards the client above which no more frames are produced.
-constexpr size_t kHighWatermark = 256 * 1024;
 // Between the graceful GOAWAY and the final one (RFC 9113 §6.8: "at least one round trip").
 constexpr uint64_t kGoawayGraceMs = 1000;
-
-uint64_t ms(config::Millis d) { return static_cast<uint64_t>(d.count()); }
 
 }  // namespace
 
@@ -114,7 +111,7 @@ uint64_t DownstreamConnection::http2Deadline() const {
   if (h2_->openStreams() == 0) {
     // No stream open: the connection is idle (request_header_timeout before the first
     // request, as for HTTP/1.1, so a silent client cannot hold a connection long).
-    uint64_t idle = ms(h2_->streamsSeen() == 0 ? s.request_header_timeout : s.idle_timeout);
+    uint64_t idle = toMs(h2_->streamsSeen() == 0 ? s.request_header_timeout : s.idle_timeout);
     deadline = std::min(deadline, last_progress_ms_ + idle);
   }
   if (drain_started_ms_ != 0 && !h2_->goawaySent()) {
@@ -130,7 +127,7 @@ void DownstreamConnection::onHttp2Timer(uint64_t now) {
   h2_->checkDeadlines(now);
   if (closing()) return;
   const config::ServerConfig& s = ctx_.config->server;
-  uint64_t idle = ms(h2_->streamsSeen() == 0 ? s.request_header_timeout : s.idle_timeout);
+  uint64_t idle = toMs(h2_->streamsSeen() == 0 ? s.request_header_timeout : s.idle_timeout);
   bool idle_expired = h2_->openStreams() == 0 && now >= last_progress_ms_ + idle;
   if (idle_expired || (h2_->goawaySent() && h2_->openStreams() == 0)) {
     // RFC 9113 §6.8: say why before closing, so the client opens no stream in vain.

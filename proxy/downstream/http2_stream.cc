@@ -7,6 +7,7 @@
 
 #include "proxy/common/log.h"
 #include "proxy/downstream/downstream_connection.h"
+#include "proxy/downstream/downstream_limits.h"
 #include "proxy/downstream/http2_codec.h"
 #include "proxy/upstream/h2_pool.h"
 #include "proxy/upstream/h2_stream.h"
@@ -14,12 +15,6 @@
 
 namespace proxy::downstream {
 namespace {
-
-// Bytes queued towards the slower side above which reading from the other side stops;
-// the same bound as an HTTP/1.1 connection's (docs/architecture.md).
-constexpr size_t kHighWatermark = 256 * 1024;
-
-uint64_t ms(config::Millis d) { return static_cast<uint64_t>(d.count()); }
 
 bool startsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
@@ -415,7 +410,7 @@ void Http2Stream::replyLocal(int status, const char* message) {
 
 uint64_t Http2Stream::deadline() const {
   if (request_ended_ || done_) return UINT64_MAX;
-  return start_ms_ + ms(codec_.host().h2Context().config->server.read_timeout);
+  return start_ms_ + toMs(codec_.host().h2Context().config->server.read_timeout);
 }
 
 void Http2Stream::onDeadline() {
