@@ -106,16 +106,31 @@ BodyFraming writeRequestHead(const MessageHead& request, const ForwardContext& c
   out.append(" HTTP/1.1\r\n");
 
   const ConnectionTokens connection(request);
+  bool has_host = false;
   for (size_t i = 0; i < request.headerCount(); ++i) {
     const MessageHead::Header h = request.header(i);
     if (isHopByHop(h.name) || equalsIgnoreCase(h.name, "content-length") ||
         isForwardingHeader(h.name)) {
       continue;
     }
+    if (equalsIgnoreCase(h.name, "host")) has_host = true;
     // Host is never dropped for being listed in Connection: the upstream would have to
     // reject the request (RFC 9112 §3.2).
     if (connection.has(h.name) && !equalsIgnoreCase(h.name, "host")) continue;
     appendHeader(out, h.name, h.value);
+  }
+
+  // An HTTP/1.0 request may come without Host, but it leaves as HTTP/1.1, which must
+  // carry one (RFC 9112 §3.2): the absolute-form target's authority, else an empty value.
+  if (!has_host) {
+    std::string_view url = request.url();
+    std::string_view authority;
+    size_t scheme_end = url.find("://");
+    if (scheme_end != std::string_view::npos && url[0] != '/') {
+      authority = url.substr(scheme_end + 3);
+      authority = authority.substr(0, authority.find_first_of("/?#"));
+    }
+    appendHeader(out, "Host", authority);
   }
 
   // RFC 9112 §6: framing is per hop; the parser has already decoded the client's.

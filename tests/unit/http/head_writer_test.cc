@@ -167,16 +167,26 @@ TEST_CASE("writeRequestHead re-derives request framing", "[unit][http]") {
   }
 }
 
-TEST_CASE("writeRequestHead upgrades HTTP/1.0 requests to HTTP/1.1 without inventing Host",
+TEST_CASE("writeRequestHead upgrades HTTP/1.0 requests to HTTP/1.1 with the Host it needs",
           "[unit][http]") {
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused (Go's server answers 400),
+  // so the empty value the RFC prescribes when there is no authority is added.
   BodyFraming framing;
   const std::string out =
       request("POST /a?b=c HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
               client("::1"), &framing);
   CHECK(out ==
-        "POST /a?b=c HTTP/1.1\r\nContent-Length: 2\r\nX-Forwarded-For: ::1\r\n"
+        "POST /a?b=c HTTP/1.1\r\nHost: \r\nContent-Length: 2\r\nX-Forwarded-For: ::1\r\n"
         "X-Forwarded-Proto: http\r\n\r\n");
   CHECK(framing == BodyFraming::kContentLength);
+}
+
+TEST_CASE("An HTTP/1.0 request without Host leaves as HTTP/1.1 with one", "[unit][http]") {
+  CHECK(request("GET /x HTTP/1.0\r\n\r\n", client("")) ==
+        "GET /x HTTP/1.1\r\nHost: \r\nX-Forwarded-Proto: http\r\n\r\n");
+  CHECK(request("GET http://a.example:8200/x HTTP/1.0\r\n\r\n", client("")) ==
+        "GET http://a.example:8200/x HTTP/1.1\r\nHost: a.example:8200\r\n"
+        "X-Forwarded-Proto: http\r\n\r\n");
 }
 
 TEST_CASE("writeRequestHead forwards OPTIONS and absolute-form targets unchanged", "[unit][http]") {
