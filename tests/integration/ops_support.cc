@@ -543,7 +543,7 @@ OpsStack::OpsStack(OpsOptions o)
   if (o.tls) extra += sslTable(cert_path, key_path, o.ssl_extra);
   if (o.admin) extra += "[admin]\nhost = \"127.0.0.1:0\"\n" + o.admin_extra + "\n";
   config.extra = extra + o.extra;
-  proxy_ = std::make_unique<ProxyProcess>(dir, config);
+  proxy_ = std::make_unique<ProxyProcess>(dir, config, "proxy", o.proxy_env);
   if (o.admin) admin_port_ = adminPortFromReadyFile(dir);
   TlsClientOptions co;
   co.ca_pem = pki.caPem();

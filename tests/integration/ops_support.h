@@ -186,11 +186,12 @@ std::optional<JsonValue> parseJson(std::string_view text);
 struct OpsOptions {
   bool tls = true;
   bool admin = true;
-  ProxyConfig config;       // [server]/[upstream]/[log] values; upstream port is filled in
+  ProxyConfig config;          // [server]/[upstream]/[log] values; upstream port is filled in
   uint16_t upstream_port = 0;  // 0: the stack's apm-intake-demo; else this port
-  std::string ssl_extra;    // more lines for the [ssl] table
-  std::string admin_extra;  // more lines for the [admin] table
-  std::string extra;        // more tables, appended at the end
+  std::string ssl_extra;       // more lines for the [ssl] table
+  std::string admin_extra;     // more lines for the [admin] table
+  std::string extra;           // more tables, appended at the end
+  std::vector<std::string> proxy_env;  // NAME=VALUE added to the proxy's environment
 };
 
 // A temp dir with a CA and a server leaf (CN "apm-server", files server.crt/server.key),
