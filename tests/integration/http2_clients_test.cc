@@ -1,0 +1,190 @@
+// HTTP/2 with stock clients against the real proxy (issue 10 items 1, 3, 8): curl over TLS
+// (ALPN h2) and over a plain listener (h2c with prior knowledge, HTTP/1.1 and
+// `Upgrade: h2c` on the same port), server.http2 = false, nghttp with concurrent streams,
+// and what each HTTP/2 stream leaves behind: one access-log line with http.version "2" and
+// the apm_tls_proxy_http2_* metrics.
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/integration/demo_clients.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/ops_support.h"
+
+namespace proxy::integration {
+namespace {
+
+using ops::OpsOptions;
+using ops::OpsStack;
+
+const char kCurlFrom[] = "Debian package curl, scripts/setup.sh";
+const char kDemoVersion[] = "9.0.0-demo";  // in the demo's GET / answer
+
+// curl with `args`, printing the body then "\n<http_version> <status>".
+struct CurlResult {
+  std::string body;
+  std::string version;
+  int status = 0;
+  int exit_code = -1;
+};
+CurlResult curl(const TempDir& dir, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {requireTool("curl", kCurlFrom),  "-sS", "--max-time", "10", "-w",
+                                   "\n%{http_version} %{http_code}"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  RunResult r = runToCompletion(argv, dir, "curl", Millis{20000});
+  INFO("curl stdout:\n" << r.out << "\nstderr:\n" << r.err);
+  CurlResult out;
+  out.exit_code = r.exit_code;
+  size_t nl = r.out.rfind('\n');
+  if (nl == std::string::npos) return out;
+  out.body = r.out.substr(0, nl);
+  std::string tail = r.out.substr(nl + 1);
+  size_t sp = tail.find(' ');
+  if (sp == std::string::npos) return out;
+  out.version = tail.substr(0, sp);
+  out.status = std::atoi(tail.c_str() + sp + 1);
+  return out;
+}
+
+std::string httpsUrl(const OpsStack& s, const std::string& path = "/") {
+  return "https://127.0.0.1:" + std::to_string(s.port()) + path;
+}
+std::string httpUrl(const OpsStack& s, const std::string& path = "/") {
+  return "http://127.0.0.1:" + std::to_string(s.port()) + path;
+}
+
+OpsOptions plain() {
+  OpsOptions o;
+  o.tls = false;
+  return o;
+}
+
+const std::vector<std::string> kIntakePost = {"-X",
+                                              "POST",
+                                              "-H",
+                                              "Content-Type: application/x-ndjson",
+                                              "--data-binary",
+                                              "{\"metadata\":{}}\n{\"span\":{}}\n"};
+
+TEST_CASE("curl --http2 over TLS negotiates h2 and gets the intake answers",
+          "[integration][http2][curl]") {
+  OpsStack stack;
+  std::string ca = stack.dir.write("ca.crt", stack.pki.caPem());
+  CurlResult get = curl(stack.dir, {"--http2", "--cacert", ca, httpsUrl(stack)});
+  CHECK(get.exit_code == 0);
+  CHECK(get.version == "2");
+  CHECK(get.status == 200);
+  CHECK(get.body.find(kDemoVersion) != std::string::npos);
+
+  std::vector<std::string> post = {"--http2", "--cacert", ca};
+  post.insert(post.end(), kIntakePost.begin(), kIntakePost.end());
+  post.push_back(httpsUrl(stack, "/intake/v2/events"));
+  CurlResult posted = curl(stack.dir, post);
+  CHECK(posted.version == "2");
+  CHECK(posted.status == 202);
+
+  // Requests that are not gRPC reach the upstream as HTTP/1.1, with the forwarding headers.
+  auto records = stack.demo.waitForRecords(2);
+  auto lines = recordLines(stack.dir);
+  REQUIRE(lines.size() == 2);
+  CHECK(hasField(lines[0], "protocol", quoted("http/1.1")));
+  CHECK(hasField(lines[1], "protocol", quoted("http/1.1")));
+  CHECK(records[1].body_lines == 2);
+  CHECK(records[1].complete);
+  CHECK(records[1].header("X-Forwarded-Proto") == "https");
+
+  // A client that offers only http/1.1 still gets HTTP/1.1.
+  CurlResult h1 = curl(stack.dir, {"--http1.1", "--cacert", ca, httpsUrl(stack)});
+  CHECK(h1.version == "1.1");
+  CHECK(h1.status == 200);
+}
+
+TEST_CASE("server.http2 = false: curl --http2 over TLS gets HTTP/1.1",
+          "[integration][http2][curl]") {
+  OpsOptions o;
+  o.config.server["http2"] = "false";
+  OpsStack stack(o);
+  std::string ca = stack.dir.write("ca.crt", stack.pki.caPem());
+  CurlResult r = curl(stack.dir, {"--http2", "--cacert", ca, httpsUrl(stack)});
+  CHECK(r.version == "1.1");
+  CHECK(r.status == 200);
+  CHECK(r.body.find(kDemoVersion) != std::string::npos);
+}
+
+TEST_CASE("A plain listener serves h2c with prior knowledge and HTTP/1.1 on one port",
+          "[integration][http2][curl]") {
+  OpsStack stack(plain());
+  CurlResult h2c = curl(stack.dir, {"--http2-prior-knowledge", httpUrl(stack)});
+  CHECK(h2c.version == "2");
+  CHECK(h2c.status == 200);
+  CHECK(h2c.body.find(kDemoVersion) != std::string::npos);
+
+  std::vector<std::string> post = {"--http2-prior-knowledge"};
+  post.insert(post.end(), kIntakePost.begin(), kIntakePost.end());
+  post.push_back(httpUrl(stack, "/intake/v2/events"));
+  CurlResult posted = curl(stack.dir, post);
+  CHECK(posted.version == "2");
+  CHECK(posted.status == 202);
+
+  CurlResult h1 = curl(stack.dir, {"--http1.1", httpUrl(stack)});
+  CHECK(h1.version == "1.1");
+  CHECK(h1.status == 200);
+
+  // curl --http2 on http:// asks for `Upgrade: h2c`, which is served as HTTP/1.1.
+  CurlResult upgrade = curl(stack.dir, {"--http2", httpUrl(stack)});
+  CHECK(upgrade.version == "1.1");
+  CHECK(upgrade.status == 200);
+  CHECK(upgrade.body.find(kDemoVersion) != std::string::npos);
+
+  auto records = stack.demo.waitForRecords(4);
+  CHECK(records[1].body_lines == 2);
+  CHECK(records[1].header("X-Forwarded-Proto") == "http");
+  CHECK(records[1].header("X-Forwarded-For") == "127.0.0.1");
+}
+
+TEST_CASE("nghttp with concurrent streams: every stream answered, one access-log line each",
+          "[integration][http2][nghttp][logs][metrics]") {
+  OpsOptions o = plain();
+  TempDir side;
+  std::string access = side.file("access.log");
+  o.config.log["access"] = "\"" + access + "\"";
+  o.config.log["format"] = "\"ecs\"";
+  OpsStack stack(o);
+
+  std::string nghttp = requireTool("nghttp", "Debian package nghttp2-client, scripts/setup.sh");
+  RunResult r = runToCompletion({nghttp, "-nv", "-m", "8", httpUrl(stack, "/config/v1/agents")},
+                                stack.dir, "nghttp", Millis{20000});
+  INFO("nghttp:\n" << r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(ops::countOf(r.out, ":status: 200") == 8);
+  CHECK(ops::countOf(r.out, "send HEADERS frame") == 8);
+  CHECK(stack.demo.waitForRecords(8).size() == 8);
+
+  std::vector<ops::JsonValue> entries;
+  CHECK(ops::eventually(
+      [&] {
+        entries.clear();
+        for (const std::string& line : ops::lines(readFile(access))) {
+          if (auto j = ops::parseJson(line)) entries.push_back(*j);
+        }
+        return entries.size() >= 8;
+      },
+      Millis{5000}));
+  INFO("access log:\n" << readFile(access));
+  REQUIRE(entries.size() == 8);
+  for (const ops::JsonValue& e : entries) {
+    CHECK(e.get("http.version").string == "2");
+    CHECK(e.get("url.path").string == "/config/v1/agents");
+    CHECK(e.get("http.response.status_code").number == 200);
+  }
+
+  auto metrics = stack.metrics();
+  CHECK(ops::metric(metrics, "apm_tls_proxy_http2_streams_total") == 8);
+  CHECK(ops::metric(metrics, "apm_tls_proxy_http2_streams_active") == 0);
+  CHECK(ops::eventually(
+      [&] { return ops::metric(stack.metrics(), "apm_tls_proxy_http2_connections") == 0; },
+      Millis{5000}));
+}
+
+}  // namespace
+}  // namespace proxy::integration

@@ -1,0 +1,211 @@
+// OTLP/gRPC through the proxy (issue 10 items 1, 3, 4, 8): the unmodified OpenTelemetry
+// exporters (tests/clients/otlp-export.mjs) over TLS and over mTLS with an allow-list to
+// apm-intake-demo's h2c, and gRPC semantics with the raw grpc-js caller (grpc-unary.mjs):
+// statuses, trailers, 16 MiB messages, upstream resets, and the proxy's own gRPC errors.
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/integration/demo_clients.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/ops_support.h"
+
+namespace proxy::integration {
+namespace {
+
+using ops::OpsOptions;
+using ops::OpsStack;
+
+std::string url(const OpsStack& stack) {
+  return "https://127.0.0.1:" + std::to_string(stack.port());
+}
+
+// The stack's CA as a file for the Node.js clients' --ca.
+std::string caFile(OpsStack& stack) { return stack.dir.write("ca.crt", stack.pki.caPem()); }
+
+// otlp-export.mjs through the proxy over TLS; `extra` adds --cert/--key or --header.
+RunResult otlpExport(OpsStack& stack, const std::vector<std::string>& extra,
+                     const std::string& name = "otlp-export") {
+  std::vector<std::string> args = {"--url", url(stack), "--ca", caFile(stack)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return runNodeClient(stack.dir, "otlp-export.mjs", args, name);
+}
+
+// One grpc-unary.mjs call through the proxy over TLS.
+RunResult grpcCall(OpsStack& stack, const std::string& path,
+                   const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--url", url(stack), "--ca", caFile(stack), "--path", path};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return runNodeClient(stack.dir, "grpc-unary.mjs", args, "grpc-unary");
+}
+
+bool has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+// The three Export calls the exporters made, as the demo recorded them.
+std::vector<Record> exportRecords(OpsStack& stack) {
+  auto records = stack.demo.waitForRecords(3);
+  expectOtlpExports(records, recordLines(stack.dir));
+  for (const Record& record : records) {
+    CHECK(record.header("x-forwarded-for") == "127.0.0.1");
+    CHECK(record.header("x-forwarded-proto") == "https");
+  }
+  return records;
+}
+
+void expectAllExported(const RunResult& r) {
+  CHECK(r.exit_code == 0);
+  for (const char* signal : {"traces", "metrics", "logs"}) {
+    CHECK(has(r.out, std::string("{\"signal\":\"") + signal + "\",\"ok\":true"));
+  }
+}
+
+TEST_CASE("The OTLP/gRPC exporters export through the proxy over TLS to an h2c upstream",
+          "[integration][http2][otlp]") {
+  OpsStack stack;
+  RunResult r = otlpExport(stack, {"--header", "x-request-id=otlp-tls", "--header",
+                                   "x-forwarded-client-cert=By=spoofed;Hash=00"});
+  expectAllExported(r);
+  for (const Record& record : exportRecords(stack)) {
+    CHECK(record.header("x-request-id") == "otlp-tls");
+    // forward_client_cert is off: a client-sent XFCC is removed, none is added.
+    CHECK(countHeader(record.headers, "x-forwarded-client-cert") == 0);
+  }
+}
+
+struct MtlsStack {
+  MtlsStack()
+      : clients("OTLP clients CA"),
+        agent(clients.client("apm-agent", "", "")),
+        intruder(clients.client("intruder", "", "")),
+        stack(options()) {}
+  OpsOptions options() {
+    OpsOptions o;
+    o.ssl_extra = "client_authentication = \"required\"\ncertificate_authorities = [\"" +
+                  keys.write("clients-ca.crt", clients.caPem()) +
+                  "\"]\nforward_client_cert = true\n";
+    o.extra = "[ssl.allowed_clients]\ncommon_names = [\"apm-agent\"]\n";
+    return o;
+  }
+  std::vector<std::string> certArgs(const ops::PemPair& who, const std::string& name) {
+    return {"--cert", keys.write(name + ".crt", who.cert), "--key",
+            keys.write(name + ".key", who.key)};
+  }
+  TempDir keys;
+  ops::Pki clients;
+  ops::PemPair agent;
+  ops::PemPair intruder;
+  OpsStack stack;
+};
+
+TEST_CASE(
+    "Over mTLS with an allow-list, an allowed exporter succeeds and its identity is forwarded",
+    "[integration][http2][otlp][mtls]") {
+  MtlsStack m;
+  std::vector<std::string> args = m.certArgs(m.agent, "agent");
+  args.insert(args.end(), {"--header", "x-forwarded-client-cert=By=spoofed;Hash=00"});
+  RunResult r = otlpExport(m.stack, args);
+  expectAllExported(r);
+  for (const Record& record : exportRecords(m.stack)) {
+    REQUIRE(countHeader(record.headers, "x-forwarded-client-cert") == 1);
+    std::string xfcc = *record.header("x-forwarded-client-cert");
+    INFO("XFCC: " << xfcc);
+    CHECK(has(xfcc, "CN=apm-agent"));
+    CHECK(!has(xfcc, "spoofed"));
+  }
+
+  // A certificate from the trusted CA whose CN is not on the list: the handshake fails, the
+  // exporters give up (they retry UNAVAILABLE until their timeout), nothing reaches the demo.
+  RunResult refused = otlpExport(
+      m.stack,
+      [&] {
+        std::vector<std::string> a = m.certArgs(m.intruder, "intruder");
+        a.insert(a.end(), {"--timeout-ms", "2000"});
+        return a;
+      }(),
+      "otlp-intruder");
+  CHECK(refused.exit_code == 1);
+  CHECK(!has(refused.out, "\"ok\":true"));
+  CHECK(ops::eventually(
+      [&] {
+        auto metrics = m.stack.metrics();
+        auto n = ops::metric(
+            metrics, "apm_tls_proxy_tls_handshake_failures_total{reason=\"identity_not_allowed\"}");
+        return n && *n >= 1;
+      },
+      Millis{5000}));
+  CHECK(m.stack.demo.records().size() == 3);
+}
+
+TEST_CASE("gRPC statuses, messages and trailers pass through exactly",
+          "[integration][http2][grpc]") {
+  OpsStack stack;
+  SECTION("an upstream status and message") {
+    RunResult r = grpcCall(stack, kOtlpExports[0],
+                           {"--metadata", "x-demo-grpc-status=7", "--expect-code", "7"});
+    CHECK(r.exit_code == 0);
+    CHECK(has(r.out, "\"details\":\"x-demo-grpc-status\""));
+  }
+  SECTION("an Export with a trailer") {
+    RunResult r = grpcCall(
+        stack, kOtlpExports[2],
+        {"--message-size", "100", "--metadata", "x-demo-trailer=kept", "--expect-code", "0"});
+    CHECK(r.exit_code == 0);
+    CHECK(has(r.out, "\"x-demo-trailer\":\"kept\""));
+    CHECK(stack.demo.waitForRecords(1)[0].body_bytes == 105);
+  }
+  SECTION("an unknown method: the demo's UNIMPLEMENTED") {
+    RunResult r = grpcCall(stack, "/pkg.Unknown/Call", {"--expect-code", "12"});
+    CHECK(r.exit_code == 0);
+    CHECK(has(r.out, "unknown method /pkg.Unknown/Call"));
+  }
+}
+
+TEST_CASE("A 16 MiB gRPC message passes each way", "[integration][http2][grpc]") {
+  OpsStack stack;
+  const std::string size = std::to_string(16 << 20);
+  RunResult r = grpcCall(
+      stack, kOtlpExports[1],
+      {"--message-size", size, "--metadata", "x-demo-echo-size=" + size, "--expect-code", "0"});
+  CHECK(r.exit_code == 0);
+  CHECK(has(r.out, "\"response_bytes\":" + size + ","));
+  auto lines = recordLines(stack.dir);
+  REQUIRE(lines.size() == 1);
+  CHECK(hasField(lines[0], "body_bytes", std::to_string((16 << 20) + 5)));
+  CHECK(hasField(lines[0], "grpc_messages", "1"));
+}
+
+TEST_CASE("An upstream reset mid-response fails the call, never as a success",
+          "[integration][http2][grpc]") {
+  OpsStack stack;
+  RunResult r = grpcCall(stack, kOtlpExports[0], {"--metadata", "x-demo-reset=2"});
+  CHECK(has(r.out, "\"code\":13,"));
+  CHECK(has(r.out, "RST_STREAM"));
+}
+
+TEST_CASE("When the proxy fails a gRPC call itself, the client reads a gRPC status",
+          "[integration][http2][grpc]") {
+  SECTION("upstream down: UNAVAILABLE with a message") {
+    OpsOptions o;
+    o.upstream_port = unusedPort();
+    OpsStack stack(o);
+    RunResult r =
+        grpcCall(stack, kOtlpExports[0], {"--expect-code", "14", "--timeout-ms", "10000"});
+    CHECK(r.exit_code == 0);
+    CHECK(!has(r.out, "\"details\":\"\""));
+  }
+  SECTION("upstream too slow: DEADLINE_EXCEEDED") {
+    OpsOptions o;
+    o.config.upstream["response_timeout"] = "\"500ms\"";
+    OpsStack stack(o);
+    RunResult r = grpcCall(
+        stack, kOtlpExports[0],
+        {"--metadata", "x-demo-delay-ms=5000", "--expect-code", "4", "--timeout-ms", "20000"});
+    CHECK(r.exit_code == 0);
+    CHECK(!has(r.out, "\"details\":\"\""));
+  }
+}
+
+}  // namespace
+}  // namespace proxy::integration
