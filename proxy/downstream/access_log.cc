@@ -105,6 +105,7 @@ std::string AccessLog::format(const Entry& e) {
     field(out, "client_subject", e.client_subject);
     field(out, "client_sans", e.client_sans);
   }
+  if (!e.http_version.empty()) field(out, "protocol", e.http_version);
   field(out, "method", e.method);
   std::string_view path = e.path;
   size_t q = path.find('?');
