@@ -52,13 +52,14 @@ TEST_CASE("Access log lines are one JSON object with every field", "[unit][downs
   CHECK(line.find("\"client_ip\":\"192.0.2.7\",\"client_port\":51234,\"tls_version\":\"TLSv1.3\","
                   "\"tls_cipher\":\"TLS_AES_128_GCM_SHA256\",\"sni\":\"apm.example.com\","
                   "\"client_subject\":\"CN=agent \\\"one\\\"\","
-                  "\"client_sans\":\"URI:spiffe://cluster.local/ns/a/sa/b\",\"method\":\"POST\","
+                  "\"client_sans\":\"URI:spiffe://cluster.local/ns/a/sa/b\",\"protocol\":\"1.1\","
+                  "\"method\":\"POST\","
                   "\"path\":\"/intake/v2/events\",\"status\":202,\"bytes_in\":1234,"
                   "\"bytes_out\":99,\"duration_s\":0.250000,\"upstream_s\":0.125000}") !=
         std::string::npos);
   // The query string never reaches the log: it may carry a secret token.
   CHECK(line.find("secret") == std::string::npos);
-  for (const char* ecs_only : {"agent-java", "4bf92f35", "0123456789", "resumed", "\"1.1\""}) {
+  for (const char* ecs_only : {"agent-java", "4bf92f35", "0123456789", "resumed"}) {
     INFO(ecs_only);
     CHECK_FALSE(has(line, ecs_only));
   }
