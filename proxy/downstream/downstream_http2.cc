@@ -77,7 +77,11 @@ void DownstreamConnection::h2Flush() {
   if (pump_depth_ > 0 || h2_->receiving()) return;
   flush();
   if (closing()) return;
-  if (h2_->goawaySent() && h2_->openStreams() == 0) finish();
+  if (h2_->goawaySent() && h2_->openStreams() == 0) {
+    finish();
+    return;
+  }
+  rearmTimer();  // a stream's deadline may have changed (a response paused, a stream done)
 }
 
 http::ForwardContext DownstreamConnection::h2Forward() {

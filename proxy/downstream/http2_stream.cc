@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string_view>
 
@@ -241,6 +242,7 @@ size_t Http2Stream::upstreamQueued() const {
 void Http2Stream::pauseUpstream() {
   if (paused_) return;
   paused_ = true;
+  paused_ms_ = uv_now(codec_.host().h2Context().loop);
   if (h1_ != nullptr) h1_->pauseReading();
   if (h2_ != nullptr) h2_->pauseReading();
 }
@@ -409,8 +411,13 @@ void Http2Stream::replyLocal(int status, const char* message) {
 }
 
 uint64_t Http2Stream::deadline() const {
-  if (request_ended_ || done_) return UINT64_MAX;
-  return start_ms_ + toMs(codec_.host().h2Context().config->server.read_timeout);
+  if (done_) return UINT64_MAX;
+  const config::ServerConfig& s = codec_.host().h2Context().config->server;
+  uint64_t deadline = request_ended_ ? UINT64_MAX : start_ms_ + toMs(s.read_timeout);
+  // A client that keeps its window shut stalls the response as a socket that is not read
+  // stalls a write: the same limit ends it (issue 10 item 5).
+  if (paused_) deadline = std::min(deadline, paused_ms_ + toMs(s.write_timeout));
+  return deadline;
 }
 
 void Http2Stream::onDeadline() {

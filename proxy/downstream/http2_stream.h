@@ -42,7 +42,9 @@ class Http2Stream : public upstream::ResponseSink {
   // The session closed the stream (done, or reset by either side): let go of the
   // upstream; no more calls follow except the destructor.
   void onClosed(uint32_t error_code);
-  // Request deadline (read_timeout) in loop ms, or UINT64_MAX once the request ended.
+  // The stream's next deadline in loop ms: the request's (read_timeout) until it ended,
+  // and server.write_timeout from the moment response bytes pile up because the client
+  // does not open its window (the upstream is paused); UINT64_MAX when none runs.
   uint64_t deadline() const;
   // The deadline passed: 408 (or a reset once the response started).
   void onDeadline();
@@ -89,6 +91,7 @@ class Http2Stream : public upstream::ResponseSink {
   bool done_ = false;              // the response ended or the stream was reset
   bool logged_ = false;
   bool paused_ = false;
+  uint64_t paused_ms_ = 0;  // loop ms when paused_ turned true
   int replays_ = 0;
   upstream::UpstreamConnection* h1_ = nullptr;
   upstream::H2Stream* h2_ = nullptr;

@@ -1,8 +1,9 @@
 // HTTP/2 flow control, memory and drain against the real proxy (issue 10 items 3, 4, 5), with
 // tests/integration/h2/h2peer.py over h2c: a client that never opens its stream window
-// while the upstream has 512 MiB to send does not grow the proxy's memory; a trailers-only
-// answer stays trailers-only; an upstream reset ends one stream and not its neighbour;
-// the proxy's own gRPC errors are HTTP 200 with grpc-status; SIGTERM drains with GOAWAY.
+// while the upstream has 512 MiB to send does not grow the proxy's memory and write_timeout resets
+// its stream; a trailers-only answer stays trailers-only; an upstream reset ends one stream and not
+// its neighbour; the proxy's own gRPC errors are HTTP 200 with grpc-status; SIGTERM drains with
+// GOAWAY.
 #include <signal.h>
 
 #include <algorithm>
@@ -51,9 +52,11 @@ JsonValue attack(OpsStack& stack, const std::string& name, const std::vector<std
 
 const char kHalfGiB[] = "536870912";
 
-TEST_CASE("A client that never opens its window does not grow the proxy's memory",
+TEST_CASE("A client that never opens its window: bounded memory, and write_timeout ends it",
           "[integration][http2][flow]") {
-  OpsStack stack(plainOptions());
+  OpsOptions o = plainOptions();
+  o.config.server["write_timeout"] = "\"2s\"";
+  OpsStack stack(o);
   std::vector<std::string> args;
   SECTION("an HTTP/1.1 upstream sending 512 MiB") {
     args = {"--header", "x-demo-behavior=large-response", "--header",
@@ -64,7 +67,7 @@ TEST_CASE("A client that never opens its window does not grow the proxy's memory
             "--header", "content-type=application/grpc",
             "--header", std::string("x-demo-echo-size=") + kHalfGiB};
   }
-  args.insert(args.end(), {"--seconds", "4"});
+  args.insert(args.end(), {"--seconds", "15"});
   uint64_t before = readMemory(stack.process().pid()).rss_kib;
   std::vector<std::string> argv = {
       "/usr/bin/python3", std::string(PROXY_SOURCE_DIR) + "/tests/integration/h2/h2peer.py",
@@ -86,6 +89,11 @@ TEST_CASE("A client that never opens its window does not grow the proxy's memory
   CHECK(response.get("status").string == "200");  // the head came: only DATA is held back
   CHECK(response.get("body_bytes").number == 0);
   CHECK(!response.get("ended").boolean);
+  // write_timeout (2 s) after the response stalled, the stream is reset (CANCEL): neither
+  // the client nor the upstream connection is held until the peer gives up after 15 s.
+  REQUIRE(report->get("resets").has("1"));
+  CHECK(report->get("resets").get("1").number == 8);
+  CHECK(report->get("seconds").number < 10);
 }
 
 TEST_CASE("gRPC over h2c: trailers-only answers, resets, and the proxy's own errors",
