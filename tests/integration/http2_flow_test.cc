@@ -94,6 +94,8 @@ TEST_CASE("A client that never opens its window: bounded memory, and write_timeo
   REQUIRE(report->get("resets").has("1"));
   CHECK(report->get("resets").get("1").number == 8);
   CHECK(report->get("seconds").number < 10);
+  CHECK(ops::metric(stack.metrics(), "apm_tls_proxy_http2_resets_sent_total{code=\"CANCEL\"}") ==
+        1);
 }
 
 TEST_CASE("gRPC over h2c: trailers-only answers, resets, and the proxy's own errors",
@@ -120,6 +122,8 @@ TEST_CASE("gRPC over h2c: trailers-only answers, resets, and the proxy's own err
     CHECK(ok.get("trailers").get("grpc-status").string == "0");
     CHECK(ok.get("ended").boolean);
     CHECK(!report.get("resets").has("3"));
+    CHECK(ops::metric(stack.metrics(),
+                      "apm_tls_proxy_http2_resets_sent_total{code=\"INTERNAL_ERROR\"}") == 1);
   }
   SECTION("upstream down: HTTP 200, grpc-status 14 and a grpc-message") {
     OpsOptions o = plainOptions();

@@ -76,6 +76,13 @@ TEST_CASE("Rapid reset ends in GOAWAY and hardly reaches the upstream",
   INFO("demo saw " << stack.demo.records().size() << " requests");
   CHECK(!goawayCodes(report).empty());
   CHECK(stack.demo.records().size() < 100);
+  auto metrics = stack.metrics();
+  CHECK(ops::metric(metrics, "apm_tls_proxy_http2_resets_received_total{code=\"CANCEL\"}") >= 1000);
+  double goaways = 0;  // the code is nghttp2's choice; that there was one GOAWAY is ours
+  for (const auto& [series, value] : metrics) {
+    if (series.rfind("apm_tls_proxy_http2_goaways_sent_total{", 0) == 0) goaways += value;
+  }
+  CHECK(goaways == 1);
   expectServed(stack);
 }
 
