@@ -7,5 +7,5 @@ file(GLOB http2_tests CONFIGURE_DEPENDS RELATIVE ${CMAKE_CURRENT_LIST_DIR}
 foreach(source ${http2_tests})
   get_filename_component(name ${source} NAME_WE)
   proxy_integration_test(${name})
-  target_link_libraries(${name} PRIVATE ops_support)
+  target_link_libraries(${name} PRIVATE ops_support scripted_upstream)
 endforeach()

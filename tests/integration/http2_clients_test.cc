@@ -10,6 +10,7 @@
 #include "tests/integration/demo_clients.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/ops_support.h"
+#include "tests/integration/scripted_upstream.h"
 
 namespace proxy::integration {
 namespace {
@@ -184,6 +185,40 @@ TEST_CASE("nghttp with concurrent streams: every stream answered, one access-log
   CHECK(ops::eventually(
       [&] { return ops::metric(stack.metrics(), "apm_tls_proxy_http2_connections") == 0; },
       Millis{5000}));
+}
+
+TEST_CASE("Connection-specific fields of an HTTP/1.1 upstream response never reach an h2 client",
+          "[integration][http2][headers]") {
+  ScriptedUpstream upstream([](int fd, size_t) {
+    std::string buf;
+    if (ScriptedUpstream::readRequest(fd, buf).empty()) return;
+    ScriptedUpstream::writeAll(fd,
+                               "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\n"
+                               "Keep-Alive: timeout=5\r\nX-Hop: named by Connection\r\n"
+                               "Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\n"
+                               "X-Kept: yes\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "5\r\nhello\r\n0\r\n\r\n");
+    ScriptedUpstream::waitPeerClose(fd, Millis{5000});
+  });
+  OpsOptions o = plain();
+  o.upstream_port = upstream.port();
+  OpsStack stack(o);
+  RunResult r = runH2Peer(stack.dir, stack.port(), "get", {});
+  REQUIRE(r.exit_code == 0);
+  auto report = ops::parseJson(r.out);
+  REQUIRE(report);
+  const ops::JsonValue& response = report->get("responses").get("1");
+  CHECK(response.get("status").string == "200");
+  CHECK(response.get("body_bytes").number == 5);
+  CHECK(response.get("ended").boolean);
+  const ops::JsonValue& headers = response.get("headers");
+  CHECK(headers.get("x-kept").string == "yes");
+  for (const char* name :
+       {"connection", "keep-alive", "x-hop", "proxy-connection", "upgrade", "transfer-encoding"}) {
+    INFO(name);
+    CHECK(!headers.has(name));
+  }
+  CHECK(report->get("resets").object.empty());
 }
 
 }  // namespace
