@@ -56,6 +56,7 @@ H2Stream* H2Pool::open(ResponseSink* sink, const http2::HeaderFields& headers, b
   }
   if (waiting_.size() >= config_.max_pending) {
     ++counters_.overloaded;
+    stats_.upstream_overloaded.add();
     stream->failLater(UpstreamError::kOverloaded, "h2c upstream: too many requests waiting");
     return stream;
   }

@@ -77,7 +77,11 @@ class H2Pool {
   // `stream` leaves the queue (it finished while waiting).
   void removeWaiting(H2Stream* stream);
   // Counts a retry.
-  void countRetry() { ++counters_.retries; }
+  // Counts a retry, in the worker's metrics too (upstream_retries_total covers both pools).
+  void countRetry() {
+    ++counters_.retries;
+    stats_.upstream_retries.add();
+  }
   // A connection could not connect: fail the waiting streams if nothing else can take them.
   void onConnectFailed(H2Connection* conn, const char* detail);
   // `stream` is done: report its deferred failure, if any, and free it from the zero timer.
