@@ -1,36 +1,20 @@
 #include "proxy/certutil/certutil_command.h"
 
-#include <errno.h>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cctype>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
-#include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "proxy/certutil/cert_builder.h"
+#include "proxy/certutil/certutil_cli.h"
+#include "proxy/certutil/output_files.h"
 
 namespace proxy::certutil {
 namespace {
-
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kDefaultDays = 1095;  // as elasticsearch-certutil
-constexpr int kMaxDays = 36500;
-constexpr unsigned kCertMode = 0644;
-constexpr unsigned kKeyMode = 0600;
-constexpr unsigned kDirMode = 0700;
 
 constexpr const char* kTopUsage =
     "Usage: apm-tls-proxy certutil <command> [options]\n"
@@ -95,219 +79,6 @@ constexpr const char* kCertUsage =
     "  --pass-file FILE     read the passphrase from the first line of FILE\n"
     "  -h, --help           show this help\n";
 
-struct Options {
-  std::map<std::string, std::string> single;  // --opt value, last one wins
-  std::vector<std::string> dns, ips, uris;
-  bool client = false;
-  bool help = false;
-};
-
-std::vector<std::string> splitList(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    size_t b = item.find_first_not_of(" \t");
-    size_t e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
-}
-
-// Accepts "--opt value" and "--opt=value". `allowed` lists the value options of the
-// command; with `lists`, --dns/--ip/--uri are lists and --client a flag. Every failure is
-// a usage error.
-Result<Options> parseOptions(int argc, char** argv, int first,
-                             const std::vector<std::string>& allowed, bool lists) {
-  Options opts;
-  for (int i = first; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      opts.help = true;
-      continue;
-    }
-    if (lists && arg == "--client") {
-      opts.client = true;
-      continue;
-    }
-    if (arg.rfind("--", 0) != 0) {
-      return Status::error("unexpected argument \"" + arg + "\"");
-    }
-    std::string name = arg;
-    std::string value;
-    bool has_value = false;
-    if (size_t eq = arg.find('='); eq != std::string::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-    bool is_list = lists && (name == "--dns" || name == "--ip" || name == "--uri");
-    bool known = is_list;
-    for (const std::string& a : allowed) known = known || a == name;
-    if (!known) {
-      return Status::error("unknown option " + name);
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        return Status::error(name + " needs a value");
-      }
-      value = argv[++i];
-    }
-    if (is_list) {
-      auto& list = name == "--dns" ? opts.dns : name == "--ip" ? opts.ips : opts.uris;
-      for (std::string& item : splitList(value)) list.push_back(std::move(item));
-    } else {
-      opts.single[name] = value;
-    }
-  }
-  return opts;
-}
-
-std::string optionOr(const Options& o, const std::string& name, const std::string& dflt) {
-  auto it = o.single.find(name);
-  return it == o.single.end() ? dflt : it->second;
-}
-
-bool has(const Options& o, const std::string& name) { return o.single.count(name) != 0; }
-
-Result<KeyType> parseKeyType(const Options& o) {
-  std::string type = optionOr(o, "--key-type", "");
-  std::string size = optionOr(o, "--key-size", "");
-  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  static const std::map<std::string, KeyType> kFixed = {
-      {"rsa2048", KeyType::kRsa2048},      {"rsa3072", KeyType::kRsa3072},
-      {"rsa4096", KeyType::kRsa4096},      {"ecdsa-p256", KeyType::kEcdsaP256},
-      {"ecdsa-p384", KeyType::kEcdsaP384}, {"p256", KeyType::kEcdsaP256},
-      {"p384", KeyType::kEcdsaP384},       {"p-256", KeyType::kEcdsaP256},
-      {"p-384", KeyType::kEcdsaP384}};
-  if (auto it = kFixed.find(type); it != kFixed.end()) {
-    if (!size.empty()) {
-      return Status::error("--key-size cannot be combined with --key-type " + type);
-    }
-    return it->second;
-  }
-  bool rsa = type == "rsa";
-  bool ecdsa = type == "ecdsa" || type == "ec";
-  if (!type.empty() && !rsa && !ecdsa) {
-    return Status::error("unknown --key-type \"" + type +
-                         "\" (use ecdsa, ecdsa-p384, rsa, rsa2048, rsa3072 or rsa4096)");
-  }
-  if (size.empty()) return rsa ? KeyType::kRsa2048 : KeyType::kEcdsaP256;
-  if (!ecdsa) {  // rsa, or a size alone
-    if (size == "2048") return KeyType::kRsa2048;
-    if (size == "3072") return KeyType::kRsa3072;
-    if (size == "4096") return KeyType::kRsa4096;
-  }
-  if (!rsa) {
-    if (size == "256") return KeyType::kEcdsaP256;
-    if (size == "384") return KeyType::kEcdsaP384;
-  }
-  return Status::error("unsupported --key-size " + size +
-                       (rsa     ? " for RSA (use 2048, 3072 or 4096)"
-                        : ecdsa ? " for ECDSA (use 256 or 384)"
-                                : " (use 2048, 3072 or 4096 for RSA, 256 or 384 for ECDSA)"));
-}
-
-Result<int> parseDays(const Options& o) {
-  std::string text = optionOr(o, "--days", std::to_string(kDefaultDays));
-  char* end = nullptr;
-  errno = 0;
-  long days = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || days < 1 || days > kMaxDays) {
-    return Status::error("--days must be a whole number from 1 to " + std::to_string(kMaxDays) +
-                         ", not \"" + text + "\"");
-  }
-  return static_cast<int>(days);
-}
-
-Result<std::string> readSmallFile(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Status::error(std::string("cannot read ") + what + " " + path + ": " +
-                         std::strerror(errno));
-  }
-  std::ostringstream data;
-  data << in.rdbuf();
-  return data.str();
-}
-
-// --pass or --pass-file (first line, without its newline). Both is a usage error.
-Result<std::string> passphrase(const Options& o, const std::string& flag, bool* usage_error) {
-  bool inline_pass = has(o, flag);
-  bool file_pass = has(o, flag + "-file");
-  if (inline_pass && file_pass) {
-    *usage_error = true;
-    return Status::error("give " + flag + " or " + flag + "-file, not both");
-  }
-  if (inline_pass) {
-    std::string p = optionOr(o, flag, "");
-    if (p.empty()) {
-      *usage_error = true;
-      return Status::error(flag + " must not be empty");
-    }
-    return p;
-  }
-  if (!file_pass) return std::string();
-  auto data = readSmallFile(optionOr(o, flag + "-file", ""), "passphrase file");
-  if (!data) return data.status();
-  std::string line = data.value().substr(0, data.value().find('\n'));
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  if (line.empty())
-    return Status::error("the passphrase file " + optionOr(o, flag + "-file", "") + " is empty");
-  return line;
-}
-
-bool isIpAddress(const std::string& text) {
-  ASN1_OCTET_STRING* octets = a2i_IPADDRESS(text.c_str());
-  if (octets == nullptr) return false;
-  ASN1_OCTET_STRING_free(octets);
-  return true;
-}
-
-bool isDnsName(const std::string& text) {
-  if (text.empty() || text.size() > 253) return false;
-  for (char c : text) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == '*' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-// mkdir -p, with kDirMode for the directories it creates; existing ones are left alone.
-Status makeDirs(const std::string& path) {
-  std::string partial;
-  size_t pos = 0;
-  while (pos != std::string::npos) {
-    pos = path.find('/', pos + 1);
-    partial = path.substr(0, pos);
-    if (partial.empty()) continue;
-    struct stat st {};
-    if (::stat(partial.c_str(), &st) == 0) {
-      if (!S_ISDIR(st.st_mode)) return Status::error(partial + " exists and is not a directory");
-      continue;
-    }
-    if (::mkdir(partial.c_str(), kDirMode) != 0 && errno != EEXIST) {
-      return Status::error("cannot create directory " + partial + ": " + std::strerror(errno));
-    }
-    // mkdir applies the umask; the directory will hold a private key, so set it exactly.
-    if (::chmod(partial.c_str(), kDirMode) != 0) {
-      return Status::error("cannot set the mode of " + partial + ": " + std::strerror(errno));
-    }
-  }
-  return Status::ok();
-}
-
-bool pathExists(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
-std::string joinPath(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
 std::string nameToText(const X509_NAME* name) {
   bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
   X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
@@ -331,64 +102,6 @@ std::string joined(const std::vector<std::string>& items) {
   for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
   return out;
 }
-
-struct Target {
-  std::string path;
-  std::string contents;
-  unsigned mode;
-};
-
-// Says which of `paths` exist, if any; true when at least one does.
-bool reportExisting(const std::vector<std::string>& paths, std::ostream& err) {
-  std::vector<std::string> existing;
-  for (const std::string& p : paths) {
-    if (pathExists(p)) existing.push_back(p);
-  }
-  for (const std::string& p : existing) {
-    err << "certutil: " << p << " already exists; refusing to overwrite it\n";
-  }
-  if (!existing.empty()) {
-    err << "certutil: nothing was written. Remove the file" << (existing.size() > 1 ? "s" : "")
-        << " or choose another --out directory or --name.\n";
-  }
-  return !existing.empty();
-}
-
-// Refuses if any target exists (checking them all first, so nothing is half-written),
-// creates `dir`, then writes each file. If a later write fails, the earlier ones are
-// removed again.
-int writeAll(const std::string& dir, const std::vector<Target>& targets, std::ostream& err) {
-  std::vector<std::string> paths;
-  for (const Target& t : targets) paths.push_back(t.path);
-  if (reportExisting(paths, err)) return kExitFailed;
-  if (Status s = makeDirs(dir); !s) {
-    err << "certutil: " << s.message() << "\n";
-    return kExitFailed;
-  }
-  for (size_t i = 0; i < targets.size(); ++i) {
-    if (Status s = writeNewFile(targets[i].path, targets[i].contents, targets[i].mode); !s) {
-      err << "certutil: " << s.message() << "\n";
-      for (size_t j = 0; j < i; ++j) ::unlink(targets[j].path.c_str());
-      return kExitFailed;
-    }
-  }
-  return kExitOk;
-}
-
-// Writes a certificate (0644) and its key (0600, encrypted when `pass` is set) as a pair.
-int writePair(const std::string& dir, const Issued& issued, const std::string& pass,
-              const std::string& cert_path, const std::string& key_path, std::ostream& err) {
-  auto key_pem = keyToPem(issued.key.get(), pass);
-  if (!key_pem) {
-    err << "certutil: " << key_pem.status().message() << "\n";
-    return kExitFailed;
-  }
-  return writeAll(
-      dir,
-      {{cert_path, certToPem(issued.cert.get()), kCertMode}, {key_path, key_pem.value(), kKeyMode}},
-      err);
-}
-
 void describeValidity(const X509* cert, int days, std::ostream& out) {
   out << "  Valid:     " << timeToText(X509_get0_notBefore(cert)) << " to "
       << timeToText(X509_get0_notAfter(cert)) << " (" << days << " days)\n";
