@@ -112,6 +112,19 @@ TEST_CASE("server.http2 = false: curl --http2 over TLS gets HTTP/1.1",
   CHECK(r.body.find(kDemoVersion) != std::string::npos);
 }
 
+TEST_CASE("server.http2 = false: a plain listener does not answer h2c, HTTP/1.1 still works",
+          "[integration][http2][curl]") {
+  OpsOptions o = plain();
+  o.config.server["http2"] = "false";
+  OpsStack stack(o);
+  CurlResult h2c = curl(stack.dir, {"--http2-prior-knowledge", httpUrl(stack)});
+  CHECK(h2c.version != "2");
+  CHECK(h2c.status != 200);
+  CurlResult h1 = curl(stack.dir, {"--http1.1", httpUrl(stack)});
+  CHECK(h1.version == "1.1");
+  CHECK(h1.status == 200);
+}
+
 TEST_CASE("A plain listener serves h2c with prior knowledge and HTTP/1.1 on one port",
           "[integration][http2][curl]") {
   OpsStack stack(plain());

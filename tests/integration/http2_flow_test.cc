@@ -139,6 +139,26 @@ TEST_CASE("gRPC over h2c: trailers-only answers, resets, and the proxy's own err
   }
 }
 
+TEST_CASE("A request body that stops: read_timeout answers 408, or DEADLINE_EXCEEDED for gRPC",
+          "[integration][http2][timeouts]") {
+  OpsOptions o = plainOptions();
+  o.config.server["read_timeout"] = "\"1s\"";
+  OpsStack stack(o);
+  JsonValue plain = attack(stack, "streams", {"--count", "1", "--seconds", "10"});
+  const JsonValue& r = plain.get("responses").get("1");
+  CHECK(r.get("status").string == "408");
+  CHECK(r.get("ended").boolean);
+  CHECK(plain.get("seconds").number < 10);
+
+  JsonValue grpc =
+      attack(stack, "streams",
+             {"--count", "1", "--seconds", "10", "--header", "content-type=application/grpc"});
+  const JsonValue& g = grpc.get("responses").get("1");
+  CHECK(g.get("status").string == "200");
+  CHECK(g.get("headers").get("grpc-status").string == "4");
+  CHECK(g.get("ended").boolean);
+}
+
 TEST_CASE("SIGTERM drains HTTP/2: GOAWAY, the call in flight completes, exit 0",
           "[integration][http2][drain]") {
   OpsOptions o = plainOptions();

@@ -253,7 +253,7 @@ def main():
         for i in range(a.count):
             p.send(p.headers(1 + 2 * i, request_fields(port, "POST", "/intake/v2/events", extra),
                              end_stream=False))
-        p.pump(a.seconds, until=lambda q: len(q.resets) >= a.count)
+        p.pump(a.seconds, until=lambda q: all(ended(1 + 2 * i)(q) for i in range(a.count)))
     elif a.attack == "stall":  # stream window 0, never opened: the proxy may send no DATA
         p = Peer(port, window=0)
         grpc = any(k == "content-type" for k, _ in extra)
