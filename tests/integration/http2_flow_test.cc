@@ -161,7 +161,10 @@ TEST_CASE("A request body that stops: read_timeout answers 408, or DEADLINE_EXCE
 
 TEST_CASE("SIGTERM drains HTTP/2: GOAWAY, the call in flight completes, exit 0",
           "[integration][http2][drain]") {
+  bool tls = GENERATE(false, true);
+  INFO((tls ? "TLS (ALPN h2)" : "h2c"));
   OpsOptions o = plainOptions();
+  o.tls = tls;
   o.config.server["shutdown_timeout"] = "\"10s\"";
   OpsStack stack(o);
   std::vector<std::string> argv = {
@@ -175,6 +178,7 @@ TEST_CASE("SIGTERM drains HTTP/2: GOAWAY, the call in flight completes, exit 0",
       "15",
       "--linger",
       "5"};
+  if (tls) argv.insert(argv.end(), {"--tls", stack.dir.write("ca.crt", stack.pki.caPem())});
   Process peer(argv, stack.dir.file("drain"));
   stack.demo.waitForRecords(1, Millis{10000});  // the call reached the upstream
   auto signalled = std::chrono::steady_clock::now();

@@ -84,6 +84,20 @@ TEST_CASE("Rapid reset ends in GOAWAY and hardly reaches the upstream",
   expectServed(stack);
 }
 
+TEST_CASE("Over TLS (ALPN h2) too, rapid reset ends in GOAWAY and the next client is served",
+          "[integration][http2][hostile][tls]") {
+  OpsOptions o;
+  o.proxy_env = kMeasuredEnv;
+  OpsStack stack(o);
+  std::string ca = stack.dir.write("ca.crt", stack.pki.caPem());
+  JsonValue report = attack(stack, "rapid-reset", {"--count", "5000", "--tls", ca});
+  CHECK(!goawayCodes(report).empty());
+  CHECK(stack.demo.records().size() < 100);
+  JsonValue next = attack(stack, "get", {"--tls", ca});
+  CHECK(next.get("responses").get("1").get("status").string == "200");
+  CHECK(next.get("responses").get("1").get("ended").boolean);
+}
+
 TEST_CASE("CONTINUATION floods and oversized header lists are refused with bounded memory",
           "[integration][http2][hostile]") {
   OpsStack stack(plainOptions({{"max_header_size", "16384"}}));

@@ -1,26 +1,28 @@
 #!/usr/bin/python3
 """A raw HTTP/2 client for the proxy's integration tests (tests/integration/http2_*_test.cc).
 
-It speaks h2c with prior knowledge to 127.0.0.1:PORT, writes frames by hand (hpack
-encodes the header blocks) so it can send what a correct client never would, reads
-whatever comes back for a bounded time, and prints one JSON object on stdout:
+It speaks h2c with prior knowledge to 127.0.0.1:PORT (or TLS with ALPN h2: --tls CAFILE),
+writes frames by hand (hpack encodes the header blocks) so it can send what a correct
+client never would, reads whatever comes back for a bounded time, and prints one JSON
+object on stdout:
 
   {"goaways": [[last_stream_id, code], ...], "resets": {"1": 7, ...},
    "responses": {"3": {"status": "200", "headers": {...}, "body_bytes": 9,
                        "trailers": {...}, "ended": true}},
-   "closed": true, "send_failed": false, "seconds": 1.2, "stalled_until_end": true}
+   "closed": true, "send_failed": false, "seconds": 1.2}
 
 Run with Debian's /usr/bin/python3 (python3-h2 brings hpack).
 
   h2peer.py PORT ATTACK [OPTIONS]
 
-Attacks (see usage()): get, rapid-reset, continuation-flood, big-headers, hpack-bomb,
+Attacks (see main()): get, rapid-reset, continuation-flood, big-headers, hpack-bomb,
 settings-flood, ping-flood, empty-data-flood, header, streams, stall, grpc.
 """
 import argparse
 import json
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -48,12 +50,20 @@ def request_fields(port, method="GET", path="/", extra=()):
 
 
 class Peer:
+    tls_ca = None  # --tls CAFILE: TLS with ALPN h2, verifying the server as localhost
+
     def __init__(self, port, rcvbuf=0, window=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(5)
         self.sock.connect(("127.0.0.1", port))
+        if Peer.tls_ca:
+            ctx = ssl.create_default_context(cafile=Peer.tls_ca)
+            ctx.set_alpn_protocols(["h2"])
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+            if self.sock.selected_alpn_protocol() != "h2":
+                raise SystemExit("ALPN chose %r, not h2" % self.sock.selected_alpn_protocol())
         self.port = port
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()
@@ -127,11 +137,13 @@ class Peer:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            ready, _, _ = select.select([self.sock], [], [], min(left, 0.2))
-            if not ready:
+            buffered = Peer.tls_ca and self.sock.pending() > 0  # select() cannot see these
+            if not buffered and not select.select([self.sock], [], [], min(left, 0.2))[0]:
                 continue
             try:
                 chunk = self.sock.recv(1 << 16)
+            except ssl.SSLWantReadError:
+                continue
             except OSError:
                 chunk = b""
             if not chunk:
@@ -176,7 +188,9 @@ def main():
     ap.add_argument("--path", default="/")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--linger", type=float, default=0.0, help="then wait this long for a close")
+    ap.add_argument("--tls", metavar="CAFILE", help="TLS (ALPN h2) instead of h2c")
     a = ap.parse_args()
+    Peer.tls_ca = a.tls
     extra = [tuple(h.split("=", 1)) for h in a.header]
     port = a.port
 
