@@ -339,3 +339,13 @@ level = "verbose"
   CHECK_THAT(e[6], Catch::StartsWith("bad.toml:12:24: ssl.supported_protocols[0]: SSLv3"));
   CHECK_THAT(e[7], Catch::StartsWith("bad.toml:15:9: log.level: invalid value \"verbose\""));
 }
+
+TEST_CASE("A TOML syntax error never carries raw control bytes from the file",
+          "[unit][config]") {
+  // toml++ quotes what it found; a newline or ESC there must not reach a terminal raw.
+  const std::string text = "[ssl]\nenabled = tru\x1b[31m\nkey = \"k\"\n";
+  const std::string error = errorOf(text);
+  INFO(error);
+  CHECK(error.find("bad.toml:2:") == 0);
+  for (char c : error) CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
+}
