@@ -32,7 +32,7 @@ dockerfile_facts() {
   [ "$(grep -c 'apt-get update' "$f")" = "$(grep -c 'rm -rf /var/lib/apt/lists' "$f")" ] ||
     { echo "every apt-get update needs rm -rf /var/lib/apt/lists/*"; ok=1; }
   grep -q 'org.opencontainers.image.source\|org.opencontainers.image.title' "$f" || { echo "OCI labels missing"; ok=1; }
-  [ "$(runtime_packages)" = "android-libboringssl,ca-certificates,libtomlplusplus3,libuv1" ] ||
+  [ "$(runtime_packages)" = "android-libboringssl,ca-certificates,libnghttp2-14,libtomlplusplus3,libuv1,libyaml-cpp0.7" ] ||
     { echo "runtime stage packages are '$(runtime_packages)'"; ok=1; }
   return "$ok"
 }
