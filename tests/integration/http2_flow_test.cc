@@ -126,6 +126,29 @@ TEST_CASE("gRPC over h2c: trailers-only answers, resets, and the proxy's own err
     CHECK(ops::metric(stack.metrics(),
                       "apm_tls_proxy_http2_resets_sent_total{code=\"INTERNAL_ERROR\"}") == 1);
   }
+  SECTION("REFUSED_STREAM from the upstream: the proxy retries once, the client sees success") {
+    OpsStack stack(plainOptions());
+    JsonValue report = attack(stack, "grpc", {"--header", "x-demo-refuse-once=k1"});
+    const JsonValue& r = report.get("responses").get("1");
+    CHECK(r.get("status").string == "200");
+    CHECK(r.get("trailers").get("grpc-status").string == "0");
+    CHECK(report.get("resets").object.empty());
+    CHECK(stack.demo.waitForRecords(2).size() == 2);  // the refused stream and the retry
+  }
+  SECTION("an upstream GOAWAY: streams it did not process are retried on a new connection") {
+    OpsStack stack(plainOptions());
+    // Stream 1 asks the demo for a GOAWAY naming it last; stream 3, sent at the same time,
+    // may land above it and must then be replayed, not failed.
+    JsonValue report =
+        attack(stack, "grpc", {"--count", "2", "--header", "x-demo-goaway=1", "--seconds", "10"});
+    for (const char* id : {"1", "3"}) {
+      INFO("stream " << id);
+      const JsonValue& r = report.get("responses").get(id);
+      CHECK(r.get("status").string == "200");
+      CHECK(r.get("trailers").get("grpc-status").string == "0");
+    }
+    CHECK(report.get("resets").object.empty());
+  }
   SECTION("upstream down: HTTP 200, grpc-status 14 and a grpc-message") {
     OpsOptions o = plainOptions();
     o.upstream_port = unusedPort();
