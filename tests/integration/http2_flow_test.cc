@@ -162,6 +162,23 @@ TEST_CASE("gRPC over h2c: trailers-only answers, resets, and the proxy's own err
   }
 }
 
+TEST_CASE("A client that resets an upload: its HTTP/1.1 upstream connection is never reused",
+          "[integration][http2][flow]") {
+  OpsStack stack(plainOptions());
+  JsonValue report = attack(stack, "cancel-upload", {});
+  CHECK(report.get("responses").get("3").get("status").string == "200");
+  CHECK(report.get("responses").get("3").get("body_bytes").number == 100);
+  auto records = stack.demo.waitForRecords(2);
+  REQUIRE(records.size() == 2);
+  const Record& upload = records[0].method == "POST" ? records[0] : records[1];
+  const Record& next = records[0].method == "POST" ? records[1] : records[0];
+  CHECK(upload.method == "POST");
+  CHECK(!upload.complete);
+  CHECK(upload.body_bytes == 1000);
+  CHECK(next.target == "/");
+  CHECK(next.conn != upload.conn);  // the cut body would have swallowed it
+}
+
 TEST_CASE("A request body that stops: read_timeout answers 408, or DEADLINE_EXCEEDED for gRPC",
           "[integration][http2][timeouts]") {
   OpsOptions o = plainOptions();

@@ -16,7 +16,7 @@ Run with Debian's /usr/bin/python3 (python3-h2 brings hpack).
   h2peer.py PORT ATTACK [OPTIONS]
 
 Attacks (see main()): get, rapid-reset, continuation-flood, big-headers, hpack-bomb,
-settings-flood, ping-flood, empty-data-flood, header, smuggle, streams, stall, grpc.
+settings-flood, ping-flood, empty-data-flood, header, smuggle, cancel-upload, streams, stall, grpc.
 """
 import argparse
 import json
@@ -269,6 +269,17 @@ def main():
                                            [("content-length", "5")] + extra), end_stream=False))
         p.send(frame(DATA, END_STREAM, 1, hidden))
         p.pump(2.0, until=ended(1))
+        p.send(p.headers(3, request_fields(port)))
+        p.pump(a.seconds, until=ended(3))
+    elif a.attack == "cancel-upload":  # part of a declared body, RST_STREAM, then a GET
+        p = Peer(port)
+        p.send(p.headers(1, request_fields(port, "POST", "/intake/v2/events",
+                                           [("content-length", "1000000")] + extra),
+                         end_stream=False))
+        p.send(frame(DATA, 0, 1, b"x" * 1000))
+        p.pump(0.5)
+        p.send(frame(RST_STREAM, 0, 1, struct.pack(">I", 8)))  # CANCEL
+        p.pump(0.5)
         p.send(p.headers(3, request_fields(port)))
         p.pump(a.seconds, until=ended(3))
     elif a.attack == "streams":  # --count POSTs left open (no END_STREAM)
