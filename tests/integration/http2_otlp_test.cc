@@ -184,6 +184,30 @@ TEST_CASE("An upstream reset mid-response fails the call, never as a success",
   CHECK(has(r.out, "RST_STREAM"));
 }
 
+TEST_CASE("A call the client abandons ends one upstream stream; the h2c connection lives on",
+          "[integration][http2][grpc]") {
+  OpsStack stack;
+  RunResult cancelled =
+      grpcCall(stack, kOtlpExports[0],
+               {"--metadata", "x-demo-delay-ms=3000", "--timeout-ms", "300", "--expect-code", "4"});
+  CHECK(cancelled.exit_code == 0);  // grpc-js's own deadline: DEADLINE_EXCEEDED
+  RunResult next = grpcCall(stack, kOtlpExports[1], {"--expect-code", "0"});
+  CHECK(next.exit_code == 0);
+  auto records = stack.demo.waitForRecords(2);
+  REQUIRE(records.size() == 2);
+  // Two client connections, one upstream h2c connection: the abandoned call ended a stream,
+  // not the connection.
+  CHECK(records[0].conn == records[1].conn);
+  // Nothing of the cancelled call stays behind in the proxy.
+  CHECK(ops::eventually(
+      [&] {
+        auto metrics = stack.metrics();
+        return ops::metric(metrics, "apm_tls_proxy_http2_streams_active") == 0 &&
+               ops::metric(metrics, "apm_tls_proxy_http2_connections") == 0;
+      },
+      Millis{5000}));
+}
+
 TEST_CASE("When the proxy fails a gRPC call itself, the client reads a gRPC status",
           "[integration][http2][grpc]") {
   SECTION("upstream down: UNAVAILABLE with a message") {
