@@ -52,7 +52,7 @@ done
 if [ "$quick" = 1 ]; then
   wrk_seconds=1 hs_seconds=1 grpc_seconds=1 stream_mib=64 idle_count=500 memory_rounds=1
 else
-  wrk_seconds=5 hs_seconds=4 grpc_seconds=4 stream_mib=1024 idle_count=5000 memory_rounds=$rounds
+  wrk_seconds=5 hs_seconds=4 grpc_seconds=4 stream_mib=512 idle_count=5000 memory_rounds=$rounds
 fi
 wrk_connections=64 hs_concurrency=32 grpc_clients=8 grpc_streams=32
 
@@ -149,7 +149,9 @@ after_run() {
 }
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
-echo "apm-tls-proxy benchmark: tree $commit$(git -C "$root" diff --quiet HEAD -- proxy 2>/dev/null || echo ' (proxy/ has uncommitted changes)'), binaries from $bin," \
+# The binaries may come from another source tree (--build-dir): name it.
+source_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$bin/CMakeCache.txt" 2>/dev/null || true)
+echo "apm-tls-proxy benchmark: tree $commit$(git -C "$root" diff --quiet HEAD -- proxy 2>/dev/null || echo ' (proxy/ has uncommitted changes)'), binaries from $bin (source ${source_dir:-?})," \
   "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)," \
   "$rounds rounds$([ "$quick" = 1 ] && echo ', --quick')"
 echo "servers pinned: ${pin_server[*]:-no}, load pinned: ${pin_load[*]:-no};" \
