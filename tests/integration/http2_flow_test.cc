@@ -177,6 +177,8 @@ TEST_CASE("A client that resets an upload: its HTTP/1.1 upstream connection is n
   CHECK(upload.body_bytes == 1000);
   CHECK(next.target == "/");
   CHECK(next.conn != upload.conn);  // the cut body would have swallowed it
+  CHECK(ops::metric(stack.metrics(),
+                    "apm_tls_proxy_http2_resets_received_total{code=\"CANCEL\"}") == 1);
 }
 
 TEST_CASE("A request body that stops: read_timeout answers 408, or DEADLINE_EXCEEDED for gRPC",
