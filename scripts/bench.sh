@@ -9,7 +9,7 @@
 #
 # Usage: scripts/bench.sh [--quick] [--no-build] [--build-dir DIR] [--rounds N]
 #   --quick          short runs, 500 idle connections, memory in the first round only
-#                    (under about 3 minutes on 2 CPUs)
+#                    (about 3 to 4 minutes on the shared 2-CPU machine; full: 12)
 #   --no-build       use the build directory as it is (default: scripts/build.sh release)
 #   --build-dir DIR  where apm-tls-proxy, apm-intake-demo and apm-bench-client are
 #                    (default build/release; implies --no-build)
