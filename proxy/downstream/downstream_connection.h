@@ -99,6 +99,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   // Http2Host (downstream_http2.cc)
   DownstreamContext& h2Context() override { return ctx_; }
   http::ForwardContext h2Forward() override;
+  // Also used by the HTTP/1.1 side's access-log line.
   void h2FillAccessLog(AccessLog::Entry& e) override;
   void h2Flush() override;
 

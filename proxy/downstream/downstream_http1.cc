@@ -351,17 +351,7 @@ void DownstreamConnection::respondLocal(int status, const char* message) {
 void DownstreamConnection::writeAccessLog() {
   if (ctx_.access_log == nullptr) return;
   AccessLog::Entry e;
-  e.peer_ip = peer_ip_;
-  e.peer_port = peer_port_;
-  if (tls_ && tls_->handshakeDone()) {
-    e.tls_version = tls_->protocolName();
-    e.tls_cipher = tls_->cipherName();
-    e.sni = tls_->sni();
-    e.client_subject = tls_->clientSubject();
-    e.client_sans = tls_->clientSans();
-    e.tls_resumed = tls_->sessionReused();
-    e.client_cert_sha256 = AccessLog::sha256FromXfcc(tls_->clientCertHeader());
-  }
+  h2FillAccessLog(e);  // the peer and TLS fields, the same for both protocols
   e.http_version = AccessLog::httpVersionName(client_major_, client_minor_);
   request_facts_.fill(e);
   e.method = method_;
