@@ -435,9 +435,12 @@ TEST_CASE("The intake demo's x-demo-goaway: GOAWAY after the stream, later ones 
   CHECK(bigEndian(goaway->payload, 4, 4) == 0);  // NO_ERROR
   CHECK(std::count(answered.begin(), answered.end(), 3u) == 0);
   CHECK(std::count(answered.begin(), answered.end(), 1u) == 2);  // head and trailers
-  // Both requests arrived; the demo records them, answered or not.
-  auto records = demo.waitForRecords(2);
-  CHECK(records.size() == 2);
+  // Stream 1 is recorded. Stream 3 is recorded only when its frames reached the demo
+  // before its GOAWAY went out (after that nghttp2 ignores a stream above the
+  // last-stream-id), so its record is not asserted either way: a race, not a contract.
+  auto records = demo.waitForRecords(1);
+  REQUIRE_FALSE(records.empty());
+  CHECK(records[0].target == kTraceExport);
 }
 
 TEST_CASE("The intake demo's h2c SETTINGS_MAX_CONCURRENT_STREAMS", "[integration][demo][h2c]") {
