@@ -265,7 +265,7 @@ void DownstreamConnection::onUpstreamReplayable(std::string unsent, const char* 
   ctx_.stats->upstream_retries.add();
   log::debug("upstream request replayed", {{"conn", id_}, {"detail", detail}});
   upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
-  upstream_ = ctx_.pool->checkout(this, head_request_, &why);
+  upstream_ = ctx_.pool->checkout(this, head_request_, &why, /*fresh=*/true);
   if (upstream_ == nullptr) {
     onUpstreamError(why, "no upstream connection for the replay");
     return;

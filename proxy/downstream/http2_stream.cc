@@ -361,7 +361,7 @@ void Http2Stream::onUpstreamReplayable(std::string unsent, const char* detail) {
   DownstreamContext& ctx = codec_.host().h2Context();
   ctx.stats->upstream_retries.add();
   upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
-  h1_ = ctx.pool->checkout(this, head_request_, &why);
+  h1_ = ctx.pool->checkout(this, head_request_, &why, /*fresh=*/true);
   if (h1_ == nullptr) {
     onUpstreamError(why, "no upstream connection for the replay");
     return;

@@ -21,6 +21,9 @@ constexpr uint64_t kMaxResponseHeadBytes = 1024 * 1024;
 constexpr size_t kLowWatermark = 64 * 1024;
 // Request bytes a reused connection keeps for a replay after an unanswered reset.
 constexpr size_t kReplayLimit = 64 * 1024;
+// How long an unanswered FIN waits for the RST that tells an unread request (loopback
+// and a pod's network deliver it within microseconds; this is only a failure path).
+constexpr uint64_t kResetGraceMs = 20;
 // Body pieces at least this large are written from the caller's buffer (no copy);
 // smaller ones are batched so that a stream of small chunks is not a syscall each.
 constexpr size_t kDirectWriteMin = 16 * 1024;
@@ -212,7 +215,7 @@ void UpstreamConnection::markSentIfDone() {
 }
 
 void UpstreamConnection::armActiveTimer() {
-  if (state_ != State::kActive) return;
+  if (state_ != State::kActive || eof_pending_) return;
   const config::UpstreamConfig& cfg = pool_.config();
   uint64_t deadline = last_io_ms_ + toMillis(cfg.streamIdleTimeout());
   if (request_sent_ && !got_response_byte_) {
@@ -360,6 +363,14 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
   last_io_ms_ = uv_now(pool_.loop());
   if (nread < 0) {
     if (!got_response_byte_) {
+      if (nread == UV_EOF && reused_ && replay_kept_ && writer_.touched()) {
+        // A FIN with our request written. If the upstream closed before the request
+        // arrived, its kernel answers the request with a RST that is a moment behind
+        // this FIN: wait that moment, then decide (see onEofGrace).
+        eof_pending_ = true;
+        uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer, kResetGraceMs, 0);
+        return;
+      }
       // Closed before answering. If not one byte of this request was written, the
       // upstream never saw it (typically a keep-alive connection it closed while idle).
       failOrReplay(
@@ -482,6 +493,10 @@ void UpstreamConnection::onTimer() {
       fail(UpstreamError::kConnectFailed, "connect timeout");
       return;
     case State::kActive:
+      if (eof_pending_) {
+        onEofGrace();
+        return;
+      }
       onActiveTimer();
       return;
     case State::kIdle:
@@ -490,6 +505,22 @@ void UpstreamConnection::onTimer() {
     case State::kClosing:
       return;
   }
+}
+
+void UpstreamConnection::onEofGrace() {
+  eof_pending_ = false;
+  // A RST after the FIN leaves the socket's error set (EPIPE in CLOSE_WAIT, else
+  // ECONNRESET) while reads keep reporting the end-of-file: SO_ERROR tells them apart.
+  uv_os_fd_t fd;
+  bool reset = false;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&handle_), &fd) == 0) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    reset = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+            (err == ECONNRESET || err == EPIPE);
+  }
+  failOrReplay(UpstreamError::kClosedEarly,
+               reset ? "connection reset by peer" : "upstream closed the connection", reset);
 }
 
 void UpstreamConnection::onActiveTimer() {

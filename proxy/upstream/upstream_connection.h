@@ -100,6 +100,8 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   void onRead(ssize_t nread, const uv_buf_t* buf);
   void onTimer();
   void onActiveTimer();
+  // The grace after an unanswered FIN passed: replay if a RST followed it, else fail.
+  void onEofGrace();
   void fail(UpstreamError error, const char* detail);
   // Fails the exchange as replayable when the upstream cannot have read the request:
   // nothing was written yet, or (`reset`: a TCP reset, not a clean close) a reused
@@ -143,6 +145,7 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   // unanswered, it never read the request (see failOrReplay), which can be sent again.
   bool reused_ = false;
   bool replay_kept_ = false;  // replay_copy_ holds every byte written so far
+  bool eof_pending_ = false;  // an unanswered FIN waits kResetGraceMs for a RST
   std::string replay_copy_;
   size_t address_index_ = 0;      // which of the upstream's addresses this one dialled
   int pending_error_ = 0;         // connectNow() failed: reported from the timer

@@ -90,12 +90,12 @@ void UpstreamPool::connectFailed(size_t index) {
 }
 
 UpstreamConnection* UpstreamPool::checkout(ResponseSink* sink, bool head_request,
-                                           UpstreamError* why) {
+                                           UpstreamError* why, bool fresh) {
   if (closing_all_) {
     *why = UpstreamError::kConnectFailed;
     return nullptr;
   }
-  while (!idle_.empty()) {
+  while (!fresh && !idle_.empty()) {
     UpstreamConnection* conn = idle_.back();
     idle_.pop_back();
     stats_.upstream_connections_idle.sub();

@@ -36,7 +36,10 @@ class UpstreamPool {
   // wait in it either way). Returns nullptr when the request cannot be taken at all:
   // `*why` is then kOverloaded (queue full: answer 503) or kConnectFailed (no socket
   // could be created, e.g. out of file descriptors: answer 502).
-  UpstreamConnection* checkout(ResponseSink* sink, bool head_request, UpstreamError* why);
+  // `fresh`: never an idle connection (a replay goes on a new one: the idle ones may be
+  // closing for the same reason as the one that failed).
+  UpstreamConnection* checkout(ResponseSink* sink, bool head_request, UpstreamError* why,
+                               bool fresh = false);
   // A connection finished a clean exchange and may be reused.
   void release(UpstreamConnection* conn);
   // Called from a connection's last close callback: frees it.
