@@ -399,6 +399,10 @@ std::string TlsClient::peerSerialHex() const {
 
 std::string TlsClient::version() const { return ssl_ ? SSL_get_version(ssl_) : ""; }
 
+bool TlsClient::receivedCloseNotify() const {
+  return ssl_ != nullptr && (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
 std::string TlsClient::cipher() const {
   const SSL_CIPHER* c = ssl_ ? SSL_get_current_cipher(ssl_) : nullptr;
   return c ? SSL_CIPHER_get_name(c) : "";

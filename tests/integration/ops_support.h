@@ -122,6 +122,8 @@ class TlsClient {
   std::string peerSubjectCn() const;
   std::string peerSerialHex() const;
   std::string version() const;
+  // True once the server's close_notify alert has been read.
+  bool receivedCloseNotify() const;
   std::string cipher() const;
   uint16_t localPort() const;
 

@@ -227,6 +227,37 @@ TEST_CASE("Requests beyond upstream.max_connections wait, then get 503 with Retr
   CHECK(metricOf(stack, "apm_tls_proxy_upstream_overloaded_total") == 2);
 }
 
+TEST_CASE("An early upstream answer is not timed as an upstream response",
+          "[integration][faults]") {
+  // The upstream answers 413 before the body ends: the request was never fully sent, so
+  // there is no "request sent -> response head" duration to observe (issue 9 #8; it was
+  // observed from a stale start, as about 1.7e9 s).
+  OpsOptions o;
+  o.tls = false;
+  OpsStack stack(o);
+  Client c(stack.port());
+  REQUIRE(
+      c.send("POST /intake/v2/events HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n"
+             "X-Demo-Behavior: early-response\r\n\r\n{}\n"));
+  CHECK(c.readResponse(Millis{5000}).status == 413);
+  CHECK(metricOf(stack, "apm_tls_proxy_upstream_response_duration_seconds_count") == 0);
+  CHECK(metricOf(stack, "apm_tls_proxy_upstream_response_duration_seconds_sum") < 60);
+}
+
+TEST_CASE("A keep-alive TLS connection that idles out ends with close_notify",
+          "[integration][faults]") {
+  OpsOptions o;
+  o.config.server["idle_timeout"] = "\"1s\"";
+  OpsStack stack(o);
+  ops::TlsClient client(stack.port(), stack.client());
+  REQUIRE(client.connect());
+  Response r = client.request(httpRequest("GET", "/"));
+  REQUIRE(r.status == 200);
+  REQUIRE(client.waitClosed(Millis{5000}));
+  // RFC 8446 §6.1: a close without close_notify cannot be told from a truncation.
+  CHECK(client.receivedCloseNotify());
+}
+
 TEST_CASE("More header fields than server.max_header_fields get 431", "[integration][faults]") {
   ProxyConfig config;
   config.server["max_header_fields"] = "10";
