@@ -98,6 +98,7 @@ class DownstreamConnection : public upstream::ResponseSink,
   void onWriteDone(int status) override;
   // Http2Host (downstream_http2.cc)
   DownstreamContext& h2Context() override { return ctx_; }
+  // Also used by the HTTP/1.1 side for its forwarded fields.
   http::ForwardContext h2Forward() override;
   // Also used by the HTTP/1.1 side's access-log line.
   void h2FillAccessLog(AccessLog::Entry& e) override;

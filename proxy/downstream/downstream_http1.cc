@@ -109,14 +109,8 @@ bool DownstreamConnection::onHead(http::MessageHead& head) {
     }
     return false;
   }
-  http::ForwardContext fwd;
-  fwd.client_ip = peer_ip_;
-  fwd.client_is_trusted_proxy = peer_trusted_;
-  fwd.tls = tls_ != nullptr;
-  if (tls_ && ctx_.tls && ctx_.config->ssl.forward_client_cert) {
-    fwd.client_cert_header = tls_->clientCertHeader();
-  }
-  request_framing_ = http::writeRequestHead(head, fwd, upstream_->out());
+  // The same client-address and certificate facts as an HTTP/2 stream's (h2Forward).
+  request_framing_ = http::writeRequestHead(head, h2Forward(), upstream_->out());
   return false;
 }
 
