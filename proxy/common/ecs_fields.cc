@@ -131,8 +131,7 @@ std::string formatEcsLine(Level level, std::string_view message,
     if (m != nullptr && f.value.empty()) continue;  // an empty ECS value says nothing
     bool taken = false;
     for (size_t i = 0; m != nullptr && i < n_used; ++i) taken = taken || used[i] == m->ecs;
-    bool fits = m != nullptr && !taken &&
-                (m->kind != Kind::kLong || isInteger(f.value)) &&
+    bool fits = m != nullptr && !taken && (m->kind != Kind::kLong || isInteger(f.value)) &&
                 (m->kind != Kind::kIp || isIp(f.value));
     if (!fits) {
       appendLabel(out, f.key, f.value);

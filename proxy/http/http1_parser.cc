@@ -255,8 +255,7 @@ bool Http1Parser::validateHead() {
   // RFC 9112 §3.2.2: with an absolute-form target the Host header must be ignored, and
   // the upstream would see only Host once the target is made origin-form. Two different
   // authorities are a routing-confusion attempt: refused, not silently resolved.
-  if (hosts == 1 && url[0] != '/' && url != "*" &&
-      !sameAuthority(absoluteAuthority(url), host)) {
+  if (hosts == 1 && url[0] != '/' && url != "*" && !sameAuthority(absoluteAuthority(url), host)) {
     return setError(ParseError::kBadMessage, "absolute-form target does not match Host");
   }
   return true;

@@ -15,8 +15,8 @@ namespace proxy::integration::ops {
 namespace {
 
 const std::set<std::string> kAccessFields = {
-    "time",           "client_ip",   "client_port", "tls_version", "tls_cipher", "sni",
-    "client_subject", "client_sans", "method",      "path",        "status",     "bytes_in",
+    "time",           "client_ip",   "client_port", "tls_version",  "tls_cipher", "sni",
+    "client_subject", "client_sans", "method",      "path",         "status",     "bytes_in",
     "bytes_out",      "duration_s",  "upstream_s",  "close_reason", "protocol"};
 
 std::vector<JsonValue> accessLines(const std::string& path, size_t n) {

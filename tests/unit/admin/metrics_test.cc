@@ -67,7 +67,7 @@ struct Fixture {
     w0.upstream_connect_failures.add(1);
     w1.http2_connections.add(1);
     w1.http2_streams_total.add(4);
-    w1.http2_resets_sent[11].add(2);   // ENHANCE_YOUR_CALM
+    w1.http2_resets_sent[11].add(2);  // ENHANCE_YOUR_CALM
     w1.http2_goaways_received[0].add(1);
     w1.upstream_timeouts.add(1);
     w0.upstream_connections_active.add(2);

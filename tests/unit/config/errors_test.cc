@@ -340,8 +340,7 @@ level = "verbose"
   CHECK_THAT(e[7], Catch::StartsWith("bad.toml:15:9: log.level: invalid value \"verbose\""));
 }
 
-TEST_CASE("A TOML syntax error never carries raw control bytes from the file",
-          "[unit][config]") {
+TEST_CASE("A TOML syntax error never carries raw control bytes from the file", "[unit][config]") {
   // toml++ quotes what it found; a newline or ESC there must not reach a terminal raw.
   const std::string text = "[ssl]\nenabled = tru\x1b[31m\nkey = \"k\"\n";
   const std::string error = errorOf(text);
