@@ -54,11 +54,14 @@ void Worker::drain() { post(Command::kDrain); }
 void Worker::stopNow() { post(Command::kStop); }
 
 void Worker::run(int listen_fd, std::shared_ptr<const tls::TlsContext> tls) {
-  pool_ = std::make_unique<upstream::UpstreamPool>(&loop_, config_.upstream, stats_, read_buffer_);
+  connector_ = std::make_unique<upstream::ResolvingConnector>(&loop_, config_.upstream);
+  pool_ = std::make_unique<upstream::UpstreamPool>(&loop_, config_.upstream, stats_, read_buffer_,
+                                                   connector_.get());
   listener_ = std::make_unique<listener::Listener>(&loop_, connection_count_);
   listener_->config = &config_;
   listener_->pool = pool_.get();
-  h2_pool_ = std::make_unique<upstream::H2Pool>(&loop_, config_.upstream, stats_, read_buffer_);
+  h2_pool_ = std::make_unique<upstream::H2Pool>(&loop_, config_.upstream, stats_, read_buffer_,
+                                                connector_.get());
   listener_->h2_pool = h2_pool_.get();
   listener_->stats = &stats_;
   listener_->read_buffer = &read_buffer_;
@@ -74,6 +77,7 @@ void Worker::run(int listen_fd, std::shared_ptr<const tls::TlsContext> tls) {
   listener_.reset();
   h2_pool_.reset();
   pool_.reset();
+  connector_.reset();
   int rc = uv_loop_close(&loop_);
   if (rc != 0) log::warn("worker loop closed with open handles", {{"worker", index_}});
   exited_.store(true);
@@ -123,6 +127,7 @@ void Worker::teardown() {
   listener_->closeHandles();
   pool_->closeAll();
   h2_pool_->closeAll();
+  connector_->close();  // a lookup in flight ends before the loop does
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   {
     std::lock_guard<std::mutex> lock(mu_);

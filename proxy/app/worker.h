@@ -18,6 +18,7 @@
 #include "proxy/config/config.h"
 #include "proxy/downstream/access_log.h"
 #include "proxy/listener/listener.h"
+#include "proxy/upstream/resolving_connector.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "proxy/uv/read_buffer.h"
 
@@ -70,6 +71,8 @@ class Worker {
   uv_async_t async_{};
   uv_timer_t drain_timer_{};
   uv::ReadBuffer read_buffer_;
+  // One resolver and address list for both pools; declared first, so freed after them.
+  std::unique_ptr<upstream::ResolvingConnector> connector_;
   std::unique_ptr<upstream::UpstreamPool> pool_;
   std::unique_ptr<upstream::H2Pool> h2_pool_;  // h2c to the upstream, for gRPC calls
   std::unique_ptr<listener::Listener> listener_;

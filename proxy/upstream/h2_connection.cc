@@ -35,21 +35,18 @@ H2Connection::~H2Connection() {
   PROXY_CHECK(open_handles_ == 0, "h2 upstream connection freed with open handles");
 }
 
-int H2Connection::connect() {
+Status H2Connection::connect() {
   uv_loop_t* loop = pool_.loop();
-  const config::UpstreamConfig& cfg = pool_.config();
   uv_timer_init(loop, &timer_);  // cannot fail
   timer_.data = this;
   uv_timer_init(loop, &flush_timer_);
   flush_timer_.data = this;
   open_handles_ += 2;
-  const sockaddr* addr = cfg.tcp ? pool_.upstreamAddress() : nullptr;
-  int rc = startUpstreamConnect(loop, cfg, addr, handle_, this, &connect_req_,
-                                &H2Connection::uvOnConnect, &socket_open_);
-  if (socket_open_) ++open_handles_;
-  if (rc < 0) return rc;
-  uv_timer_start(&timer_, &H2Connection::uvOnTimer, toMillis(cfg.connect_timeout), 0);
-  return 0;
+  Status st = pool_.connector().connect(handle_, this, this, attempt_);
+  if (attempt_.handle_open) ++open_handles_;
+  if (!st) return st;
+  uv_timer_start(&timer_, &H2Connection::uvOnTimer, toMillis(pool_.config().connect_timeout), 0);
+  return Status::ok();
 }
 
 size_t H2Connection::room() const {
@@ -112,6 +109,7 @@ void H2Connection::close(const char* detail) {
       "h2 upstream connection closes",
       {{"upstream", id_}, {"streams", static_cast<uint64_t>(streams_.size())}, {"detail", detail}});
   state_ = State::kClosing;
+  pool_.connector().abandon(attempt_);
   std::vector<H2Stream*> left;
   for (auto& entry : streams_) left.push_back(entry.second);
   for (H2Stream* s : left) {
@@ -124,7 +122,7 @@ void H2Connection::close(const char* detail) {
   };
   closeHandle(reinterpret_cast<uv_handle_t*>(&timer_));
   closeHandle(reinterpret_cast<uv_handle_t*>(&flush_timer_));
-  if (socket_open_) closeHandle(reinterpret_cast<uv_handle_t*>(&handle_));
+  if (attempt_.handle_open) closeHandle(reinterpret_cast<uv_handle_t*>(&handle_));
 }
 
 void H2Connection::uvOnClose(uv_handle_t* h) {
@@ -132,17 +130,13 @@ void H2Connection::uvOnClose(uv_handle_t* h) {
   if (--self->open_handles_ == 0) self->pool_.erase(self);
 }
 
-void H2Connection::uvOnConnect(uv_connect_t* req, int status) {
-  static_cast<H2Connection*>(req->data)->onConnect(status);
-}
-
-void H2Connection::onConnect(int status) {
-  if (status == UV_ECANCELED || closing()) return;
+void H2Connection::onUpstreamConnected(const Status& status) {
+  if (closing()) return;
   uv_timer_stop(&timer_);
-  if (status < 0) {
+  if (!status) {
     pool_.stats().upstream_connect_failures.add();
-    close(uv_strerror(status));
-    pool_.onConnectFailed(this, uv_strerror(status));
+    close(status.message().c_str());
+    pool_.onConnectFailed(this, status.message().c_str());
     return;
   }
   state_ = State::kReady;
@@ -181,6 +175,7 @@ void H2Connection::onRead(ssize_t nread, const uv_buf_t* buf) {
   if (!settings_seen_ && codec_->remoteSettingsReceived()) {
     settings_seen_ = true;
     uv_timer_stop(&timer_);
+    pool_.onConnected();
   }
   flush();  // WINDOW_UPDATEs, SETTINGS ACK, RST_STREAMs the events caused
   // Each sink flushes what this read produced for it (ResponseSink::onUpstreamEventDone).
@@ -255,6 +250,7 @@ void H2Connection::uvOnTimer(uv_timer_t* t) { static_cast<H2Connection*>(t->data
 void H2Connection::onTimer() {
   if (state_ == State::kConnecting) {
     pool_.stats().upstream_connect_failures.add();
+    pool_.connector().timedOut(attempt_);
     close("connect timeout");
     pool_.onConnectFailed(this, "connect timeout");
     return;

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "proxy/http/http2/client_session.h"
-#include "proxy/upstream/upstream_socket.h"
+#include "proxy/upstream/upstream_connector.h"
 #include "proxy/uv/stream_writer.h"
 
 namespace proxy::upstream {
@@ -23,7 +23,9 @@ class H2Stream;
 
 // Owned by H2Pool (unique_ptr in its map). Loop thread only. close() starts the
 // teardown; the pool frees it in the last close callback.
-class H2Connection : public http2::ClientSession::Callbacks, public uv::StreamWriter::Owner {
+class H2Connection : public http2::ClientSession::Callbacks,
+                     public uv::StreamWriter::Owner,
+                     public UpstreamConnector::Client {
  public:
   enum class State { kConnecting, kReady, kDraining, kClosing };
   // Streams a new connection is expected to take once the upstream's SETTINGS arrive
@@ -35,9 +37,9 @@ class H2Connection : public http2::ClientSession::Callbacks, public uv::StreamWr
   H2Connection(const H2Connection&) = delete;
   H2Connection& operator=(const H2Connection&) = delete;
 
-  // Starts connecting. Returns a libuv error only when no socket could be made (then
-  // close() it); a failed connect is reported to the pool later.
-  int connect();
+  // Starts connecting through the pool's connector. Returns an error only when no connect
+  // could be started (then close() it); a failed connect is reported to the pool later.
+  Status connect();
   // Streams this connection can take now: the upstream's MAX_CONCURRENT_STREAMS less the
   // open ones once its SETTINGS arrived; 0 before that, and once going away.
   size_t room() const;
@@ -80,14 +82,14 @@ class H2Connection : public http2::ClientSession::Callbacks, public uv::StreamWr
   void onGoaway(int32_t last_stream_id, uint32_t error_code) override;
   // Writer callback.
   void onWriteDone(int status) override;
+  // Connector callback.
+  void onUpstreamConnected(const Status& status) override;
 
-  static void uvOnConnect(uv_connect_t* req, int status);
   static void uvOnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void uvOnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void uvOnTimer(uv_timer_t* t);
   static void uvOnFlushTimer(uv_timer_t* t);
   static void uvOnClose(uv_handle_t* h);
-  void onConnect(int status);
   void onRead(ssize_t nread, const uv_buf_t* buf);
   void onTimer();
   void onFlushTimer();
@@ -105,9 +107,8 @@ class H2Connection : public http2::ClientSession::Callbacks, public uv::StreamWr
   UpstreamSocket handle_{};
   uv_timer_t timer_{};        // connect timeout, SETTINGS timeout, then idle timeout
   uv_timer_t flush_timer_{};  // zero timer: deferred flush()
-  uv_connect_t connect_req_{};
+  UpstreamConnector::Attempt attempt_{};
   int open_handles_ = 0;
-  bool socket_open_ = false;
   bool idle_timer_on_ = false;
   bool settings_seen_ = false;  // the upstream's first SETTINGS arrived
   uv::StreamWriter writer_;

@@ -25,13 +25,16 @@ void addCounters(http2::SessionCounters& to, const http2::SessionCounters& from)
 }  // namespace
 
 H2Pool::H2Pool(uv_loop_t* loop, const config::UpstreamConfig& config, WorkerStats& stats,
-               uv::ReadBuffer& read_buffer)
-    : loop_(loop), config_(config), stats_(stats), read_buffer_(read_buffer), address_(config) {
+               uv::ReadBuffer& read_buffer, UpstreamConnector* connector)
+    : loop_(loop),
+      config_(config),
+      stats_(stats),
+      read_buffer_(read_buffer),
+      connector_(connector) {
   uv_timer_init(loop_, &reap_timer_);  // cannot fail
   reap_timer_.data = this;
   uv_timer_init(loop_, &tick_timer_);
   tick_timer_.data = this;
-  if (config_.tcp) address_.get();
 }
 
 H2Pool::~H2Pool() {
@@ -113,11 +116,11 @@ H2Connection* H2Pool::newConnection() {
   auto owned = std::make_unique<H2Connection>(*this, next_id_++);
   H2Connection* conn = owned.get();
   connections_.emplace(conn, std::move(owned));
-  int rc = conn->connect();
-  if (rc < 0) {
+  Status st = conn->connect();
+  if (!st) {
     stats_.upstream_connect_failures.add();
-    log::warn("h2 upstream connect failed", {{"error", uv_strerror(rc)}});
-    conn->close(uv_strerror(rc));  // no stream rides it yet: no sink is called
+    log::warn("h2 upstream connect failed", {{"error", st.message()}});
+    conn->close(st.message().c_str());  // no stream rides it yet: no sink is called
     return nullptr;
   }
   ++counters_.connections_opened;
@@ -132,6 +135,14 @@ void H2Pool::removeWaiting(H2Stream* stream) {
 }
 
 void H2Pool::onConnectFailed(H2Connection* conn, const char* detail) {
+  // The connector moved on to its next address: the waiting streams go to a connection
+  // dialled there (dispatch() opens it) before any fails, as the HTTP/1.1 pool's replay
+  // does for its requests.
+  if (++failed_in_row_ < connector_->addressCount() && !closed_) {
+    dispatch();
+    return;
+  }
+  failed_in_row_ = 0;
   bool others = std::any_of(connections_.begin(), connections_.end(), [conn](const auto& e) {
     return e.first != conn && !e.second->closing();
   });

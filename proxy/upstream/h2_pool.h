@@ -2,7 +2,8 @@
 // them. Opens a new connection only when every open one is at the upstream's
 // SETTINGS_MAX_CONCURRENT_STREAMS, queues requests beyond (bounded), retries requests the
 // upstream refused unprocessed, and enforces the per-stream deadlines. Owned by the
-// Worker next to UpstreamPool; owns every H2Connection and H2Stream. Loop thread only.
+// Worker next to UpstreamPool, sharing its UpstreamConnector; owns every H2Connection and
+// H2Stream. Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -17,7 +18,7 @@
 #include "proxy/config/config.h"
 #include "proxy/http/http2/session_common.h"
 #include "proxy/upstream/response_sink.h"
-#include "proxy/upstream/upstream_socket.h"
+#include "proxy/upstream/upstream_connector.h"
 #include "proxy/uv/read_buffer.h"
 
 namespace proxy::upstream {
@@ -39,8 +40,9 @@ class H2Pool {
     uint64_t streams_opened = 0;
   };
 
+  // `connector` dials every connection; it must outlive the pool.
   H2Pool(uv_loop_t* loop, const config::UpstreamConfig& config, WorkerStats& stats,
-         uv::ReadBuffer& read_buffer);
+         uv::ReadBuffer& read_buffer, UpstreamConnector* connector);
   ~H2Pool();
   H2Pool(const H2Pool&) = delete;
   H2Pool& operator=(const H2Pool&) = delete;
@@ -68,8 +70,7 @@ class H2Pool {
   const config::UpstreamConfig& config() const { return config_; }
   WorkerStats& stats() { return stats_; }
   uv::ReadBuffer& readBuffer() { return read_buffer_; }
-  // The resolved upstream TCP address, or nullptr when it does not resolve.
-  const sockaddr* upstreamAddress() { return address_.get(); }
+  UpstreamConnector& connector() { return *connector_; }
   // Hands waiting streams to connections with room; opens a connection if they are full.
   void dispatch();
   // `stream` goes back to the front of the queue (refused unprocessed, or never sent).
@@ -82,8 +83,12 @@ class H2Pool {
     ++counters_.retries;
     stats_.upstream_retries.add();
   }
-  // A connection could not connect: fail the waiting streams if nothing else can take them.
+  // A connection could not connect: the waiting streams try another connection (on the
+  // connector's next address) until every address failed in a row; then they fail unless
+  // another live connection can take them.
   void onConnectFailed(H2Connection* conn, const char* detail);
+  // A connection connected and got the upstream's SETTINGS.
+  void onConnected() { failed_in_row_ = 0; }
   // `stream` is done: report its deferred failure, if any, and free it from the zero timer.
   void scheduleReap(H2Stream* stream);
   // Called from a connection's last close callback: frees it.
@@ -105,7 +110,8 @@ class H2Pool {
   bool tick_on_ = false;
   bool closed_ = false;
   uint64_t next_id_ = 1;
-  UpstreamAddress address_;
+  UpstreamConnector* connector_;
+  size_t failed_in_row_ = 0;  // connects failed since the last that succeeded
   std::unordered_map<H2Connection*, std::unique_ptr<H2Connection>> connections_;
   std::unordered_map<H2Stream*, std::unique_ptr<H2Stream>> streams_;
   std::deque<H2Stream*> waiting_;

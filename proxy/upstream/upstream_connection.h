@@ -10,8 +10,10 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/common/status.h"
 #include "proxy/http/http1_parser.h"
 #include "proxy/upstream/response_sink.h"
+#include "proxy/upstream/upstream_connector.h"
 #include "proxy/uv/stream_writer.h"
 
 namespace proxy::upstream {
@@ -20,7 +22,9 @@ class UpstreamPool;
 
 // Owned by UpstreamPool (unique_ptr in its map). Loop thread only. close() starts the
 // teardown; the pool erases (frees) it in the close callback.
-class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::StreamWriter::Owner {
+class UpstreamConnection : public http::Http1Parser::Callbacks,
+                           public uv::StreamWriter::Owner,
+                           public UpstreamConnector::Client {
  public:
   // kWaiting: queued for a free connection slot (no socket yet; the timer bounds the wait).
   enum class State { kWaiting, kConnecting, kActive, kIdle, kClosing };
@@ -30,10 +34,10 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   UpstreamConnection(const UpstreamConnection&) = delete;
   UpstreamConnection& operator=(const UpstreamConnection&) = delete;
 
-  // Starts connecting (or, with `wait`, queues for a free slot: the pool calls
-  // connectNow() later). Failure is reported later through the sink (never from here)
-  // unless the handle could not be created at all (returned as an error).
-  int connect(bool wait = false);
+  // Starts connecting through the pool's connector (or, with `wait`, queues for a free
+  // slot: the pool calls connectNow() later). Failure is reported later through the sink
+  // (never from here) unless no connect could be started at all (returned).
+  Status connect(bool wait = false);
   // Pool: a slot is free; open the socket now. Errors are reported through the sink
   // from the next timer callback, never from inside this call.
   void connectNow();
@@ -90,13 +94,13 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   void onMessageComplete() override;
   // Writer callback.
   void onWriteDone(int status) override;
+  // Connector callback.
+  void onUpstreamConnected(const Status& status) override;
 
-  static void uvOnConnect(uv_connect_t* req, int status);
   static void uvOnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void uvOnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void uvOnTimer(uv_timer_t* t);
   static void uvOnClose(uv_handle_t* h);
-  void onConnect(int status);
   void onRead(ssize_t nread, const uv_buf_t* buf);
   void onTimer();
   void onActiveTimer();
@@ -109,7 +113,7 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   void failOrReplay(UpstreamError error, const char* detail, bool reset = false);
   // Keeps a copy of request bytes about to be written, while replay is possible.
   void keepForReplay(std::string_view bytes);
-  int openSocket();
+  Status openSocket();
   // Arms the timer for the active exchange: the earlier of response_timeout (request
   // sent, no response byte yet) and stream_idle_timeout since the last byte either way.
   void armActiveTimer();
@@ -117,15 +121,26 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   void markSentIfDone();
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle_); }
 
+  // Response heads from our own intake server are small; 1 MiB matches APM Server's
+  // request limit and keeps a broken upstream from growing memory without bound.
+  static constexpr uint64_t kMaxResponseHeadBytes = 1024 * 1024;
+  // Request bytes queued towards the upstream below which the client is read again.
+  static constexpr size_t kLowWatermark = 64 * 1024;
+  // Request bytes a reused connection keeps for a replay after an unanswered reset.
+  static constexpr size_t kReplayLimit = 64 * 1024;
+  // How long an unanswered FIN waits for the RST that tells an unread request (loopback
+  // and a pod's network deliver it within microseconds; this is only a failure path).
+  static constexpr uint64_t kResetGraceMs = 20;
+  // Body pieces at least this large are written from the caller's buffer (no copy);
+  // smaller ones are batched so that a stream of small chunks is not a syscall each.
+  static constexpr size_t kDirectWriteMin = 16 * 1024;
+
   UpstreamPool& pool_;
   uint64_t id_;
   State state_ = State::kConnecting;
-  union Handle {
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } handle_{};
+  UpstreamSocket handle_{};
   uv_timer_t timer_{};
-  uv_connect_t connect_req_{};
+  UpstreamConnector::Attempt attempt_{};
   int open_handles_ = 0;
   uv::StreamWriter writer_;
   http::Http1Parser parser_;
@@ -147,8 +162,7 @@ class UpstreamConnection : public http::Http1Parser::Callbacks, public uv::Strea
   bool replay_kept_ = false;  // replay_copy_ holds every byte written so far
   bool eof_pending_ = false;  // an unanswered FIN waits kResetGraceMs for a RST
   std::string replay_copy_;
-  size_t address_index_ = 0;      // which of the upstream's addresses this one dialled
-  int pending_error_ = 0;         // connectNow() failed: reported from the timer
+  std::string pending_error_;     // connectNow() failed: reported from the timer
   uint64_t request_sent_ns_ = 0;  // uv_hrtime when the request was fully written
   uint64_t request_sent_ms_ = 0;  // loop time of the same moment, for response_timeout
   uint64_t last_io_ms_ = 0;       // loop time of the last byte read or written

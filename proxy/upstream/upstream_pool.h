@@ -3,7 +3,8 @@
 // after their exchange, and closes idle ones after upstream.idle_timeout. Caps the
 // connections per worker (upstream.max_connections); requests beyond wait in a bounded
 // queue (upstream.max_pending). Last stage of the data flow. Owns every
-// UpstreamConnection of its worker. Loop thread only.
+// UpstreamConnection of its worker; sockets come from the worker's UpstreamConnector.
+// Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -17,6 +18,7 @@
 #include "proxy/common/stats.h"
 #include "proxy/config/config.h"
 #include "proxy/upstream/response_sink.h"
+#include "proxy/upstream/upstream_connector.h"
 #include "proxy/uv/read_buffer.h"
 
 namespace proxy::upstream {
@@ -25,8 +27,9 @@ class UpstreamConnection;
 
 class UpstreamPool {
  public:
+  // `connector` dials every connection; it must outlive the pool.
   UpstreamPool(uv_loop_t* loop, const config::UpstreamConfig& config, WorkerStats& stats,
-               uv::ReadBuffer& read_buffer);
+               uv::ReadBuffer& read_buffer, UpstreamConnector* connector);
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -48,12 +51,7 @@ class UpstreamPool {
   void closeAll();
 
   uv_loop_t* loop() const { return loop_; }
-  // The upstream TCP address to dial next (its index in *index), or nullptr when the
-  // name does not resolve (a new lookup then runs in the background).
-  const sockaddr* upstreamAddress(size_t* index);
-  // A connect to address `index` failed: the next connection tries the next address
-  // (so "localhost" works whether the upstream listens on ::1 or 127.0.0.1).
-  void connectFailed(size_t index);
+  UpstreamConnector& connector() { return *connector_; }
   // Called by a connection as it starts closing; `held_slot` = it counted against
   // max_connections. May start a waiting connection (never calls a sink).
   void slotFreed(UpstreamConnection* conn, bool held_slot);
@@ -67,20 +65,14 @@ class UpstreamPool {
 
  private:
   void removeIdle(UpstreamConnection* conn);
-  bool resolveNow();
-  void resolveInBackground();
-  static void uvOnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
-  void storeAddresses(const addrinfo* res);
 
   uv_loop_t* loop_;
   const config::UpstreamConfig& config_;
   WorkerStats& stats_;
   uv::ReadBuffer& read_buffer_;
+  UpstreamConnector* connector_;
   uint64_t next_id_ = 1;
-  std::vector<sockaddr_storage> addresses_;      // every address the upstream name gave
-  size_t preferred_ = 0;                         // the one that worked last
-  std::unique_ptr<uv_getaddrinfo_t> resolving_;  // in flight; freed in its callback
-  size_t slots_ = 0;                             // connecting, active or idle connections
+  size_t slots_ = 0;  // connecting, active or idle connections
   bool closing_all_ = false;
   std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> all_;
   std::vector<UpstreamConnection*> idle_;    // most recently released last

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proxy/upstream/h2_stream.h"
+#include "proxy/upstream/resolving_connector.h"
 #include "tests/unit/upstream/h2_test_upstream.h"
 
 namespace proxy::upstream {
@@ -21,12 +22,7 @@ using testing::runUntil;
 using testing::TestH2Upstream;
 using Conn = TestH2Upstream::Conn;
 
-// Answers 200 with "path|request body" and a grpc-status trailer.
-void echo(Conn& conn, int32_t id) {
-  const FakeH2Server::Request& req = conn.server->requests[id];
-  conn.server->sendHead(id, 200, {{"content-type", "application/grpc"}}, false);
-  conn.server->sendData(id, req.header(":path") + "|" + req.body, true, {{"grpc-status", "0"}});
-}
+using testing::echo;
 
 struct Fixture {
   explicit Fixture(TestH2Upstream::Handler handler = echo, FakeH2Server::Options options = {}) {
@@ -34,14 +30,17 @@ struct Fixture {
     upstream = std::make_unique<TestH2Upstream>(&loop, options, std::move(handler));
     config.tcp = config::HostPort{"127.0.0.1", upstream->port()};
     config.url = "http://127.0.0.1:" + std::to_string(upstream->port());
-    pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer);
+    connector = std::make_unique<ResolvingConnector>(&loop, config);
+    pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer, connector.get());
   }
   ~Fixture() {
     pool->closeAll();
+    connector->close();
     upstream->close();
     if (extra) extra->close();
     uv_run(&loop, UV_RUN_DEFAULT);
     pool.reset();
+    connector.reset();
     upstream.reset();
     extra.reset();
     CHECK(uv_loop_close(&loop) == 0);
@@ -50,15 +49,12 @@ struct Fixture {
   void replacePool() {
     pool->closeAll();
     REQUIRE(runUntil(&loop, [&] { return pool->connectionCount() == 0; }));
-    pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer);
+    connector->close();
+    connector = std::make_unique<ResolvingConnector>(&loop, config);
+    pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer, connector.get());
   }
   H2Stream* open(RecordingSink& sink, const std::string& path, bool end_stream = true) {
-    http2::HeaderFields h = {{":method", end_stream ? "GET" : "POST"},
-                             {":scheme", "http"},
-                             {":authority", "apm"},
-                             {":path", path}};
-    sink.stream = pool->open(&sink, h, end_stream);
-    return sink.stream;
+    return testing::openRequest(*pool, sink, path, end_stream);
   }
 
   uv_loop_t loop{};
@@ -66,7 +62,8 @@ struct Fixture {
   WorkerStats stats;
   uv::ReadBuffer read_buffer;
   std::unique_ptr<TestH2Upstream> upstream;
-  std::unique_ptr<TestH2Upstream> extra;  // a second upstream, when a test wants one
+  std::unique_ptr<TestH2Upstream> extra;          // a second upstream, when a test wants one
+  std::unique_ptr<ResolvingConnector> connector;  // the worker's, shared with nothing here
   std::unique_ptr<H2Pool> pool;
 };
 

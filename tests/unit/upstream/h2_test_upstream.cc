@@ -39,12 +39,16 @@ TestH2Upstream::TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, H
   REQUIRE(uv_listen(stream, 64, &onConnection) == 0);
 }
 
+TestH2Upstream::TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, Handler handler,
+                               NoListener)
+    : loop_(loop), options_(options), handler_(std::move(handler)), listening_(false) {}
+
 TestH2Upstream::~TestH2Upstream() { close(); }
 
 void TestH2Upstream::close() {
   if (closed_) return;
   closed_ = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  if (listening_) uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   for (auto& c : conns) closeConn(*c);
 }
 
@@ -68,14 +72,31 @@ void TestH2Upstream::onConnection(uv_stream_t* server, int status) {
   }
   auto* stream = reinterpret_cast<uv_stream_t*>(&conn->socket);
   stream->data = conn.get();
-  if (uv_accept(server, stream) != 0) {
+  bool ok = uv_accept(server, stream) == 0;
+  self->add(std::move(conn), ok);
+}
+
+void TestH2Upstream::adopt(int fd) {
+  auto conn = std::make_unique<Conn>();
+  conn->owner = this;
+  conn->index = conns.size();
+  conn->server = std::make_unique<FakeH2Server>(options_);
+  uv_pipe_init(loop_, &conn->socket.pipe, 0);
+  conn->socket.pipe.data = conn.get();
+  bool ok = uv_pipe_open(&conn->socket.pipe, fd) == 0;
+  add(std::move(conn), ok);
+}
+
+void TestH2Upstream::add(std::unique_ptr<Conn> conn, bool ok) {
+  auto* stream = reinterpret_cast<uv_stream_t*>(&conn->socket);
+  if (!ok) {
     uv_close(reinterpret_cast<uv_handle_t*>(stream), nullptr);
     conn->closed = true;
   } else {
     uv_read_start(stream, &onAlloc, &onRead);
   }
-  self->conns.push_back(std::move(conn));
-  self->flush(*self->conns.back());  // the server's SETTINGS
+  conns.push_back(std::move(conn));
+  flush(*conns.back());  // the server's SETTINGS
 }
 
 void TestH2Upstream::onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
@@ -161,6 +182,22 @@ void RecordingSink::onUpstreamReplayable(std::string, const char*) {
 void RecordingSink::onUpstreamEventDone() {
   if (finished()) ++calls_after_outcome;
   ++events_done;
+}
+
+upstream::H2Stream* openRequest(upstream::H2Pool& pool, RecordingSink& sink,
+                                const std::string& path, bool end_stream) {
+  http2::HeaderFields h = {{":method", end_stream ? "GET" : "POST"},
+                           {":scheme", "http"},
+                           {":authority", "apm"},
+                           {":path", path}};
+  sink.stream = pool.open(&sink, h, end_stream);
+  return sink.stream;
+}
+
+void echo(TestH2Upstream::Conn& conn, int32_t id) {
+  const FakeH2Server::Request& req = conn.server->requests[id];
+  conn.server->sendHead(id, 200, {{"content-type", "application/grpc"}}, false);
+  conn.server->sendData(id, req.header(":path") + "|" + req.body, true, {{"grpc-status", "0"}});
 }
 
 bool runUntil(uv_loop_t* loop, const std::function<bool()>& done, uint64_t limit_ms) {

@@ -14,9 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "proxy/upstream/h2_pool.h"
 #include "proxy/upstream/h2_stream.h"
 #include "proxy/upstream/response_sink.h"
-#include "proxy/upstream/upstream_socket.h"
+#include "proxy/upstream/upstream_connector.h"
 #include "tests/unit/upstream/fake_h2_server.h"
 
 namespace proxy::testing {
@@ -39,6 +40,9 @@ class TestH2Upstream {
   // Listens on 127.0.0.1 (an ephemeral port), or on the unix socket `unix_path`.
   TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, Handler handler,
                  const std::string& unix_path = "");
+  // Listens nowhere: connections come from adopt() (a FakeConnector's peer ends).
+  struct NoListener {};
+  TestH2Upstream(uv_loop_t* loop, FakeH2Server::Options options, Handler handler, NoListener);
   ~TestH2Upstream();
   TestH2Upstream(const TestH2Upstream&) = delete;
   TestH2Upstream& operator=(const TestH2Upstream&) = delete;
@@ -50,11 +54,15 @@ class TestH2Upstream {
   void close();
   // Closes one connection abruptly (a lost upstream).
   void closeConn(Conn& conn);
+  // Serves the connected socket `fd` (the upstream's end) as a new connection.
+  void adopt(int fd);
 
   std::vector<std::unique_ptr<Conn>> conns;
 
  private:
   static void onConnection(uv_stream_t* server, int status);
+  // Adds `conn` (socket accepted or opened) and starts serving it.
+  void add(std::unique_ptr<Conn> conn, bool ok);
   static void onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   void serve(Conn& conn);
 
@@ -65,6 +73,7 @@ class TestH2Upstream {
   bool unix_ = false;
   uint16_t port_ = 0;
   bool closed_ = false;
+  bool listening_ = true;
 };
 
 // Records what an H2Stream hands its sink.
@@ -92,6 +101,14 @@ struct RecordingSink : upstream::ResponseSink {
   void onUpstreamEventDone() override;
   void onUpstreamDrained() override { ++drained; }
 };
+
+// Opens a request for `path` on `pool` for `sink` (GET, or a POST whose body follows when
+// !end_stream); sink.stream is set to the stream (nullptr when open() refused).
+upstream::H2Stream* openRequest(upstream::H2Pool& pool, RecordingSink& sink,
+                                const std::string& path, bool end_stream);
+
+// A Handler: answers 200 with "path|request body" and a grpc-status trailer.
+void echo(TestH2Upstream::Conn& conn, int32_t id);
 
 // Runs `loop` until `done()` or `limit_ms` of loop time passed; returns done().
 bool runUntil(uv_loop_t* loop, const std::function<bool()>& done, uint64_t limit_ms = 5000);
