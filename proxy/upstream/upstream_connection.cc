@@ -4,11 +4,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 
 #include "proxy/common/check.h"
 #include "proxy/common/log.h"
-#include "proxy/http/head_writer.h"
 #include "proxy/upstream/upstream_pool.h"
 
 namespace proxy::upstream {

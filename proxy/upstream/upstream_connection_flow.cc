@@ -2,8 +2,6 @@
 // from the caller's buffer, kept for a replay while one is possible) and response bytes in
 // (parsed and streamed to the sink, with backpressure). Lifecycle, connect, timers and
 // failures are in upstream_connection.cc.
-#include <sys/socket.h>
-
 #include <cstdio>
 
 #include "proxy/http/head_writer.h"
