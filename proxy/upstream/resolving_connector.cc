@@ -8,6 +8,15 @@
 #include "proxy/common/log.h"
 
 namespace proxy::upstream {
+namespace {
+
+bool sameAddress(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  size_t len = a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  return std::memcmp(&a, &b, len) == 0;
+}
+
+}  // namespace
 
 ResolvingConnector::ResolvingConnector(uv_loop_t* loop, const config::UpstreamConfig& config)
     : loop_(loop), config_(config) {
@@ -170,8 +179,17 @@ void ResolvingConnector::onResolved(int status, const addrinfo* res) {
       found.push_back(ss);
     }
     if (!found.empty()) {
+      // The address that works stays preferred when the name still gives it (a refresh
+      // must not send the next connect back to a first address that refuses).
+      size_t keep = 0;
+      if (!addresses_.empty()) {
+        const sockaddr_storage& current = addresses_[preferred_ % addresses_.size()];
+        for (size_t i = 0; i < found.size(); ++i) {
+          if (sameAddress(found[i], current)) keep = i;
+        }
+      }
       addresses_ = std::move(found);
-      preferred_ = 0;
+      preferred_ = keep;
       failures_in_row_ = 0;
       resolved_at_ms_ = uv_now(loop_);
       log::debug("upstream address resolved",

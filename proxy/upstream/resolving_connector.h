@@ -42,6 +42,9 @@ class ResolvingConnector : public UpstreamConnector {
   void setAddressesForTest(const std::vector<sockaddr_storage>& addresses);
   // The index of the address the next connect dials.
   size_t preferredForTest() const { return preferred_; }
+  // Starts a background lookup now, as the periodic refresh does; true while one runs.
+  void refreshForTest() { startLookup(); }
+  bool resolvingForTest() const { return resolving_ != nullptr; }
 
  private:
   static void uvOnConnect(uv_connect_t* req, int status);

@@ -140,6 +140,28 @@ TEST_CASE("ResolvingConnector resolves a name off the loop; connects wait for th
   CHECK(last == "ok");
 }
 
+TEST_CASE("ResolvingConnector: a refreshed lookup keeps the address that works preferred",
+          "[unit][upstream]") {
+  Fixture f;
+  f.config.tcp = config::HostPort{"localhost", f.openPort()};
+  f.makeConnector();
+  std::string last;
+  for (size_t tries = 0; last != "ok" && tries < 4; ++tries) {
+    Dialer& d = f.dial();
+    REQUIRE(f.reported(d));
+    last = d.outcomes[0];
+  }
+  REQUIRE(last == "ok");
+  size_t working = f.connector->preferredForTest();
+  f.connector->refreshForTest();
+  REQUIRE(f.connector->resolvingForTest());
+  REQUIRE(runUntil(&f.loop, [&] { return !f.connector->resolvingForTest(); }));
+  CHECK(f.connector->preferredForTest() == working);
+  Dialer& next = f.dial();
+  REQUIRE(f.reported(next));
+  CHECK(next.outcomes[0] == "ok");
+}
+
 TEST_CASE("ResolvingConnector: an attempt abandoned while the name resolves is never reported",
           "[unit][upstream]") {
   Fixture f;
