@@ -1,9 +1,8 @@
-// Helpers for the certutil tests: a fresh temporary directory per test, file reading, and
-// running the system openssl CLI to check our output with a second implementation.
+// Helpers for the certutil tests: running the system openssl CLI to check our output with
+// a second implementation (temporary directories and files come from tests/support).
 // Test-only; never linked into the product.
 #pragma once
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -11,11 +10,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "proxy/common/status.h"
+#include "tests/support/temp_dir.h"
 
 namespace proxy::certutil::testing {
 
@@ -25,46 +23,10 @@ std::string why(const Result<T>& r) {
   return r.isOk() ? std::string() : r.status().message();
 }
 
-// A directory created by mkdtemp and removed, with everything in it, when destroyed.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::string(tmpRoot()) + "/certutil-test-XXXXXX";
-    char* made = mkdtemp(tmpl.data());
-    REQUIRE(made != nullptr);
-    path_ = made;
-  }
-  ~TempDir() {
-    nftw(
-        path_.c_str(),
-        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  static const char* tmpRoot() {
-    const char* t = getenv("TMPDIR");
-    return t != nullptr && *t != '\0' ? t : "/tmp";
-  }
-  std::string path_;
-};
-
-inline std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-inline void writeFile(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary);
-  out << contents;
-}
+// Temporary directories and whole-file reads and writes: tests/support's.
+using proxy::testsupport::readFile;
+using proxy::testsupport::TempDir;
+using proxy::testsupport::writeFile;
 
 inline bool exists(const std::string& path) {
   struct stat st {};
