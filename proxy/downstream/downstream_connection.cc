@@ -1,7 +1,5 @@
 #include "proxy/downstream/downstream_connection.h"
 
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -9,124 +7,23 @@
 #include "proxy/common/log.h"
 #include "proxy/downstream/access_log.h"
 #include "proxy/downstream/downstream_limits.h"
+#include "proxy/downstream/http1_codec.h"
+#include "proxy/downstream/http2_codec.h"
 #include "proxy/tls/tls_context.h"
-#include "proxy/upstream/upstream_connection.h"
 
 namespace proxy::downstream {
 namespace {
 
-void formatPeer(const sockaddr_storage& ss, std::string& ip, uint16_t& port) {
-  char buf[INET6_ADDRSTRLEN] = {0};
-  if (ss.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-    uv_ip4_name(a, buf, sizeof buf);
-    port = ntohs(a->sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    uv_ip6_name(a, buf, sizeof buf);
-    port = ntohs(a->sin6_port);
-    // An IPv4 client on a dual-stack socket: report the IPv4 address.
-    if (std::strncmp(buf, "::ffff:", 7) == 0 && std::strchr(buf + 7, '.') != nullptr) {
-      std::memmove(buf, buf + 7, std::strlen(buf + 7) + 1);
-    }
-  }
-  ip = buf;
-}
-
-size_t versionIndex(const char* protocol) {
-  if (std::strcmp(protocol, "TLSv1.3") == 0) return 3;
-  if (std::strcmp(protocol, "TLSv1.2") == 0) return 2;
-  if (std::strcmp(protocol, "TLSv1.1") == 0) return 1;
-  return 0;
-}
+// RFC 9113 §3.4: every HTTP/2 connection starts with these 24 bytes.
+constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 }  // namespace
 
-const char* toString(CloseReason r) {
-  switch (r) {
-    case CloseReason::kDone:
-      return "done";
-    case CloseReason::kPeerClosed:
-      return "peer_closed";
-    case CloseReason::kPeerClosedEarly:
-      return "peer_closed_mid_request";
-    case CloseReason::kReadError:
-      return "read_error";
-    case CloseReason::kWriteError:
-      return "write_error";
-    case CloseReason::kIdleTimeout:
-      return "idle_timeout";
-    case CloseReason::kHeaderTimeout:
-      return "request_header_timeout";
-    case CloseReason::kReadTimeout:
-      return "read_timeout";
-    case CloseReason::kWriteTimeout:
-      return "write_timeout";
-    case CloseReason::kHandshakeTimeout:
-      return "tls_handshake_timeout";
-    case CloseReason::kHandshakeFailed:
-      return "tls_handshake_failed";
-    case CloseReason::kTlsError:
-      return "tls_error";
-    case CloseReason::kBadRequest:
-      return "bad_request";
-    case CloseReason::kUpstreamFailed:
-      return "upstream_failed";
-    case CloseReason::kUpstreamCut:
-      return "upstream_cut";
-    case CloseReason::kDrain:
-      return "drain";
-    case CloseReason::kShutdown:
-      return "shutdown";
-  }
-  return "unknown";
-}
-
 DownstreamConnection::DownstreamConnection(DownstreamContext& ctx, uint64_t id)
-    : ctx_(ctx),
-      id_(id),
-      writer_(reinterpret_cast<uv_stream_t*>(&socket_), *this),
-      parser_(http::Http1Parser::Kind::kRequest, *this, ctx.config->server.max_header_size) {}
+    : ctx_(ctx), id_(id), writer_(reinterpret_cast<uv_stream_t*>(&socket_), *this) {}
 
 DownstreamConnection::~DownstreamConnection() {
   PROXY_CHECK(open_handles_ == 0, "downstream connection freed with open handles");
-}
-
-int DownstreamConnection::accept(uv_stream_t* server) {
-  uv_tcp_init(ctx_.loop, &socket_);
-  socket_.data = this;
-  ++open_handles_;
-  uv_timer_init(ctx_.loop, &timer_);
-  timer_.data = this;
-  ++open_handles_;
-  ctx_.stats->connections_active.add();
-  int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&socket_));
-  if (rc < 0) {
-    close(CloseReason::kReadError);
-    return rc;
-  }
-  ctx_.stats->connections_accepted.add();
-  uv_tcp_nodelay(&socket_, 1);
-  sockaddr_storage peer{};
-  int len = sizeof peer;
-  if (uv_tcp_getpeername(&socket_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-    formatPeer(peer, peer_ip_, peer_port_);
-  }
-  for (const config::Cidr& net : ctx_.config->server.trusted_proxies) {
-    if (net.contains(peer_ip_)) {
-      peer_trusted_ = true;
-      break;
-    }
-  }
-  accepted_at_ms_ = uv_now(ctx_.loop);
-  last_progress_ms_ = accepted_at_ms_;
-  if (ctx_.tls) {
-    tls_ = tls::TlsSession::createServer(*ctx_.tls);
-    conn_state_ = ConnState::kHandshaking;
-  }
-  updateReading();
-  rearmTimer();
-  return 0;
 }
 
 // ---- reading ----
@@ -141,7 +38,7 @@ void DownstreamConnection::uvOnRead(uv_stream_t* s, ssize_t nread, const uv_buf_
 
 void DownstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
   if (nread == 0 || closing()) return;
-  if (h2_) h2_->collect();  // a libuv callback: no stream is inside one of its calls
+  if (codec_) codec_->collect();  // a libuv callback: no request is inside one of its calls
   if (nread < 0) {
     if (nread == UV_EOF) {
       onEof();
@@ -157,13 +54,15 @@ void DownstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
     pump();
     return;
   }
-  if (pendingInput() == 0 && !parser_.paused() && preface_checked_ && !h2_) {
-    // Common case: parse straight from the shared read buffer; only leftovers are
-    // copied (pipelined requests behind a paused parser).
+  if (pendingInput() == 0 && codec_ && codec_->acceptsInput()) {
+    // Common case: the codec reads straight from the shared read buffer; only leftovers
+    // are copied (pipelined requests behind a paused parser).
+    auto n = static_cast<size_t>(nread);
     ++pump_depth_;
-    parseInput(buf->base, static_cast<size_t>(nread), /*owned=*/false);
+    size_t taken = codec_->receive(buf->base, n);
     --pump_depth_;
     if (closing()) return;
+    if (taken < n) in_.append(buf->base + taken, n - taken);
     pump();
     return;
   }
@@ -176,15 +75,13 @@ void DownstreamConnection::onEof() {
     close(conn_state_ == ConnState::kLingering ? CloseReason::kDone : CloseReason::kPeerClosed);
     return;
   }
-  if (request_state_ == RequestState::kHead || request_state_ == RequestState::kBody) {
+  EofAction action = codec_ ? codec_->onPeerEof() : EofAction::kIdle;
+  if (action == EofAction::kCloseEarly) {
     close(CloseReason::kPeerClosedEarly);
     return;
   }
-  if (request_state_ == RequestState::kDone && response_state_ != ResponseState::kDone &&
-      response_state_ != ResponseState::kNone) {
-    // Half-close after a complete request: answer it, then close (RFC 9112 §9.6).
+  if (action == EofAction::kAnswerThenClose) {
     peer_eof_ = true;
-    close_after_ = true;
     updateReading();
     return;
   }
@@ -192,22 +89,16 @@ void DownstreamConnection::onEof() {
     // Between requests, with the last response still being written: a half-close
     // only says the client sends nothing more. Finish writing, then close.
     peer_eof_ = true;
-    close_reason_ = CloseReason::kPeerClosed;
-    finish();
+    finish(CloseReason::kPeerClosed);
     return;
   }
   close(CloseReason::kPeerClosed);
 }
 
-bool DownstreamConnection::requestBlocked() const {
-  return upstream_ != nullptr && upstream_->queuedBytes() > kHighWatermark;
-}
-
 void DownstreamConnection::updateReading() {
   bool want = !closing() && !peer_eof_ && conn_state_ != ConnState::kFinishing &&
               (conn_state_ == ConnState::kLingering ||
-               (!requestBlocked() && pendingInput() < kMaxPendingInput &&
-                (!h2_ || queuedOutput() < kHighWatermark) &&
+               (pendingInput() < kMaxPendingInput && !(codec_ && codec_->readBlocked()) &&
                 (!tls_ || tls_->handshakeDone() || conn_state_ == ConnState::kHandshaking)));
   auto* stream = reinterpret_cast<uv_stream_t*>(&socket_);
   if (want && !reading_) {
@@ -235,16 +126,13 @@ void DownstreamConnection::pump() {
   // Under TLS one pass decrypts at most kMaxPendingInput; go on while that was not all
   // and each pass still decrypts something (a partial record waits for more bytes).
   while (tls_ && !closing() && conn_state_ == ConnState::kOpen && pendingInput() == 0 &&
-         !parser_.paused() && !requestBlocked() && tls_->hasBufferedInput()) {
+         (!codec_ || codec_->acceptsInput()) && tls_->hasBufferedInput()) {
     if (!pumpOnce()) break;
   }
   --pump_depth_;
   if (closing()) return;
-  // Request bytes go upstream at the end of every pass: agents stream one request for
-  // seconds, and the upstream must see each piece as it comes.
-  if (upstream_ != nullptr && upstream_->flush() < 0) {
-    upstream_ = nullptr;
-    onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
+  if (codec_) {
+    codec_->endOfPass();
     if (closing()) return;
   }
   flush();
@@ -284,81 +172,68 @@ bool DownstreamConnection::pumpOnce() {
         return false;
       }
       if (st == tls::TlsSession::IoStatus::kClosed) {
-        if (h2_) {
-          feedHttp2();
-        } else {
-          parsePending();
-        }
+        feedPending();
         if (!closing()) onEof();
         return false;
       }
     }
   }
-  if (!h2_ && !preface_checked_ && !detectPreface()) return decrypted;
-  if (h2_) {
-    feedHttp2();
-  } else {
-    parsePending();
-  }
+  // Under TLS the codec is chosen when the handshake ends (ALPN alone decides, RFC 9113
+  // §3.2); on a plain listener by the first bytes.
+  if (!codec_ && (tls_ || !detectPreface())) return decrypted;
+  feedPending();
   return decrypted;
 }
 
-// ---- TLS ----
-
-void DownstreamConnection::onHandshakeDone() {
-  conn_state_ = ConnState::kOpen;
-  preface_checked_ = true;  // under TLS, ALPN alone decides (RFC 9113 §3.2)
-  if (tls_->alpnProtocol() == "h2") startHttp2();
-  if (ctx_.draining) close_after_ = true;
-  ctx_.stats->handshakes[versionIndex(tls_->protocolName())].add();
-  if (tls_->sessionReused()) ctx_.stats->sessions_resumed.add();
-  rearmTimer();
+void DownstreamConnection::feedPending() {
+  if (!codec_ || pendingInput() == 0 || !codec_->acceptsInput()) return;
+  size_t taken = codec_->receive(in_.data() + in_off_, pendingInput());
+  if (closing()) return;
+  in_off_ += taken;
+  if (in_off_ == in_.size()) {
+    in_.clear();
+    in_off_ = 0;
+  } else if (in_off_ > in_.size() / 2) {
+    in_.erase(0, in_off_);
+    in_off_ = 0;
+  }
 }
 
-void DownstreamConnection::onHandshakeFailed() {
-  tls::HandshakeFailure why = tls_->failure();
-  size_t idx = static_cast<size_t>(why);
-  if (idx < kHandshakeFailureKinds) ctx_.stats->handshake_failures[idx].add();
-  uint64_t suppressed = 0;
-  // Limited per peer and reason: a client looping on one failure is not let flood the
-  // log, while a different failure from it is always seen.
-  if (ctx_.failure_log_limiter.allow(peer_ip_ + " " + tls::toString(why), uv_now(ctx_.loop),
-                                     &suppressed)) {
-    log::info("tls handshake failed", {{"conn", id_},
-                                       {"peer", peer_ip_},
-                                       {"sni", tls_->sni()},
-                                       {"reason", tls::toString(why)},
-                                       {"detail", tls_->errorMessage()},
-                                       {"suppressed_before", suppressed}});
+bool DownstreamConnection::detectPreface() {
+  if (!ctx_.config->server.http2) {
+    startCodec(/*http2=*/false);
+    return !closing();
   }
-  if (why == tls::HandshakeFailure::kNotTls) {
-    // A plain-HTTP client on the TLS port gets an answer it can read (as nginx does),
-    // written raw because it does not speak TLS.
-    std::string resp =
-        http::localResponse(400, "plain HTTP request was sent to the HTTPS port; use https://");
-    ctx_.stats->local_responses.add();
-    ctx_.stats->responses_by_class[4].add();
-    int rc = writer_.write(resp);
-    if (rc < 0) {
-      close(CloseReason::kHandshakeFailed);
-      return;
-    }
-    tls_.reset();
-    close_reason_ = CloseReason::kHandshakeFailed;
-    finish();
+  size_t n = std::min(pendingInput(), kPreface.size());
+  if (std::memcmp(in_.data() + in_off_, kPreface.data(), n) != 0) {
+    startCodec(/*http2=*/false);  // HTTP/1.1 (an "Upgrade: h2c" request stays HTTP/1.1)
+    return !closing();
+  }
+  if (n < kPreface.size()) return false;  // a prefix so far: wait for the rest
+  startCodec(/*http2=*/true);
+  return !closing();
+}
+
+void DownstreamConnection::startCodec(bool http2) {
+  if (!http2) {
+    codec_ = std::make_unique<Http1Codec>(*this);
     return;
   }
-  flush();  // the alert
-  if (closing()) return;
-  close_reason_ = CloseReason::kHandshakeFailed;
-  finish();
+  auto codec = std::make_unique<Http2Codec>(*this);
+  if (!codec->start()) {
+    close(CloseReason::kTlsError);
+    return;
+  }
+  codec_ = std::move(codec);
+  log::debug("http2", {{"conn", id_}, {"tls", tls_ != nullptr}});
+  if (ctx_.draining) codec_->drain();
 }
 
 // ---- writing ----
 
 void DownstreamConnection::flush() {
   if (closing()) return;
-  if (h2_) produceHttp2();
+  if (codec_) codec_->produce();
   if (!out_.empty()) {
     if (tls_ && tls_->handshakeDone()) {
       if (tls_->writePlaintext(out_.data(), out_.size()) == tls::TlsSession::IoStatus::kError) {
@@ -408,15 +283,32 @@ void DownstreamConnection::onWriteDone(int status) {
     finish();
     return;
   }
-  if (h2_) {
-    h2_->collect();  // a libuv callback: no stream is inside one of its calls
-    flush();         // more frames may wait for room in the write queue
+  if (codec_) {
+    codec_->onWriteDone();
     if (closing()) return;
-    updateReading();
   }
-  if (upstream_ != nullptr && queuedOutput() < kLowWatermark) upstream_->resumeReading();
   rearmTimer();
   if (idle() && !writer_.writing()) releaseIdleMemory();
+}
+
+bool DownstreamConnection::writeThrough(std::string_view data) {
+  if (tls_) return false;
+  int rc = writer_.write({out_, data});
+  ctx_.stats->bytes_sent.add(out_.size() + data.size());
+  out_.clear();
+  if (rc < 0) close(CloseReason::kWriteError);
+  return true;
+}
+
+void DownstreamConnection::markProgress() { last_progress_ms_ = uv_now(ctx_.loop); }
+
+void DownstreamConnection::inputUnblocked() {
+  if (!reading_ || pendingInput() > 0) pump();
+}
+
+void DownstreamConnection::finish(CloseReason reason) {
+  close_reason_ = reason;
+  finish();
 }
 
 // finish(): no more requests. Write what is queued, send close_notify under TLS, then
@@ -424,7 +316,7 @@ void DownstreamConnection::onWriteDone(int status) {
 void DownstreamConnection::finish() {
   if (closing() || conn_state_ == ConnState::kLingering) return;
   if (conn_state_ != ConnState::kFinishing) {
-    if (h2_) produceHttp2();  // the last frames (a GOAWAY) go before close_notify
+    if (codec_) codec_->produce();  // the last frames (a GOAWAY) go before close_notify
     conn_state_ = ConnState::kFinishing;
     updateReading();
     if (tls_ && tls_->handshakeDone()) {
@@ -472,29 +364,23 @@ void DownstreamConnection::releaseIdleMemory() {
   }
   if (out_.empty()) std::string().swap(out_);
   writer_.releaseMemory();
-  parser_.releaseMemory();
+  if (codec_) codec_->releaseMemory();
   if (tls_) tls_->releaseBuffers();
 }
 
 void DownstreamConnection::drain() {
-  if (closing()) return;
-  if (conn_state_ == ConnState::kHandshaking) return;  // the handshake timeout bounds it
-  if (h2_) {
-    drainHttp2();
+  // A handshake in progress is bounded by its timeout; a finishing connection takes no
+  // more requests anyway.
+  if (conn_state_ != ConnState::kOpen) return;
+  if (codec_) {
+    codec_->drain();
     return;
   }
-  if (idle()) {
-    close_reason_ = CloseReason::kDrain;
-    finish();
-    return;
-  }
-  close_after_ = true;  // the current response carries Connection: close
+  if (idle()) finish(CloseReason::kDrain);
 }
 
 bool DownstreamConnection::idle() const {
-  if (h2_) return conn_state_ == ConnState::kOpen && h2_->openStreams() == 0;
-  return conn_state_ == ConnState::kOpen && request_state_ == RequestState::kIdle &&
-         response_state_ == ResponseState::kNone && !parser_.inMessage() && pendingInput() == 0;
+  return conn_state_ == ConnState::kOpen && pendingInput() == 0 && (!codec_ || codec_->idle());
 }
 
 // ---- timers ----
@@ -505,25 +391,9 @@ void DownstreamConnection::rearmTimer() {
   uint64_t deadline = UINT64_MAX;
   if (conn_state_ == ConnState::kHandshaking) {
     deadline = accepted_at_ms_ + toMs(s.tls_handshake_timeout);
-  } else if (conn_state_ == ConnState::kOpen && h2_) {
-    deadline = http2Deadline();
   } else if (conn_state_ == ConnState::kOpen) {
-    switch (request_state_) {
-      case RequestState::kIdle:
-        if (response_state_ == ResponseState::kNone) {
-          deadline = last_progress_ms_ +
-                     toMs(requests_served_ == 0 ? s.request_header_timeout : s.idle_timeout);
-        }
-        break;
-      case RequestState::kHead:
-        deadline = request_start_ms_ + toMs(s.request_header_timeout);
-        break;
-      case RequestState::kBody:
-        deadline = request_start_ms_ + toMs(s.read_timeout);
-        break;
-      case RequestState::kDone:
-        break;  // the upstream's response_timeout runs now
-    }
+    // Before the protocol is known, the first request's header timeout runs.
+    deadline = codec_ ? codec_->deadline() : last_progress_ms_ + toMs(s.request_header_timeout);
   }
   if (writer_.writing()) deadline = std::min(deadline, last_progress_ms_ + toMs(s.write_timeout));
   if (deadline == UINT64_MAX) {
@@ -540,7 +410,7 @@ void DownstreamConnection::uvOnTimer(uv_timer_t* t) {
 
 void DownstreamConnection::onTimer() {
   if (closing()) return;
-  if (h2_) h2_->collect();
+  if (codec_) codec_->collect();
   const config::ServerConfig& s = ctx_.config->server;
   uint64_t now = uv_now(ctx_.loop);
   if (conn_state_ == ConnState::kLingering) {
@@ -555,49 +425,15 @@ void DownstreamConnection::onTimer() {
     rearmTimer();
     return;
   }
-  if (h2_ && conn_state_ == ConnState::kOpen) {
-    onHttp2Timer(now);
-    return;
-  }
   if (conn_state_ == ConnState::kHandshaking) {
-    if (tls_) {
-      ctx_.stats->handshake_failures[static_cast<size_t>(tls::HandshakeFailure::kTimeout)].add();
-      uint64_t suppressed = 0;
-      if (ctx_.failure_log_limiter.allow(peer_ip_ + " timeout", uv_now(ctx_.loop), &suppressed)) {
-        log::info("tls handshake failed", {{"conn", id_},
-                                           {"peer", peer_ip_},
-                                           {"reason", "timeout"},
-                                           {"suppressed_before", suppressed}});
-      }
-    }
-    close(CloseReason::kHandshakeTimeout);
+    onHandshakeTimeout();
     return;
   }
-  switch (request_state_) {
-    case RequestState::kIdle:
-      if (requests_served_ > 0 && tls_ && tls_->handshakeDone()) {
-        // A keep-alive connection that idled out ends with close_notify, so the client
-        // can tell our close from a truncation attack (RFC 8446 §6.1).
-        close_reason_ = CloseReason::kIdleTimeout;
-        finish();
-        return;
-      }
-      close(requests_served_ == 0 ? CloseReason::kHeaderTimeout : CloseReason::kIdleTimeout);
-      return;
-    case RequestState::kHead:
-      respondLocal(408, "request header not received in time");
-      return;
-    case RequestState::kBody:
-      if (response_state_ == ResponseState::kWaiting) {
-        respondLocal(408, "request body not received in time");
-      } else {
-        close(CloseReason::kReadTimeout);
-      }
-      return;
-    case RequestState::kDone:
-      rearmTimer();
-      return;
+  if (!codec_) {
+    close(CloseReason::kHeaderTimeout);
+    return;
   }
+  codec_->onDeadline(now);
 }
 
 // ---- teardown ----
@@ -606,16 +442,12 @@ void DownstreamConnection::close(CloseReason reason, bool reset) {
   if (closing()) return;
   conn_state_ = ConnState::kClosing;
   close_reason_ = reason;
-  if (upstream_ != nullptr) {
-    upstream_->detach();
-    upstream_ = nullptr;
-  }
-  if (h2_) h2_->closeAll();
+  if (codec_) codec_->closeAll();
   ctx_.stats->connections_active.sub();
   log::debug("conn closed", {{"conn", id_},
                              {"peer", peer_ip_},
                              {"reason", toString(reason)},
-                             {"requests", requests_served_}});
+                             {"requests", codec_ ? codec_->requestsServed() : 0}});
   auto* sock = reinterpret_cast<uv_handle_t*>(&socket_);
   auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
   if (timer->loop != nullptr && !uv_is_closing(timer))

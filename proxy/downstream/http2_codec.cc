@@ -5,20 +5,28 @@
 #include <algorithm>
 #include <limits>
 
+#include "proxy/common/log.h"
 #include "proxy/downstream/downstream_connection.h"
+#include "proxy/downstream/downstream_limits.h"
 #include "proxy/downstream/http2_stream.h"
 
 namespace proxy::downstream {
+namespace {
+
+// Between the graceful GOAWAY and the final one (RFC 9113 §6.8: "at least one round trip").
+constexpr uint64_t kGoawayGraceMs = 1000;
+
+}  // namespace
 
 static_assert(kHttp2ErrorCodes == http2::kErrorCodeCount + 1,
               "WorkerStats keeps one counter per HTTP/2 error code plus one for unknown codes");
 
-Http2Codec::Http2Codec(Http2Host& host) : host_(host) {}
+Http2Codec::Http2Codec(CodecHost& host) : host_(host) {}
 
 Http2Codec::~Http2Codec() { closeAll(); }
 
 bool Http2Codec::start() {
-  const config::ServerConfig& s = host_.h2Context().config->server;
+  const config::ServerConfig& s = host_.context().config->server;
   http2::ServerSettings settings;
   settings.max_concurrent_streams = s.http2_max_concurrent_streams;
   // server.max_header_size bounds a request head in either protocol; over HTTP/2 it is
@@ -28,29 +36,65 @@ bool Http2Codec::start() {
   settings.max_header_fields = s.max_header_fields;
   session_ = http2::ServerSession::create(settings, *this);
   if (session_ == nullptr) return false;
-  host_.h2Context().stats->http2_connections.add();
+  host_.context().stats->http2_connections.add();
   return true;
 }
 
-bool Http2Codec::receive(const char* data, size_t len) {
+size_t Http2Codec::receive(const char* data, size_t len) {
+  host_.markProgress();
   receiving_ = true;
   bool ok = session_->receive(data, len);
   receiving_ = false;
   syncCounters();
-  return ok;
+  if (host_.closing()) return len;
+  if (!ok || !session_->wantsRead()) {
+    // A connection error: the session queued its GOAWAY; send it, then close.
+    log::debug("http2 session ended", {{"conn", host_.connectionId()},
+                                       {"peer", host_.peerIp()},
+                                       {"reason", session_->errorReason()}});
+    host_.finish(CloseReason::kBadRequest);
+    return len;
+  }
+  host_.rearmTimer();
+  return len;
 }
 
-void Http2Codec::produce(std::string& out, size_t max_bytes) {
-  session_->produce(out, max_bytes);
+bool Http2Codec::readBlocked() const { return host_.queuedOutput() >= kHighWatermark; }
+
+void Http2Codec::produce() {
+  if (receiving_ || !host_.open() || session_ == nullptr) return;
+  size_t queued = host_.queuedOutput();
+  if (queued >= kHighWatermark || !session_->wantsWrite()) return;
+  session_->produce(host_.output(), kHighWatermark - queued);
   syncCounters();
 }
 
-bool Http2Codec::wantsWrite() const { return session_ != nullptr && session_->wantsWrite(); }
-bool Http2Codec::wantsRead() const { return session_ != nullptr && session_->wantsRead(); }
-const std::string& Http2Codec::errorReason() const { return session_->errorReason(); }
+void Http2Codec::onWriteDone() {
+  collect();      // a libuv callback: no stream is inside one of its calls
+  host_.flush();  // more frames may wait for room in the write queue
+  if (host_.closing()) return;
+  host_.updateReading();
+}
+
+void Http2Codec::flushSoon() {
+  // Inside a pump pass the pass flushes at its end; inside receive() nothing may produce.
+  if (host_.pumping() || receiving_) return;
+  host_.flush();
+  if (host_.closing()) return;
+  if (final_goaway_ && openStreams() == 0) {
+    host_.finish(host_.closeReason());
+    return;
+  }
+  host_.rearmTimer();  // a stream's deadline may have changed (a response paused, a stream done)
+}
 
 void Http2Codec::drain() {
+  if (drain_started_ms_ != 0) return;
+  drain_started_ms_ = uv_now(host_.context().loop);
   if (session_ != nullptr) session_->submitGracefulShutdown();
+  host_.flush();
+  if (host_.closing()) return;
+  host_.rearmTimer();
 }
 
 void Http2Codec::finalGoaway() {
@@ -66,7 +110,7 @@ void Http2Codec::closeAll() {
   // inside one of their own calls (a write error while flushing), so none is freed here,
   // and the session stays allocated (unused) until the codec goes.
   session_->closeAllStreams(NGHTTP2_CANCEL);
-  DownstreamContext& ctx = host_.h2Context();
+  DownstreamContext& ctx = host_.context();
   for (auto& entry : streams_) {
     entry.second->onClosed(NGHTTP2_CANCEL);
     ctx.stats->http2_streams_active.sub();
@@ -79,16 +123,44 @@ void Http2Codec::closeAll() {
 
 void Http2Codec::collect() { graveyard_.clear(); }
 
-uint64_t Http2Codec::nextDeadline() const {
+uint64_t Http2Codec::streamDeadline() const {
   uint64_t deadline = std::numeric_limits<uint64_t>::max();
   for (const auto& entry : streams_) deadline = std::min(deadline, entry.second->deadline());
   return deadline;
 }
 
-void Http2Codec::checkDeadlines(uint64_t now_ms) {
+uint64_t Http2Codec::idleTimeoutMs() const {
+  const config::ServerConfig& s = host_.context().config->server;
+  return toMs(streams_seen_ == 0 ? s.request_header_timeout : s.idle_timeout);
+}
+
+uint64_t Http2Codec::deadline() const {
+  uint64_t deadline = streamDeadline();
+  if (openStreams() == 0) deadline = std::min(deadline, host_.lastProgressMs() + idleTimeoutMs());
+  if (drain_started_ms_ != 0 && !final_goaway_) {
+    deadline = std::min(deadline, drain_started_ms_ + kGoawayGraceMs);
+  }
+  return deadline;
+}
+
+void Http2Codec::onDeadline(uint64_t now_ms) {
+  if (drain_started_ms_ != 0 && !final_goaway_ && now_ms >= drain_started_ms_ + kGoawayGraceMs) {
+    finalGoaway();
+  }
   for (auto& entry : streams_) {
     if (entry.second->deadline() <= now_ms) entry.second->onDeadline();
   }
+  if (host_.closing()) return;
+  bool idle_expired = openStreams() == 0 && now_ms >= host_.lastProgressMs() + idleTimeoutMs();
+  if (idle_expired || (final_goaway_ && openStreams() == 0)) {
+    // RFC 9113 §6.8: say why before closing, so the client opens no stream in vain.
+    finalGoaway();
+    host_.finish(drain_started_ms_ != 0 ? CloseReason::kDrain : CloseReason::kIdleTimeout);
+    return;
+  }
+  host_.flush();
+  if (host_.closing()) return;
+  host_.rearmTimer();
 }
 
 Http2Stream* Http2Codec::find(int32_t stream_id) {
@@ -97,7 +169,7 @@ Http2Stream* Http2Codec::find(int32_t stream_id) {
 }
 
 void Http2Codec::onRequestHead(int32_t stream_id, http2::RequestHead& head) {
-  DownstreamContext& ctx = host_.h2Context();
+  DownstreamContext& ctx = host_.context();
   ++streams_seen_;
   ctx.stats->http2_streams_total.add();
   ctx.stats->http2_streams_active.add();
@@ -129,7 +201,7 @@ void Http2Codec::onStreamClose(int32_t stream_id, uint32_t error_code) {
   it->second->onClosed(error_code);
   graveyard_.push_back(std::move(it->second));
   streams_.erase(it);
-  host_.h2Context().stats->http2_streams_active.sub();
+  host_.context().stats->http2_streams_active.sub();
 }
 
 void Http2Codec::onResponseDrained(int32_t stream_id) {
@@ -139,7 +211,7 @@ void Http2Codec::onResponseDrained(int32_t stream_id) {
 void Http2Codec::syncCounters() {
   if (session_ == nullptr) return;
   const http2::SessionCounters& now = session_->counters();
-  WorkerStats& stats = *host_.h2Context().stats;
+  WorkerStats& stats = *host_.context().stats;
   auto add = [](const http2::ErrorCodeCounts& from, http2::ErrorCodeCounts& seen,
                 std::array<Counter, kHttp2ErrorCodes>& to) {
     for (size_t i = 0; i < kHttp2ErrorCodes; ++i) {

@@ -104,7 +104,7 @@ Http2Stream::Http2Stream(Http2Codec& codec, int32_t id, uint64_t now_ms)
 Http2Stream::~Http2Stream() { releaseUpstream(); }
 
 void Http2Stream::onRequestHead(http2::RequestHead& head) {
-  DownstreamContext& ctx = codec_.host().h2Context();
+  DownstreamContext& ctx = codec_.host().context();
   ctx.stats->requests_total.add();
   method_ = head.method;
   path_ = head.path;
@@ -118,7 +118,7 @@ void Http2Stream::onRequestHead(http2::RequestHead& head) {
     replyLocal(405, "method not supported by the proxy");
     return;
   }
-  http::ForwardContext fwd = codec_.host().h2Forward();
+  http::ForwardContext fwd = codec_.host().forwardContext();
   bool ok = grpc_ && ctx.h2_pool != nullptr ? startGrpc(head, fwd) : startHttp1(head, fwd);
   if (!ok || done_) return;
   if (request_ended_ && h1_ != nullptr) endHttp1Request();
@@ -133,7 +133,7 @@ bool Http2Stream::startGrpc(const http2::RequestHead& head, const http::ForwardC
   all.push_back({":authority", authorityOf(head)});
   all.push_back({":path", head.path});
   for (http2::HeaderField& f : fields) all.push_back(std::move(f));
-  h2_ = codec_.host().h2Context().h2_pool->open(this, all, request_ended_);
+  h2_ = codec_.host().context().h2_pool->open(this, all, request_ended_);
   if (h2_ == nullptr) {
     replyLocal(503, "no upstream connection available; retry later");
     return false;
@@ -142,7 +142,7 @@ bool Http2Stream::startGrpc(const http2::RequestHead& head, const http::ForwardC
 }
 
 bool Http2Stream::startHttp1(const http2::RequestHead& head, const http::ForwardContext& fwd) {
-  DownstreamContext& ctx = codec_.host().h2Context();
+  DownstreamContext& ctx = codec_.host().context();
   upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
   h1_ = ctx.pool->checkout(this, head_request_, &why);
   if (h1_ == nullptr) {
@@ -242,7 +242,7 @@ size_t Http2Stream::upstreamQueued() const {
 void Http2Stream::pauseUpstream() {
   if (paused_) return;
   paused_ = true;
-  paused_ms_ = uv_now(codec_.host().h2Context().loop);
+  paused_ms_ = uv_now(codec_.host().context().loop);
   if (h1_ != nullptr) h1_->pauseReading();
   if (h2_ != nullptr) h2_->pauseReading();
 }
@@ -270,7 +270,7 @@ void Http2Stream::onResponseHead(http::MessageHead& head) {
   }
   head_pending_ = true;
   int cls = head.status / 100;
-  DownstreamContext& ctx = codec_.host().h2Context();
+  DownstreamContext& ctx = codec_.host().context();
   if (cls >= 1 && cls <= 5) ctx.stats->responses_by_class[static_cast<size_t>(cls)].add();
 }
 
@@ -312,11 +312,11 @@ void Http2Stream::onResponseComplete() {
     submitHead(false);
     codec_.session().endResponse(id_, trailers_.empty() ? nullptr : &trailers_);
   }
-  codec_.host().h2Context().stats->request_duration.observe(
+  codec_.host().context().stats->request_duration.observe(
       static_cast<double>(uv_hrtime() - start_ns_) / 1e9);
   writeAccessLog();
   if (!request_ended_) consumeIfAccepted();
-  codec_.host().h2Flush();
+  codec_.flushSoon();
 }
 
 void Http2Stream::onUpstreamError(upstream::UpstreamError error, const char* detail) {
@@ -331,7 +331,7 @@ void Http2Stream::onUpstreamError(upstream::UpstreamError error, const char* det
     done_ = true;
     codec_.session().resetStream(id_, NGHTTP2_INTERNAL_ERROR);
     writeAccessLog();
-    codec_.host().h2Flush();
+    codec_.flushSoon();
     return;
   }
   head_pending_ = false;
@@ -347,7 +347,7 @@ void Http2Stream::onUpstreamError(upstream::UpstreamError error, const char* det
       replyLocal(502, "upstream connection failed");
       break;
   }
-  codec_.host().h2Flush();
+  codec_.flushSoon();
 }
 
 void Http2Stream::onUpstreamReplayable(std::string unsent, const char* detail) {
@@ -358,7 +358,7 @@ void Http2Stream::onUpstreamReplayable(std::string unsent, const char* detail) {
     return;
   }
   ++replays_;
-  DownstreamContext& ctx = codec_.host().h2Context();
+  DownstreamContext& ctx = codec_.host().context();
   ctx.stats->upstream_retries.add();
   upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
   h1_ = ctx.pool->checkout(this, head_request_, &why, /*fresh=*/true);
@@ -370,18 +370,18 @@ void Http2Stream::onUpstreamReplayable(std::string unsent, const char* detail) {
   if (request_ended_) endHttp1Request();
 }
 
-void Http2Stream::onUpstreamEventDone() { codec_.host().h2Flush(); }
+void Http2Stream::onUpstreamEventDone() { codec_.flushSoon(); }
 
 void Http2Stream::onUpstreamDrained() {
   consumeIfAccepted();
-  codec_.host().h2Flush();
+  codec_.flushSoon();
 }
 
 void Http2Stream::replyLocal(int status, const char* message) {
   releaseUpstream();
   done_ = true;
   status_ = status;
-  DownstreamContext& ctx = codec_.host().h2Context();
+  DownstreamContext& ctx = codec_.host().context();
   ctx.stats->local_responses.add();
   ctx.stats->responses_by_class[static_cast<size_t>(status / 100)].add();
   http2::ServerSession& session = codec_.session();
@@ -412,7 +412,7 @@ void Http2Stream::replyLocal(int status, const char* message) {
 
 uint64_t Http2Stream::deadline() const {
   if (done_) return UINT64_MAX;
-  const config::ServerConfig& s = codec_.host().h2Context().config->server;
+  const config::ServerConfig& s = codec_.host().context().config->server;
   uint64_t deadline = request_ended_ ? UINT64_MAX : start_ms_ + toMs(s.read_timeout);
   // A client that keeps its window shut stalls the response as a socket that is not read
   // stalls a write: the same limit ends it (issue 10 item 5).
@@ -459,10 +459,10 @@ void Http2Stream::releaseUpstream() {
 void Http2Stream::writeAccessLog() {
   if (logged_) return;
   logged_ = true;
-  DownstreamContext& ctx = codec_.host().h2Context();
+  DownstreamContext& ctx = codec_.host().context();
   if (ctx.access_log == nullptr) return;
   AccessLog::Entry e;
-  codec_.host().h2FillAccessLog(e);
+  codec_.host().fillAccessLog(e);
   e.http_version = "2";
   facts_.fill(e);
   e.method = method_;

@@ -1,0 +1,224 @@
+// The two server codecs behind a fake transport (FakeHost): local replies, deadline
+// selection and half-close decisions, with no socket and no upstream. HTTP/2 requests come
+// from a real nghttp2 client session wired in memory (tests/unit/http2/server_test_peer.h).
+#include <uv.h>
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <string>
+
+#include "../http2/server_test_peer.h"
+#include "proxy/common/stats.h"
+#include "proxy/config/config.h"
+#include "proxy/downstream/downstream_connection.h"
+#include "proxy/downstream/http1_codec.h"
+#include "proxy/downstream/http2_codec.h"
+
+namespace proxy::downstream {
+namespace {
+
+struct TestContext : DownstreamContext {
+  void erase(DownstreamConnection*) override {}
+};
+
+// A transport that records what the codec asks of it.
+class FakeHost : public CodecHost {
+ public:
+  FakeHost() {
+    uv_loop_init(&loop_);
+    ctx_.loop = &loop_;
+    ctx_.config = &config;
+    ctx_.stats = &stats;
+  }
+  ~FakeHost() override { uv_loop_close(&loop_); }
+  FakeHost(const FakeHost&) = delete;
+  FakeHost& operator=(const FakeHost&) = delete;
+
+  DownstreamContext& context() override { return ctx_; }
+  uint64_t connectionId() const override { return 1; }
+  const std::string& peerIp() const override { return peer_ip_; }
+  bool hasTls() const override { return false; }
+  http::ForwardContext forwardContext() override { return {}; }
+  void fillAccessLog(AccessLog::Entry&) override {}
+  bool open() const override { return !finished && !closed; }
+  bool closing() const override { return closed; }
+  bool pumping() const override { return false; }
+  std::string& output() override { return out; }
+  size_t queuedOutput() const override { return out.size(); }
+  bool writeThrough(std::string_view) override { return false; }
+  size_t pendingInput() const override { return 0; }
+  uint64_t lastProgressMs() const override { return last_progress_ms; }
+  void markProgress() override { last_progress_ms = uv_now(&loop_); }
+  void pump() override {}
+  // As the transport does: the codec's pending output is produced into output().
+  void flush() override {
+    if (codec != nullptr) codec->produce();
+  }
+  void inputUnblocked() override {}
+  void rearmTimer() override {}
+  void updateReading() override {}
+  CloseReason closeReason() const override { return reason; }
+  void finish(CloseReason r) override {
+    reason = r;
+    finished = true;
+  }
+  void close(CloseReason r, bool reset) override {
+    reason = r;
+    closed = true;
+    was_reset = reset;
+  }
+  uint64_t now() const { return uv_now(&loop_); }
+
+  config::Config config;
+  WorkerStats stats;
+  ServerCodec* codec = nullptr;
+  std::string out;
+  uint64_t last_progress_ms = 0;
+  CloseReason reason = CloseReason::kDone;
+  bool finished = false;
+  bool closed = false;
+  bool was_reset = false;
+
+ private:
+  uv_loop_t loop_{};
+  TestContext ctx_;
+  std::string peer_ip_ = "127.0.0.1";
+};
+
+size_t feed(ServerCodec& codec, const std::string& bytes) {
+  return codec.receive(bytes.data(), bytes.size());
+}
+
+}  // namespace
+
+TEST_CASE("Http1Codec answers a malformed request with a JSON 400 and finishes",
+          "[unit][downstream]") {
+  FakeHost host;
+  Http1Codec codec(host);
+  host.codec = &codec;
+  feed(codec, "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n");
+  CHECK(host.out.rfind("HTTP/1.1 400 ", 0) == 0);
+  CHECK(host.out.find("Content-Type: application/json") != std::string::npos);
+  CHECK(host.out.find("Connection: close") != std::string::npos);
+  CHECK(host.out.find("malformed HTTP request") != std::string::npos);
+  CHECK(host.finished);
+  CHECK(host.reason == CloseReason::kBadRequest);
+  CHECK(host.stats.local_responses.get() == 1);
+}
+
+TEST_CASE("Http1Codec refuses too many header fields with 431 before any upstream",
+          "[unit][downstream]") {
+  FakeHost host;
+  host.config.server.max_header_fields = 2;
+  Http1Codec codec(host);
+  feed(codec, "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n");
+  CHECK(host.out.rfind("HTTP/1.1 431 ", 0) == 0);
+  CHECK(host.finished);
+  CHECK(host.reason == CloseReason::kBadRequest);
+}
+
+TEST_CASE("Http1Codec picks its deadline from the request state", "[unit][downstream]") {
+  FakeHost host;
+  host.config.server.request_header_timeout = config::Millis(10'000);
+  host.config.server.idle_timeout = config::Millis(45'000);
+  host.last_progress_ms = 500;
+  Http1Codec codec(host);
+
+  SECTION("before the first request: the header timeout from the last progress") {
+    CHECK(codec.deadline() == 500 + 10'000);
+    CHECK(codec.idle());
+    CHECK(codec.onPeerEof() == EofAction::kIdle);
+    codec.onDeadline(500 + 10'000);
+    CHECK(host.closed);
+    CHECK(host.reason == CloseReason::kHeaderTimeout);
+    CHECK(host.out.empty());
+  }
+  SECTION("inside a head: the header timeout from its first byte, then 408") {
+    CHECK(feed(codec, "POST /intake HTTP/1.1\r\nHo") > 0);
+    CHECK(codec.deadline() == host.now() + 10'000);
+    CHECK_FALSE(codec.idle());
+    CHECK(codec.onPeerEof() == EofAction::kCloseEarly);
+    codec.onDeadline(host.now() + 10'000);
+    CHECK(host.out.rfind("HTTP/1.1 408 ", 0) == 0);
+    CHECK(host.finished);
+    CHECK(host.reason == CloseReason::kHeaderTimeout);
+  }
+}
+
+TEST_CASE("Http1Codec drains an idle connection at once", "[unit][downstream]") {
+  FakeHost host;
+  Http1Codec codec(host);
+  codec.drain();
+  CHECK(host.finished);
+  CHECK(host.reason == CloseReason::kDrain);
+}
+
+TEST_CASE("Http2Codec answers a CONNECT locally with JSON on its stream only",
+          "[unit][downstream]") {
+  FakeHost host;
+  Http2Codec codec(host);
+  host.codec = &codec;
+  REQUIRE(codec.start());
+  http2::test::Client client;
+  int32_t id = client.request({{":method", "CONNECT"}, {":authority", "a.test:443"}});
+  REQUIRE(id > 0);
+  std::string bytes = client.send();  // the preface, SETTINGS and the request
+  CHECK(feed(codec, bytes) == bytes.size());
+  host.flush();
+  REQUIRE(client.recv(host.out));
+  const http2::test::Client::Response& r = client.responses[id];
+  CHECK(r.status == 405);
+  CHECK(r.ended);
+  CHECK(r.body.find("method not supported by the proxy") != std::string::npos);
+  bool json = false;
+  for (const http2::HeaderField& f : r.headers) {
+    if (f.name == "content-type" && f.value == "application/json") json = true;
+  }
+  CHECK(json);
+  // A local reply ends one stream, never the connection.
+  CHECK_FALSE(host.finished);
+  CHECK_FALSE(host.closed);
+  CHECK(host.stats.local_responses.get() == 1);
+}
+
+TEST_CASE("Http2Codec picks the idle and drain deadlines of the connection", "[unit][downstream]") {
+  FakeHost host;
+  host.config.server.request_header_timeout = config::Millis(10'000);
+  host.config.server.idle_timeout = config::Millis(45'000);
+  host.last_progress_ms = 700;
+  Http2Codec codec(host);
+  host.codec = &codec;
+  REQUIRE(codec.start());
+
+  SECTION("no stream yet: the header timeout; after one: the idle timeout") {
+    CHECK(codec.deadline() == 700 + 10'000);
+    http2::test::Client client;
+    client.request({{":method", "CONNECT"}, {":authority", "a.test:443"}});
+    feed(codec, client.send());
+    host.flush();
+    client.recv(host.out);
+    host.out.clear();
+    feed(codec, client.send());  // the client's SETTINGS ack: the stream closes
+    codec.collect();
+    REQUIRE(codec.idle());
+    CHECK(codec.deadline() == host.last_progress_ms + 45'000);
+  }
+  SECTION("a drain: the final GOAWAY one second after the graceful one") {
+    host.last_progress_ms = host.now();
+    codec.drain();
+    CHECK(codec.deadline() == host.now() + 1000);
+    CHECK_FALSE(codec.goawaySent());
+    codec.onDeadline(host.now() + 1000);
+    CHECK(codec.goawaySent());
+    CHECK(host.finished);
+    CHECK(host.reason == CloseReason::kDrain);
+  }
+  SECTION("the idle deadline sends GOAWAY and finishes") {
+    codec.onDeadline(700 + 10'000);
+    CHECK(codec.goawaySent());
+    CHECK(host.finished);
+    CHECK(host.reason == CloseReason::kIdleTimeout);
+  }
+}
+
+}  // namespace proxy::downstream
