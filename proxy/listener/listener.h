@@ -1,6 +1,7 @@
 // Listener: a worker's listening socket (bound with SO_REUSEPORT by the Server, one per
-// worker) and every DownstreamConnection it accepted. Second stage of the data flow:
-// config -> listener -> downstream -> upstream. Owns the connections; loop thread only.
+// worker; its accept loop is the Acceptor) and every DownstreamConnection it accepted.
+// Second stage of the data flow: config -> listener -> downstream -> upstream. Owns the
+// connections; loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -12,11 +13,12 @@
 
 #include "proxy/common/status.h"
 #include "proxy/downstream/downstream_connection.h"
+#include "proxy/listener/acceptor.h"
 
 namespace proxy::listener {
 
 // Owned by the Worker. Frees each connection in its last close callback (erase()).
-class Listener : public downstream::DownstreamContext {
+class Listener : public downstream::DownstreamContext, private Acceptor::Sink {
  public:
   // `connection_count` counts connections across all workers (for max_connections).
   Listener(uv_loop_t* loop, std::atomic<uint32_t>& connection_count);
@@ -24,7 +26,8 @@ class Listener : public downstream::DownstreamContext {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  // Takes ownership of a bound (not yet listening) socket and starts accepting.
+  // Takes ownership of a bound (not yet listening) socket and starts accepting, up to
+  // config->server.max_connections across all workers. `config` must be set.
   Status start(int fd);
   // Stops accepting; established connections go on. Idempotent.
   void stopAccepting();
@@ -39,17 +42,11 @@ class Listener : public downstream::DownstreamContext {
   void erase(downstream::DownstreamConnection* conn) override;
 
  private:
-  static void uvOnConnection(uv_stream_t* server, int status);
-  static void uvOnRetry(uv_timer_t* t);
-  void onConnection(int status);
-  bool atCapacity() const;
-  void acceptOne();
+  // Acceptor::Sink
+  void acceptFrom(uv_stream_t* server) override;
+  void onAcceptError(int status) override;
 
-  std::atomic<uint32_t>& connection_count_;
-  uv_tcp_t server_{};
-  uv_timer_t retry_timer_{};
-  bool listening_ = false;
-  bool accept_pending_ = false;  // a connection waits in libuv until we have capacity
+  Acceptor acceptor_;
   uint64_t next_id_ = 1;
   uint64_t last_accept_error_log_ms_ = 0;
   std::unordered_map<downstream::DownstreamConnection*,
