@@ -147,6 +147,14 @@ std::string renderMetrics(const MetricsSnapshot& s) {
   w.family("connections_accepted_total", "counter", "Client TCP connections accepted.");
   w.sample(sum(s, [](const WorkerStats& ws) { return ws.connections_accepted.get(); }));
 
+  // Per worker, to show how SO_REUSEPORT spreads connections (issue 12 item 4). The index
+  // is the worker's position in the snapshot, which is the Server's worker order.
+  w.family("worker_connections_accepted_total", "counter",
+           "Client TCP connections accepted, by worker thread.");
+  for (size_t i = 0; i < s.workers.size(); ++i) {
+    w.sample(s.workers[i]->connections_accepted.get(), {{"worker", std::to_string(i)}});
+  }
+
   w.family("connections_active", "gauge", "Client connections currently open.");
   w.sample(sum(s, [](const WorkerStats& ws) { return ws.connections_active.get(); }));
 

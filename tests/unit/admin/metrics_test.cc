@@ -116,6 +116,10 @@ TEST_CASE("renderMetrics sums workers and makes histogram buckets cumulative", "
   Fixture f;
   const std::string text = renderMetrics(f.snapshot);
   CHECK(text.find("apm_tls_proxy_connections_accepted_total 15\n") != std::string::npos);
+  CHECK(text.find("apm_tls_proxy_worker_connections_accepted_total{worker=\"0\"} 10\n") !=
+        std::string::npos);
+  CHECK(text.find("apm_tls_proxy_worker_connections_accepted_total{worker=\"1\"} 5\n") !=
+        std::string::npos);
   CHECK(text.find("apm_tls_proxy_http_request_duration_seconds_bucket{le=\"0.025\"} 3\n") !=
         std::string::npos);
   CHECK(text.find("apm_tls_proxy_http_request_duration_seconds_bucket{le=\"+Inf\"} 5\n") !=
