@@ -2,7 +2,8 @@
 // HTTP/1.1 and h2c (prior knowledge) on one port, choosing by the first bytes. HTTP/1.1:
 // llhttp (strict), bodies streamed and counted (never held whole), answers in order,
 // X-Demo-* knobs (docs/intake-demo.md). h2c: an IntakeH2Session it feeds and drains.
-// Owns its socket, its timer, its parser and its h2c session.
+// Owns its socket, its timer, its parser and its h2c session. The methods live in
+// intake_connection.cc (transport) and intake_http1.cc (HTTP/1.1 requests and answers).
 #pragma once
 
 #include <llhttp.h>
@@ -76,6 +77,11 @@ class IntakeConnection {
     uint64_t size = 0;  // X-Demo-Size
     std::string origin;
   };
+
+  // Stop reading while this many response bytes wait in libuv's write queue (echo, h2c and
+  // generated bodies), so a client that does not read cannot grow our memory.
+  static constexpr uint64_t kHighWatermark = 1 << 20;
+  static constexpr size_t kGeneratedChunk = 64 * 1024;
 
   struct WriteOp {
     uv_write_t req;
