@@ -181,6 +181,36 @@ TEST_CASE("Http2Codec answers a CONNECT locally with JSON on its stream only",
   CHECK(host.stats.local_responses.get() == 1);
 }
 
+TEST_CASE("Http2Codec answers a gRPC call it refuses with a trailers-only grpc-status",
+          "[unit][downstream]") {
+  FakeHost host;
+  Http2Codec codec(host);
+  host.codec = &codec;
+  REQUIRE(codec.start());
+  http2::test::Client client;
+  int32_t id = client.request(
+      {{":method", "CONNECT"}, {":authority", "a.test:443"}, {"content-type", "application/grpc"}});
+  REQUIRE(id > 0);
+  feed(codec, client.send());
+  host.flush();
+  REQUIRE(client.recv(host.out));
+  const http2::test::Client::Response& r = client.responses[id];
+  // gRPC clients read the outcome from grpc-status: HTTP 200, one HEADERS frame, no body.
+  CHECK(r.status == 200);
+  CHECK(r.ended);
+  CHECK(r.header_frames == 1);
+  CHECK(r.body.empty());
+  std::string grpc_status;
+  std::string grpc_message;
+  for (const http2::HeaderField& f : r.headers) {
+    if (f.name == "grpc-status") grpc_status = f.value;
+    if (f.name == "grpc-message") grpc_message = f.value;
+  }
+  CHECK(grpc_status == "14");
+  CHECK(grpc_message == "method not supported by the proxy");
+  CHECK_FALSE(host.finished);
+}
+
 TEST_CASE("Http2Codec picks the idle and drain deadlines of the connection", "[unit][downstream]") {
   FakeHost host;
   host.config.server.request_header_timeout = config::Millis(10'000);
