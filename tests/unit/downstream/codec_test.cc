@@ -89,6 +89,32 @@ size_t feed(ServerCodec& codec, const std::string& bytes) {
   return codec.receive(bytes.data(), bytes.size());
 }
 
+// One request from a real nghttp2 client through an Http2Codec, and what came back.
+struct H2Exchange {
+  explicit H2Exchange(const http2::HeaderFields& request) : codec(host) {
+    host.codec = &codec;
+    REQUIRE(codec.start());
+    id = client.request(request);
+    REQUIRE(id > 0);
+    std::string bytes = client.send();  // the preface, SETTINGS and the request
+    CHECK(feed(codec, bytes) == bytes.size());
+    host.flush();
+    REQUIRE(client.recv(host.out));
+  }
+  const http2::test::Client::Response& response() { return client.responses[id]; }
+  std::string field(const std::string& name) {
+    for (const http2::HeaderField& f : response().headers) {
+      if (f.name == name) return f.value;
+    }
+    return {};
+  }
+
+  FakeHost host;
+  Http2Codec codec;
+  http2::test::Client client;
+  int32_t id = 0;
+};
+
 }  // namespace
 
 TEST_CASE("Http1Codec answers a malformed request with a JSON 400 and finishes",
@@ -155,60 +181,31 @@ TEST_CASE("Http1Codec drains an idle connection at once", "[unit][downstream]") 
 
 TEST_CASE("Http2Codec answers a CONNECT locally with JSON on its stream only",
           "[unit][downstream]") {
-  FakeHost host;
-  Http2Codec codec(host);
-  host.codec = &codec;
-  REQUIRE(codec.start());
-  http2::test::Client client;
-  int32_t id = client.request({{":method", "CONNECT"}, {":authority", "a.test:443"}});
-  REQUIRE(id > 0);
-  std::string bytes = client.send();  // the preface, SETTINGS and the request
-  CHECK(feed(codec, bytes) == bytes.size());
-  host.flush();
-  REQUIRE(client.recv(host.out));
-  const http2::test::Client::Response& r = client.responses[id];
+  H2Exchange x({{":method", "CONNECT"}, {":authority", "a.test:443"}});
+  const http2::test::Client::Response& r = x.response();
   CHECK(r.status == 405);
   CHECK(r.ended);
   CHECK(r.body.find("method not supported by the proxy") != std::string::npos);
-  bool json = false;
-  for (const http2::HeaderField& f : r.headers) {
-    if (f.name == "content-type" && f.value == "application/json") json = true;
-  }
-  CHECK(json);
+  CHECK(x.field("content-type") == "application/json");
   // A local reply ends one stream, never the connection.
-  CHECK_FALSE(host.finished);
-  CHECK_FALSE(host.closed);
-  CHECK(host.stats.local_responses.get() == 1);
+  CHECK_FALSE(x.host.finished);
+  CHECK_FALSE(x.host.closed);
+  CHECK(x.host.stats.local_responses.get() == 1);
 }
 
 TEST_CASE("Http2Codec answers a gRPC call it refuses with a trailers-only grpc-status",
           "[unit][downstream]") {
-  FakeHost host;
-  Http2Codec codec(host);
-  host.codec = &codec;
-  REQUIRE(codec.start());
-  http2::test::Client client;
-  int32_t id = client.request(
+  H2Exchange x(
       {{":method", "CONNECT"}, {":authority", "a.test:443"}, {"content-type", "application/grpc"}});
-  REQUIRE(id > 0);
-  feed(codec, client.send());
-  host.flush();
-  REQUIRE(client.recv(host.out));
-  const http2::test::Client::Response& r = client.responses[id];
+  const http2::test::Client::Response& r = x.response();
   // gRPC clients read the outcome from grpc-status: HTTP 200, one HEADERS frame, no body.
   CHECK(r.status == 200);
   CHECK(r.ended);
   CHECK(r.header_frames == 1);
   CHECK(r.body.empty());
-  std::string grpc_status;
-  std::string grpc_message;
-  for (const http2::HeaderField& f : r.headers) {
-    if (f.name == "grpc-status") grpc_status = f.value;
-    if (f.name == "grpc-message") grpc_message = f.value;
-  }
-  CHECK(grpc_status == "14");
-  CHECK(grpc_message == "method not supported by the proxy");
-  CHECK_FALSE(host.finished);
+  CHECK(x.field("grpc-status") == "14");
+  CHECK(x.field("grpc-message") == "method not supported by the proxy");
+  CHECK_FALSE(x.host.finished);
 }
 
 TEST_CASE("Http2Codec picks the idle and drain deadlines of the connection", "[unit][downstream]") {
