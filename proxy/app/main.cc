@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proxy/app/server.h"
+#include "proxy/app/tls_options.h"
 #include "proxy/certutil/certutil_command.h"
 #include "proxy/common/log.h"
 #include "proxy/common/version.h"
@@ -102,10 +103,15 @@ bool loadAndValidate(const std::string& path, proxy::config::Config& out, bool p
   for (const auto& w : out.warnings) std::fprintf(stderr, "%s\n", w.format().c_str());
   if (print_tls_summary && out.ssl.enabled) {
     auto keys = proxy::tls::TicketKeys::create(out.ssl.session_ticket_rotation);
-    proxy::tls::TlsContext::CreateResult t = proxy::tls::TlsContext::create(out, keys);
-    for (const auto& w : t.warnings) std::fprintf(stderr, "%s\n", w.format().c_str());
+    proxy::tls::TlsContext::CreateResult t =
+        proxy::tls::TlsContext::create(proxy::app::tlsOptions(out), keys);
+    for (const auto& w : t.warnings) {
+      std::fprintf(stderr, "%s\n", proxy::app::toConfigProblem(out, w).format().c_str());
+    }
     if (!t.context) {
-      for (const auto& p : t.problems) std::fprintf(stderr, "%s\n", p.format().c_str());
+      for (const auto& p : t.problems) {
+        std::fprintf(stderr, "%s\n", proxy::app::toConfigProblem(out, p).format().c_str());
+      }
       std::fprintf(stderr, "%s: %zu problem(s)\n", path.c_str(), t.problems.size());
       return false;
     }

@@ -11,6 +11,7 @@
 #include "proxy/app/admin_host.h"
 #include "proxy/app/sd_notify.h"
 #include "proxy/app/system.h"
+#include "proxy/app/tls_options.h"
 #include "proxy/common/check.h"
 #include "proxy/common/log.h"
 #include "proxy/tls/ticket_keys.h"
@@ -191,15 +192,17 @@ bool Server::loadTls(const char* trigger) {
   bool first = tls_ == nullptr;
   if (!first) sdNotify(sdReloadingMessage());
   std::vector<FileStamp> stamps = stampTlsFiles();
-  tls::TlsContext::CreateResult r = tls::TlsContext::create(config_, ticket_keys_);
+  tls::TlsContext::CreateResult r = tls::TlsContext::create(tlsOptions(config_), ticket_keys_);
   tls_stamps_ = stamps;
-  for (const config::Problem& w : r.warnings) log::warn("tls", {{"warning", w.format()}});
+  for (const tls::Problem& w : r.warnings) {
+    log::warn("tls", {{"warning", toConfigProblem(config_, w).format()}});
+  }
   if (!r.context) {
     if (!first) ++reload_failures_;  // the load at start-up is not a reload
-    for (const config::Problem& p : r.problems) {
+    for (const tls::Problem& p : r.problems) {
       log::error(first ? "tls configuration invalid"
                        : "certificate reload rejected; old certificates stay",
-                 {{"trigger", trigger}, {"problem", p.format()}});
+                 {{"trigger", trigger}, {"problem", toConfigProblem(config_, p).format()}});
     }
     if (!first) sdNotify("READY=1");
     return false;

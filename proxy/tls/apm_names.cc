@@ -26,15 +26,8 @@ constexpr const char* kCurves[] = {"P-256", "P-384", "P-521", "X25519"};
 
 }  // namespace
 
-config::Problem listProblem(const config::Config& config, const std::string& list_key, size_t index,
-                            std::string message, bool warning) {
-  std::string key = list_key + "[" + std::to_string(index) + "]";
-  config::Problem p = config.problemAt(key, std::move(message), warning);
-  if (p.pos.line == 0) {
-    auto it = config.positions.find(list_key);
-    if (it != config.positions.end()) p.pos = it->second;
-  }
-  return p;
+Problem listProblem(const std::string& list_key, size_t index, std::string message, bool warning) {
+  return Problem{list_key + "[" + std::to_string(index) + "]", std::move(message), warning};
 }
 
 const char* protocolName(uint16_t version) {
@@ -52,8 +45,8 @@ const char* protocolName(uint16_t version) {
   }
 }
 
-ProtocolRange mapProtocols(const config::Config& config, std::vector<config::Problem>& problems) {
-  const auto& names = config.ssl.supported_protocols;
+ProtocolRange mapProtocols(const ServerOptions& options, std::vector<Problem>& problems) {
+  const auto& names = options.supported_protocols;
   if (names.empty()) return {TLS1_2_VERSION, TLS1_3_VERSION};
   ProtocolRange range{0xffff, 0};
   bool ok = true;
@@ -68,7 +61,7 @@ ProtocolRange mapProtocols(const config::Config& config, std::vector<config::Pro
       } else {
         msg += "; valid values are TLSv1.0 (or TLSv1), TLSv1.1, TLSv1.2, TLSv1.3";
       }
-      problems.push_back(listProblem(config, "ssl.supported_protocols", i, std::move(msg)));
+      problems.push_back(listProblem("ssl.supported_protocols", i, std::move(msg)));
       ok = false;
       continue;
     }
@@ -126,9 +119,9 @@ bool boringSupportsCipher(const char* boring_name) {
   return ok;
 }
 
-std::string mapCipherSuites(const config::Config& config, std::vector<config::Problem>& problems,
-                            std::vector<config::Problem>& warnings) {
-  const auto& names = config.ssl.cipher_suites;
+std::string mapCipherSuites(const ServerOptions& options, std::vector<Problem>& problems,
+                            std::vector<Problem>& warnings) {
+  const auto& names = options.cipher_suites;
   const auto& table = apmCipherTable();
   std::string list;
   std::vector<std::string> added;  // both ChaCha spellings map to one suite
@@ -139,7 +132,7 @@ std::string mapCipherSuites(const config::Config& config, std::vector<config::Pr
                            [&](const CipherMapping& m) { return name == m.apm_name; });
     if (it == table.end()) {
       problems.push_back(listProblem(
-          config, "ssl.cipher_suites", i,
+          "ssl.cipher_suites", i,
           "unknown cipher suite \"" + name +
               "\"; use APM Server's names, e.g. ECDHE-ECDSA-AES-128-GCM-SHA256 (all are listed "
               "in docs/tls.md)"));
@@ -148,7 +141,7 @@ std::string mapCipherSuites(const config::Config& config, std::vector<config::Pr
     }
     if (it->tls13) {
       warnings.push_back(listProblem(
-          config, "ssl.cipher_suites", i,
+          "ssl.cipher_suites", i,
           "\"" + name +
               "\" is a TLS 1.3 suite: TLS 1.3 suites are fixed in BoringSSL "
               "(TLS_AES_128_GCM_SHA256, "
@@ -165,11 +158,11 @@ std::string mapCipherSuites(const config::Config& config, std::vector<config::Pr
       std::string msg = "cipher suite \"" + name + "\"";
       if (it->boring_name) msg += std::string(" (BoringSSL: ") + it->boring_name + ")";
       msg += " is not available: " + why + "; remove it from the list";
-      problems.push_back(listProblem(config, "ssl.cipher_suites", i, std::move(msg)));
+      problems.push_back(listProblem("ssl.cipher_suites", i, std::move(msg)));
       continue;
     }
     if (std::string(it->boring_name).find("DES-CBC3") != std::string::npos) {
-      warnings.push_back(listProblem(config, "ssl.cipher_suites", i,
+      warnings.push_back(listProblem("ssl.cipher_suites", i,
                                      "\"" + name +
                                          "\" uses 3DES, which is weak (64-bit blocks, Sweet32); "
                                          "it is enabled because it was asked for",
@@ -182,17 +175,16 @@ std::string mapCipherSuites(const config::Config& config, std::vector<config::Pr
     }
   }
   if (only_tls13) {
-    warnings.push_back(config.problemAt(
-        "ssl.cipher_suites",
-        "only TLS 1.3 suites are listed, so TLS 1.2 and below use the library's default "
-        "suites",
-        true));
+    warnings.push_back(Problem{"ssl.cipher_suites",
+                               "only TLS 1.3 suites are listed, so TLS 1.2 and below use the "
+                               "library's default suites",
+                               true});
   }
   return list;
 }
 
-std::string mapCurves(const config::Config& config, std::vector<config::Problem>& problems) {
-  const auto& names = config.ssl.curve_types;
+std::string mapCurves(const ServerOptions& options, std::vector<Problem>& problems) {
+  const auto& names = options.curve_types;
   std::string list;
   for (size_t i = 0; i < names.size(); ++i) {
     const std::string& name = names[i];
@@ -207,7 +199,7 @@ std::string mapCurves(const config::Config& config, std::vector<config::Problem>
       } else {
         msg = "unknown curve \"" + name + "\"; valid values are P-256, P-384, P-521, X25519";
       }
-      problems.push_back(listProblem(config, "ssl.curve_types", i, std::move(msg)));
+      problems.push_back(listProblem("ssl.curve_types", i, std::move(msg)));
       continue;
     }
     if (std::find(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(i), name) ==

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/config/config.h"
+#include "proxy/tls/tls_options.h"
 
 namespace proxy::tls {
 
@@ -21,7 +21,7 @@ struct ProtocolRange {
 // Maps APM's exact spellings ("TLSv1", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3") to a
 // range. Unknown names and SSLv3 become errors tagged "ssl.supported_protocols[i]".
 // An empty list means APM Server 9.x's default, TLSv1.2..TLSv1.3.
-ProtocolRange mapProtocols(const config::Config& config, std::vector<config::Problem>& problems);
+ProtocolRange mapProtocols(const ServerOptions& options, std::vector<Problem>& problems);
 // "TLSv1.2" for TLS1_2_VERSION (BoringSSL's SSL_get_version spelling).
 const char* protocolName(uint16_t version);
 
@@ -39,16 +39,15 @@ bool boringSupportsCipher(const char* boring_name);
 // The BoringSSL cipher string ("A:B:C") for ssl.cipher_suites, or "" for library
 // defaults. Unknown names and suites BoringSSL lacks (RC4, some CBC-SHA256, ECDHE 3DES)
 // are errors; TLS 1.3 names and weak-but-available suites (3DES) are warnings.
-std::string mapCipherSuites(const config::Config& config, std::vector<config::Problem>& problems,
-                            std::vector<config::Problem>& warnings);
+std::string mapCipherSuites(const ServerOptions& options, std::vector<Problem>& problems,
+                            std::vector<Problem>& warnings);
 
 // The BoringSSL curve list ("P-256:X25519") for ssl.curve_types, or "" for defaults.
 // X25519MLKEM768 is an error that says this BoringSSL lacks it.
-std::string mapCurves(const config::Config& config, std::vector<config::Problem>& problems);
+std::string mapCurves(const ServerOptions& options, std::vector<Problem>& problems);
 
-// A Problem for the list element `list_key`[index] (e.g. "ssl.cipher_suites[2]"), at the
-// element's recorded position, else at the list's.
-config::Problem listProblem(const config::Config& config, const std::string& list_key, size_t index,
-                            std::string message, bool warning = false);
+// A Problem about the list element `list_key`[index], keyed "ssl.cipher_suites[2]".
+Problem listProblem(const std::string& list_key, size_t index, std::string message,
+                    bool warning = false);
 
 }  // namespace proxy::tls

@@ -1,10 +1,11 @@
-// TlsContext::create(): the ContextBuilder turns [ssl] into one SSL_CTX (chain, key, CAs
+// TlsContext::create(): the ContextBuilder turns ServerOptions into one SSL_CTX (chain, key, CAs
 // and pins, protocols, ciphers, curves, ALPN, session tickets), collecting every problem
 // rather than stopping at the first.
 #include <openssl/base64.h>
 #include <openssl/digest.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pool.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
@@ -82,27 +83,26 @@ int ticketKeyCallback(SSL* ssl, uint8_t* key_name, uint8_t* iv, EVP_CIPHER_CTX* 
 
 // Builds one TlsContext, collecting every problem rather than stopping at the first.
 struct ContextBuilder {
-  explicit ContextBuilder(const config::Config& c) : config(c) {}
-  const config::Config& config;
-  const config::SslConfig& ssl = config.ssl;
+  explicit ContextBuilder(const ServerOptions& options) : ssl(options) {}
+  const ServerOptions& ssl;
   std::shared_ptr<TlsContext> ctx;
-  std::vector<config::Problem> problems;
-  std::vector<config::Problem> warnings;
+  std::vector<Problem> problems;
+  std::vector<Problem> warnings;
   std::vector<X509Ptr> chain;  // leaf first
   std::vector<X509Ptr> cas;
   std::string cert_source;  // path or "inline", for messages
   std::string key_source;
 
   void error(const std::string& key, std::string message) {
-    problems.push_back(config.problemAt(key, std::move(message)));
+    problems.push_back(Problem{key, std::move(message)});
   }
   void warn(const std::string& key, std::string message) {
-    warnings.push_back(config.problemAt(key, std::move(message), true));
+    warnings.push_back(Problem{key, std::move(message), true});
   }
 
   // Reads a "path or inline PEM" value. `source` becomes the path or "inline".
   bool readValue(const std::string& key, const std::string& value, std::string& text,
-                 std::string& source, config::Problem* element_problem = nullptr) {
+                 std::string& source, Problem* element_problem = nullptr) {
     if (isInlinePem(value)) {
       text = unindent(value);
       source = "inline";
@@ -231,10 +231,10 @@ struct ContextBuilder {
   }
 
   void loadCertificateAuthorities() {
-    X509_STORE* store = SSL_CTX_get_cert_store(ctx->ctx_);
+    X509_STORE* store = ctx->store_;
     for (size_t i = 0; i < ssl.certificate_authorities.size(); ++i) {
       const std::string& value = ssl.certificate_authorities[i];
-      config::Problem where = listProblem(config, "ssl.certificate_authorities", i, std::string());
+      Problem where = listProblem("ssl.certificate_authorities", i, std::string());
       std::string pem, source;
       if (!readValue("", value, pem, source, &where)) continue;
       std::string parse_error;
@@ -267,8 +267,29 @@ struct ContextBuilder {
     }
   }
 
+  // Serves the leaf, then the intermediates from the same file (as APM Server does).
+  void useChainAndKey(EVP_PKEY* key) {
+    std::vector<CRYPTO_BUFFER*> buffers;
+    for (auto& cert : chain) {
+      uint8_t* der = nullptr;
+      int len = i2d_X509(cert.get(), &der);
+      CRYPTO_BUFFER* b =
+          len > 0 ? CRYPTO_BUFFER_new(der, static_cast<size_t>(len), nullptr) : nullptr;
+      OPENSSL_free(der);
+      if (b != nullptr) buffers.push_back(b);
+    }
+    ERR_clear_error();
+    if (buffers.size() != chain.size() ||
+        SSL_CTX_set_chain_and_key(ctx->ctx_, buffers.data(), buffers.size(), key, nullptr) != 1) {
+      error("ssl.certificate", "cannot use the certificate in " + describe(cert_source) +
+                                   " with the private key in " + describe(key_source) + ": " +
+                                   drainErrors());
+    }
+    for (CRYPTO_BUFFER* b : buffers) CRYPTO_BUFFER_free(b);  // the SSL_CTX holds its own
+  }
+
   void configureClientAuth() {
-    config::ClientAuth mode = effectiveClientAuth(ssl);
+    ClientAuth mode = effectiveClientAuth(ssl);
     ctx->client_auth_ = mode;
     for (size_t i = 0; i < ssl.ca_sha256.size(); ++i) {
       const std::string& pin = ssl.ca_sha256[i];
@@ -285,7 +306,7 @@ struct ContextBuilder {
       }
       if (!ok) {
         problems.push_back(listProblem(
-            config, "ssl.ca_sha256", i,
+            "ssl.ca_sha256", i,
             "\"" + pin +
                 "\" is not a base64 SHA-256 fingerprint (44 characters, e.g. the output of "
                 "`openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl "
@@ -295,19 +316,19 @@ struct ContextBuilder {
       std::memcpy(digest.data(), buf.data(), digest.size());
       ctx->pins_.push_back(digest);
     }
-    for (auto& p : validateAllowedClients(config)) problems.push_back(std::move(p));
+    for (auto& p : validateAllowedClients(ssl.allowed_clients)) problems.push_back(std::move(p));
 
     // The loader already warns about verification_mode = "none", pins or an allow-list
     // with client_authentication = "none" (proxy/config/config.cc crossCheck).
-    if (mode == config::ClientAuth::kNone) return;
-    if (mode == config::ClientAuth::kOptional && !ssl.allowed_clients.empty()) {
+    if (mode == ClientAuth::kNone) return;
+    if (mode == ClientAuth::kOptional && !ssl.allowed_clients.empty()) {
       warn("ssl.allowed_clients",
            "client_authentication is \"optional\": clients that send no certificate are "
            "admitted; the allow-list applies only to those that do (use \"required\" to "
            "admit listed clients only)");
     }
     if (ssl.certificate_authorities.empty()) {
-      X509_STORE* store = SSL_CTX_get_cert_store(ctx->ctx_);
+      X509_STORE* store = ctx->store_;
       ERR_clear_error();
       if (X509_STORE_load_locations(store, kSystemRootsFile, nullptr) != 1) {
         error("ssl.client_authentication",
@@ -325,15 +346,21 @@ struct ContextBuilder {
     } else {
       // The CertificateRequest names the acceptable CAs, which lets a client holding
       // several certificates (e.g. a JVM keystore) pick the right one.
-      STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+      // (DER-encoded names: a buffers-method SSL_CTX takes no X509_NAME.)
+      STACK_OF(CRYPTO_BUFFER)* names = sk_CRYPTO_BUFFER_new_null();
+      PROXY_CHECK(names != nullptr, "sk_CRYPTO_BUFFER_new_null failed (out of memory)");
       for (auto& ca : cas) {
-        X509_NAME* name = X509_NAME_dup(X509_get_subject_name(ca.get()));
-        if (name && !sk_X509_NAME_push(names, name)) X509_NAME_free(name);
+        uint8_t* der = nullptr;
+        int len = i2d_X509_NAME(X509_get_subject_name(ca.get()), &der);
+        CRYPTO_BUFFER* name =
+            len > 0 ? CRYPTO_BUFFER_new(der, static_cast<size_t>(len), nullptr) : nullptr;
+        OPENSSL_free(der);
+        if (name && !sk_CRYPTO_BUFFER_push(names, name)) CRYPTO_BUFFER_free(name);
       }
-      SSL_CTX_set_client_CA_list(ctx->ctx_, names);
+      SSL_CTX_set0_client_CAs(ctx->ctx_, names);
     }
     int verify = SSL_VERIFY_PEER;
-    if (mode == config::ClientAuth::kRequired) verify |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    if (mode == ClientAuth::kRequired) verify |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     // Custom verification (tls_session.cc) so that one callback checks the chain, the
     // pins and the allow-list, and picks the alert: a refused client learns why from
     // the TLS alert (access_denied, certificate_expired, unknown_ca...), not an HTTP 403.
@@ -354,7 +381,7 @@ struct ContextBuilder {
       SHA256_Update(&sha, s.data(), s.size());
       SHA256_Update(&sha, "\0", 1);
     };
-    add(config::toString(ctx->client_auth_));
+    add(toString(ctx->client_auth_));
     for (auto& ca : cas) {
       uint8_t* der = nullptr;
       int len = i2d_X509(ca.get(), &der);
@@ -376,20 +403,28 @@ struct ContextBuilder {
 
   void build(std::shared_ptr<TicketKeys> ticket_keys) {
     ctx.reset(new TlsContext());
-    ctx->ssl_ = ssl;
+    ctx->options_ = ssl;
     ctx->ticket_keys_ =
         ticket_keys ? std::move(ticket_keys) : TicketKeys::create(ssl.session_ticket_rotation);
-    ctx->ctx_ = SSL_CTX_new(TLS_method());
-    PROXY_CHECK(ctx->ctx_ != nullptr, "SSL_CTX_new failed (out of memory)");
+    // The buffers method keeps certificates as DER (CRYPTO_BUFFERs), never as parsed X509
+    // objects: a client chain costs an idle mTLS connection nothing but a reference into
+    // the pool, which holds each distinct certificate once (issue 12: memory per idle
+    // mTLS connection). TlsSession parses a chain only while it checks it.
+    ctx->pool_ = CRYPTO_BUFFER_POOL_new();
+    ctx->store_ = X509_STORE_new();
+    ctx->ctx_ = SSL_CTX_new(TLS_with_buffers_method());
+    PROXY_CHECK(ctx->pool_ != nullptr && ctx->store_ != nullptr && ctx->ctx_ != nullptr,
+                "SSL_CTX_new failed (out of memory)");
+    SSL_CTX_set0_buffer_pool(ctx->ctx_, ctx->pool_);
     SSL_CTX_set_ex_data(ctx->ctx_, 0, ctx.get());
 
-    ProtocolRange range = mapProtocols(config, problems);
+    ProtocolRange range = mapProtocols(ssl, problems);
     ctx->min_version_ = range.min_version;
     ctx->max_version_ = range.max_version;
     SSL_CTX_set_min_proto_version(ctx->ctx_, range.min_version);
     SSL_CTX_set_max_proto_version(ctx->ctx_, range.max_version);
 
-    ctx->cipher_list_ = mapCipherSuites(config, problems, warnings);
+    ctx->cipher_list_ = mapCipherSuites(ssl, problems, warnings);
     if (!ctx->cipher_list_.empty()) {
       ERR_clear_error();
       // Strict: fails rather than skipping a name it does not know.
@@ -398,7 +433,7 @@ struct ContextBuilder {
               "BoringSSL rejected the cipher list \"" + ctx->cipher_list_ + "\": " + drainErrors());
       }
     }
-    ctx->curve_list_ = mapCurves(config, problems);
+    ctx->curve_list_ = mapCurves(ssl, problems);
     if (!ctx->curve_list_.empty()) {
       ERR_clear_error();
       if (!SSL_CTX_set1_curves_list(ctx->ctx_, ctx->curve_list_.c_str())) {
@@ -409,18 +444,6 @@ struct ContextBuilder {
 
     loadCertificate();
     PkeyPtr key = loadKey();
-    if (!chain.empty()) {
-      ERR_clear_error();
-      bool ok = SSL_CTX_use_certificate(ctx->ctx_, chain[0].get()) == 1;
-      // Intermediates from the same file are served after the leaf, as APM Server does.
-      for (size_t i = 1; ok && i < chain.size(); ++i) {
-        ok = SSL_CTX_add1_chain_cert(ctx->ctx_, chain[i].get()) == 1;
-      }
-      if (!ok) {
-        error("ssl.certificate",
-              "cannot use the certificate in " + describe(cert_source) + ": " + drainErrors());
-      }
-    }
     if (key && !chain.empty()) {
       if (X509_check_private_key(chain[0].get(), key.get()) != 1) {
         ERR_clear_error();
@@ -428,12 +451,7 @@ struct ContextBuilder {
                              " does not match the certificate " + ctx->server_cert_.subject +
                              " in " + describe(cert_source));
       } else {
-        ERR_clear_error();
-        if (SSL_CTX_use_PrivateKey(ctx->ctx_, key.get()) != 1 ||
-            SSL_CTX_check_private_key(ctx->ctx_) != 1) {
-          error("ssl.key",
-                "cannot use the private key in " + describe(key_source) + ": " + drainErrors());
-        }
+        useChainAndKey(key.get());
       }
     }
 
@@ -443,8 +461,8 @@ struct ContextBuilder {
 
     // Any non-null argument means "h2 too"; the callback reads nothing through it.
     static int http2_on = 1;
-    SSL_CTX_set_alpn_select_cb(ctx->ctx_, alpnSelect, config.server.http2 ? &http2_on : nullptr);
-    ctx->http2_ = config.server.http2;
+    SSL_CTX_set_alpn_select_cb(ctx->ctx_, alpnSelect, ssl.http2 ? &http2_on : nullptr);
+    ctx->http2_ = ssl.http2;
     // Stateless resumption only. A server-side cache would be per SSL_CTX (so not shared
     // by workers, and lost on reload) and costs memory per session; tickets are neither.
     SSL_CTX_set_session_cache_mode(ctx->ctx_, SSL_SESS_CACHE_OFF);
@@ -466,15 +484,10 @@ struct ContextBuilder {
     // SSLv2/3 do not exist in BoringSSL either.
   }
 };
-TlsContext::CreateResult TlsContext::create(const config::Config& config,
+TlsContext::CreateResult TlsContext::create(const ServerOptions& options,
                                             std::shared_ptr<TicketKeys> ticket_keys) {
   CreateResult result;
-  if (!config.ssl.enabled) {
-    result.problems.push_back(
-        config.problemAt("ssl.enabled", "TLS is not enabled, so there is no TLS context"));
-    return result;
-  }
-  ContextBuilder b(config);
+  ContextBuilder b(options);
   b.build(std::move(ticket_keys));
   result.problems = std::move(b.problems);
   result.warnings = std::move(b.warnings);

@@ -137,7 +137,7 @@ bool ipMatches(std::string_view allowed, std::string_view ip) {
   return fa == fb && std::memcmp(a, b, 16) == 0;
 }
 
-bool isAllowed(const config::AllowedClients& allowed, const ClientIdentity& id) {
+bool isAllowed(const AllowedClients& allowed, const ClientIdentity& id) {
   if (allowed.empty()) return true;
   for (const auto& want : allowed.common_names) {
     for (const auto& cn : id.common_names) {
@@ -167,18 +167,12 @@ bool isAllowed(const config::AllowedClients& allowed, const ClientIdentity& id) 
   return false;
 }
 
-std::vector<config::Problem> validateAllowedClients(const config::Config& config) {
-  std::vector<config::Problem> problems;
-  const auto& allowed = config.ssl.allowed_clients;
+std::vector<Problem> validateAllowedClients(const AllowedClients& allowed) {
+  std::vector<Problem> problems;
   auto bad = [&](const char* list, size_t i, std::string msg) {
-    std::string key = std::string("ssl.allowed_clients.") + list;
-    std::string element = key + "[" + std::to_string(i) + "]";
-    config::Problem p = config.problemAt(element, std::move(msg));
-    if (p.pos.line == 0) {
-      auto it = config.positions.find(key);
-      if (it != config.positions.end()) p.pos = it->second;
-    }
-    problems.push_back(std::move(p));
+    problems.push_back(
+        Problem{std::string("ssl.allowed_clients.") + list + "[" + std::to_string(i) + "]",
+                std::move(msg)});
   };
   for (size_t i = 0; i < allowed.dns_names.size(); ++i) {
     const std::string& d = allowed.dns_names[i];

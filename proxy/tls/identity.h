@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/config/config.h"
+#include "proxy/tls/tls_options.h"
 
 namespace proxy::tls {
 
@@ -35,10 +35,10 @@ bool uriPatternMatches(std::string_view pattern, std::string_view uri);
 // True when both texts parse as the same IPv4 or IPv6 address.
 bool ipMatches(std::string_view allowed, std::string_view ip);
 // True when any entry of any list matches `id`, or when `allowed` is empty.
-bool isAllowed(const config::AllowedClients& allowed, const ClientIdentity& id);
+bool isAllowed(const AllowedClients& allowed, const ClientIdentity& id);
 // Checks the patterns themselves (IP entries must be addresses, '*' only where it
 // works); one Problem per bad entry, tagged "ssl.allowed_clients.<list>[i]".
-std::vector<config::Problem> validateAllowedClients(const config::Config& config);
+std::vector<Problem> validateAllowedClients(const AllowedClients& allowed);
 
 // RFC 2253 form of `cert`'s subject ("CN=agent,OU=apm,O=Example").
 std::string subjectRfc2253(const X509* cert);

@@ -2,28 +2,58 @@
 // proxy logs at start. The builder is context_builder.cc, PEM handling pem.cc.
 #include "proxy/tls/tls_context.h"
 
+#include <openssl/pool.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <utility>
 
 #include "proxy/tls/apm_names.h"
 #include "proxy/tls/pem.h"
 
 namespace proxy::tls {
 
-config::ClientAuth effectiveClientAuth(const config::SslConfig& ssl) {
-  if (ssl.client_authentication_explicit) return ssl.client_authentication;
-  if (!ssl.certificate_authorities.empty()) return config::ClientAuth::kRequired;
-  return ssl.client_authentication;
+namespace {
+
+// "3600s" (or "1500ms"): the summary's spelling of a duration; the config file's own
+// ("1h") is app's to print.
+std::string formatDuration(std::chrono::milliseconds d) {
+  int64_t ms = d.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
+
+}  // namespace
+
+const char* toString(ClientAuth mode) {
+  switch (mode) {
+    case ClientAuth::kNone:
+      return "none";
+    case ClientAuth::kOptional:
+      return "optional";
+    case ClientAuth::kRequired:
+      return "required";
+  }
+  return "none";
+}
+
+ClientAuth effectiveClientAuth(const ServerOptions& options) {
+  if (options.client_authentication_explicit) return options.client_authentication;
+  if (!options.certificate_authorities.empty()) return ClientAuth::kRequired;
+  return options.client_authentication;
 }
 TlsContext::~TlsContext() {
   if (ctx_ != nullptr) {
     SSL_CTX_set_ex_data(ctx_, 0, nullptr);
     SSL_CTX_free(ctx_);
   }
+  // Every TlsSession held a reference on this context, so no SSL, session or buffer of
+  // the pool is left.
+  if (pool_ != nullptr) CRYPTO_BUFFER_POOL_free(pool_);
+  if (store_ != nullptr) X509_STORE_free(store_);
 }
-std::vector<config::Problem> TlsContext::validate(const config::Config& config) {
-  if (!config.ssl.enabled) return {};
-  CreateResult r = create(config, nullptr);
-  std::vector<config::Problem> all = std::move(r.problems);
+std::vector<Problem> TlsContext::validate(const ServerOptions& options) {
+  CreateResult r = create(options, nullptr);
+  std::vector<Problem> all = std::move(r.problems);
   for (auto& w : r.warnings) {
     w.warning = true;
     all.push_back(std::move(w));
@@ -47,8 +77,8 @@ std::string TlsContext::summary() const {
   s += "; curves: ";
   s += curve_list_.empty() ? "library defaults (X25519, P-256, P-384)" : curve_list_;
   s += "; client authentication: ";
-  s += config::toString(client_auth_);
-  if (client_auth_ != config::ClientAuth::kNone) {
+  s += toString(client_auth_);
+  if (client_auth_ != ClientAuth::kNone) {
     if (system_roots_) {
       s += " against the system trust store";
     } else {
@@ -60,15 +90,15 @@ std::string TlsContext::summary() const {
       s += "]";
     }
     if (!pins_.empty()) s += ", " + std::to_string(pins_.size()) + " ca_sha256 pin(s)";
-    if (!ssl_.allowed_clients.empty()) s += ", allow-list on";
+    if (!options_.allowed_clients.empty()) s += ", allow-list on";
   }
   s += "; server certificate " + server_cert_.subject;
   if (!server_cert_.sans.empty()) s += " (" + server_cert_.sans + ")";
   s += " valid " + pem::formatTime(server_cert_.not_before) + " to " +
        pem::formatTime(server_cert_.not_after) + " from " + server_cert_.source;
   s += "; session tickets: ";
-  if (ssl_.session_tickets) {
-    s += "on, key rotated every " + config::formatDuration(ssl_.session_ticket_rotation);
+  if (options_.session_tickets) {
+    s += "on, key rotated every " + formatDuration(options_.session_ticket_rotation);
   } else {
     s += "off (no resumption)";
   }

@@ -2,6 +2,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/pool.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
@@ -139,6 +140,35 @@ std::string whichCert(X509* cert, int depth) {
   if (depth <= 0) return "client certificate " + subjectRfc2253(cert);
   return "certificate " + subjectRfc2253(cert) + " in the client chain";
 }
+
+// The peer's chain (leaf first) parsed from the DER the SSL keeps, for as long as one
+// check needs it: the buffers-method SSL_CTX (context_builder.cc) never keeps parsed
+// certificates, so an idle connection holds none. ok() is false when a certificate does
+// not parse (BoringSSL checked only its outer structure and public key).
+class ParsedChain {
+ public:
+  explicit ParsedChain(const SSL* ssl) : certs_(sk_X509_new_null()) {
+    const STACK_OF(CRYPTO_BUFFER)* buffers = SSL_get0_peer_certificates(ssl);
+    ok_ = certs_ != nullptr;
+    for (size_t i = 0; ok_ && buffers != nullptr && i < sk_CRYPTO_BUFFER_num(buffers); ++i) {
+      X509* cert = X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(buffers, i));
+      ok_ = cert != nullptr && sk_X509_push(certs_, cert) != 0;
+      if (!ok_) X509_free(cert);
+    }
+  }
+  ~ParsedChain() { sk_X509_pop_free(certs_, X509_free); }
+  ParsedChain(const ParsedChain&) = delete;
+  ParsedChain& operator=(const ParsedChain&) = delete;
+
+  bool ok() const { return ok_; }
+  size_t size() const { return certs_ == nullptr ? 0 : sk_X509_num(certs_); }
+  X509* at(size_t i) const { return sk_X509_value(certs_, i); }
+  STACK_OF(X509) * stack() const { return certs_; }
+
+ private:
+  STACK_OF(X509) * certs_;
+  bool ok_ = false;
+};
 
 bool spkiMatches(X509* cert, const std::vector<std::array<uint8_t, 32>>& pins) {
   uint8_t* der = nullptr;
@@ -313,23 +343,27 @@ bool TlsSession::onHandshakeDone() {
   ERR_clear_error();
   SSL_write(ssl_, "", 0);
   ERR_clear_error();
-  X509* leaf = SSL_get_peer_certificate(ssl_);
-  if (leaf == nullptr) return true;
+  ParsedChain chain(ssl_);
+  if (!chain.ok() || chain.size() == 0) return true;
   // Only reached when verifyClientCallback accepted the chain (or, on resumption,
   // accepted it again), so this is a verified identity.
+  X509* leaf = chain.at(0);
   ClientIdentity id = identityOf(leaf);
   client_subject_ = subjectRfc2253(leaf);
   client_sans_ = sansString(id);
   client_cert_header_ = forwardedClientCert(leaf, id);
-  X509_free(leaf);
   return true;
 }
 
 bool TlsSession::resumedChainStillValid() {
-  STACK_OF(X509)* chain = SSL_get_peer_full_cert_chain(ssl_);
-  if (chain == nullptr) chain = SSL_get_peer_cert_chain(ssl_);
-  for (size_t i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
-    X509* cert = sk_X509_value(chain, i);
+  ParsedChain chain(ssl_);
+  if (!chain.ok()) {
+    failure_ = HandshakeFailure::kOther;
+    error_message_ = "TLS handshake failed: the client chain of the resumed session does not parse";
+    return false;
+  }
+  for (size_t i = 0; i < chain.size(); ++i) {
+    X509* cert = chain.at(i);
     if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
       failure_ = HandshakeFailure::kCertificateExpired;
       error_message_ = "TLS handshake failed: " + whichCert(cert, static_cast<int>(i)) +
@@ -348,26 +382,27 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
     return ssl_verify_invalid;
   }
   const TlsContext& context = *self->context_;
-  STACK_OF(X509)* chain = SSL_get_peer_full_cert_chain(ssl);
-  if (chain == nullptr || sk_X509_num(chain) == 0) {
-    // BoringSSL calls us only when certificates were sent; be safe anyway.
-    self->verify_failure_ = HandshakeFailure::kNoClientCertificate;
-    self->verify_detail_ = "the client sent no certificate";
-    *out_alert = SSL_AD_CERTIFICATE_REQUIRED;
-    return ssl_verify_invalid;
-  }
-  X509* leaf = sk_X509_value(chain, 0);
-
   auto refuse = [&](HandshakeFailure why, std::string detail, uint8_t alert) {
     self->verify_failure_ = why;
     self->verify_detail_ = std::move(detail);
     *out_alert = alert;
     return ssl_verify_invalid;
   };
+  ParsedChain parsed(ssl);
+  if (parsed.size() == 0 && parsed.ok()) {
+    // BoringSSL calls us only when certificates were sent; be safe anyway.
+    return refuse(HandshakeFailure::kNoClientCertificate, "the client sent no certificate",
+                  SSL_AD_CERTIFICATE_REQUIRED);
+  }
+  if (!parsed.ok()) {
+    return refuse(HandshakeFailure::kOther, "a certificate in the client chain does not parse",
+                  SSL_AD_BAD_CERTIFICATE);
+  }
+  STACK_OF(X509)* chain = parsed.stack();
+  X509* leaf = parsed.at(0);
 
   X509_STORE_CTX* store_ctx = X509_STORE_CTX_new();
-  if (store_ctx == nullptr ||
-      !X509_STORE_CTX_init(store_ctx, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf, chain)) {
+  if (store_ctx == nullptr || !X509_STORE_CTX_init(store_ctx, context.certStore(), leaf, chain)) {
     X509_STORE_CTX_free(store_ctx);
     return refuse(HandshakeFailure::kOther, "cannot set up certificate verification",
                   SSL_AD_INTERNAL_ERROR);
@@ -440,7 +475,7 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
   X509_STORE_CTX_free(store_ctx);
   if (result != ssl_verify_ok) return result;
 
-  const config::AllowedClients& allowed = context.ssl().allowed_clients;
+  const AllowedClients& allowed = context.options().allowed_clients;
   if (!allowed.empty()) {
     ClientIdentity id = identityOf(leaf);
     if (!isAllowed(allowed, id)) {

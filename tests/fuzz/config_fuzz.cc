@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 
+#include "proxy/app/tls_options.h"
 #include "proxy/config/config.h"
 #include "proxy/tls/tls_context.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -81,7 +82,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   if (first.config->ssl.enabled && namesNoFile(first.config->ssl)) {
-    for (const Problem& p : proxy::tls::TlsContext::validate(*first.config)) checkProblem(p);
+    const proxy::config::Config& config = *first.config;
+    for (const auto& p : proxy::tls::TlsContext::validate(proxy::app::tlsOptions(config))) {
+      checkProblem(proxy::app::toConfigProblem(config, p));
+    }
   }
   ERR_clear_error();  // BoringSSL's error queue allocates; see identity_fuzz.cc
   return 0;

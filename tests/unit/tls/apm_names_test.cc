@@ -6,10 +6,13 @@
 #include <fstream>
 #include <iterator>
 
+#include "proxy/app/tls_options.h"
+
 namespace proxy::tls {
 namespace {
 
-config::Config withPositions() {
+// Where the keys were written in a config file: app places tls's problems by their keys.
+config::Config positions() {
   config::Config c;
   c.file = "apm.toml";
   c.positions["ssl.cipher_suites"] = {7, 17};
@@ -18,39 +21,40 @@ config::Config withPositions() {
   c.positions["ssl.supported_protocols"] = {9, 23};
   return c;
 }
+config::SourcePos posOf(const Problem& p) { return app::toConfigProblem(positions(), p).pos; }
 
 TEST_CASE("APM protocol lists become a contiguous BoringSSL version range", "[unit][tls]") {
-  config::Config c = withPositions();
-  std::vector<config::Problem> problems;
+  ServerOptions c;
+  std::vector<Problem> problems;
   SECTION("defaults") {
-    c.ssl.supported_protocols.clear();
+    c.supported_protocols.clear();
     auto r = mapProtocols(c, problems);
     CHECK(r.min_version == TLS1_2_VERSION);
     CHECK(r.max_version == TLS1_3_VERSION);
   }
   SECTION("a gap is filled, as APM Server does") {
-    c.ssl.supported_protocols = {"TLSv1.3", "TLSv1.1"};
+    c.supported_protocols = {"TLSv1.3", "TLSv1.1"};
     auto r = mapProtocols(c, problems);
     CHECK(r.min_version == TLS1_1_VERSION);
     CHECK(r.max_version == TLS1_3_VERSION);
   }
   SECTION("both spellings of TLS 1.0") {
     for (const char* name : {"TLSv1", "TLSv1.0"}) {
-      c.ssl.supported_protocols = {name};
+      c.supported_protocols = {name};
       auto r = mapProtocols(c, problems);
       CHECK(r.min_version == TLS1_VERSION);
       CHECK(r.max_version == TLS1_VERSION);
     }
   }
   SECTION("SSLv3 and unknown names are errors at their index") {
-    c.ssl.supported_protocols = {"TLSv1.2", "SSLv3", "TLSv1.4"};
+    c.supported_protocols = {"TLSv1.2", "SSLv3", "TLSv1.4"};
     mapProtocols(c, problems);
     REQUIRE(problems.size() == 2);
     CHECK(problems[0].key == "ssl.supported_protocols[1]");
     CHECK(problems[0].message ==
           "unsupported TLS protocol \"SSLv3\": SSLv3 is insecure and not supported (APM "
           "Server rejects it too)");
-    CHECK(problems[0].pos.line == 9);
+    CHECK(posOf(problems[0]).line == 9);
     CHECK(problems[1].key == "ssl.supported_protocols[2]");
     CHECK(problems[1].message ==
           "unsupported TLS protocol \"TLSv1.4\"; valid values are TLSv1.0 (or TLSv1), TLSv1.1, "
@@ -61,9 +65,9 @@ TEST_CASE("APM protocol lists become a contiguous BoringSSL version range", "[un
 
 TEST_CASE("Every APM cipher name maps to BoringSSL or to a precise error", "[unit][tls]") {
   for (const auto& m : apmCipherTable()) {
-    config::Config c = withPositions();
-    c.ssl.cipher_suites = {m.apm_name};
-    std::vector<config::Problem> problems, warnings;
+    ServerOptions c;
+    c.cipher_suites = {m.apm_name};
+    std::vector<Problem> problems, warnings;
     std::string list = mapCipherSuites(c, problems, warnings);
     INFO(m.apm_name);
     if (m.tls13) {
@@ -86,31 +90,31 @@ TEST_CASE("Every APM cipher name maps to BoringSSL or to a precise error", "[uni
 }
 
 TEST_CASE("Cipher suite errors name the value, the index and why", "[unit][tls]") {
-  config::Config c = withPositions();
-  std::vector<config::Problem> problems, warnings;
-  c.ssl.cipher_suites = {"ECDHE-RSA-AES-128-GCM-SHA256",
-                         "ECDHE-RSA-CHACHA20-POLY1205",
-                         "RSA-RC4-128-SHA",
-                         "ECDHE-RSA-AES-128-CBC-SHA256",
-                         "ECDHE-RSA-3DES-CBC3-SHA",
-                         "NOT-A-CIPHER",
-                         "RSA-3DES-CBC3-SHA",
-                         "ECDHE-RSA-CHACHA20-POLY1305",
-                         "TLS-AES-128-GCM-SHA256"};
+  ServerOptions c;
+  std::vector<Problem> problems, warnings;
+  c.cipher_suites = {"ECDHE-RSA-AES-128-GCM-SHA256",
+                     "ECDHE-RSA-CHACHA20-POLY1205",
+                     "RSA-RC4-128-SHA",
+                     "ECDHE-RSA-AES-128-CBC-SHA256",
+                     "ECDHE-RSA-3DES-CBC3-SHA",
+                     "NOT-A-CIPHER",
+                     "RSA-3DES-CBC3-SHA",
+                     "ECDHE-RSA-CHACHA20-POLY1305",
+                     "TLS-AES-128-GCM-SHA256"};
   std::string list = mapCipherSuites(c, problems, warnings);
   CHECK(list == "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:DES-CBC3-SHA");
   REQUIRE(problems.size() == 4);
   CHECK(problems[0].key == "ssl.cipher_suites[2]");
-  CHECK(problems[0].pos.line == 7);
-  CHECK(problems[0].pos.column == 60);
+  CHECK(posOf(problems[0]).line == 7);
+  CHECK(posOf(problems[0]).column == 60);
   CHECK(problems[0].message ==
         "cipher suite \"RSA-RC4-128-SHA\" is not available: RC4 is broken and BoringSSL does "
         "not implement it; remove it from the list");
-  CHECK(problems[0].format() ==
+  CHECK(app::toConfigProblem(positions(), problems[0]).format() ==
         "apm.toml:7:60: ssl.cipher_suites[2]: cipher suite \"RSA-RC4-128-SHA\" is not "
         "available: RC4 is broken and BoringSSL does not implement it; remove it from the list");
   CHECK(problems[1].key == "ssl.cipher_suites[3]");
-  CHECK(problems[1].pos.line == 7);  // no position of its own: the list's
+  CHECK(posOf(problems[1]).line == 7);  // no position of its own: the list's
   CHECK(problems[1].message ==
         "cipher suite \"ECDHE-RSA-AES-128-CBC-SHA256\" (BoringSSL: ECDHE-RSA-AES128-SHA256) is "
         "not available: this BoringSSL build does not implement it; remove it from the list");
@@ -135,24 +139,24 @@ TEST_CASE("Cipher suite errors name the value, the index and why", "[unit][tls]"
 }
 
 TEST_CASE("An empty cipher list means the library defaults", "[unit][tls]") {
-  config::Config c;
-  std::vector<config::Problem> problems, warnings;
+  ServerOptions c;
+  std::vector<Problem> problems, warnings;
   CHECK(mapCipherSuites(c, problems, warnings).empty());
   CHECK(problems.empty());
   CHECK(warnings.empty());
 }
 
 TEST_CASE("Curve names map one to one; X25519MLKEM768 is refused clearly", "[unit][tls]") {
-  config::Config c = withPositions();
-  std::vector<config::Problem> problems;
-  c.ssl.curve_types = {"X25519", "P-256", "P-384", "P-521", "P-256"};
+  ServerOptions c;
+  std::vector<Problem> problems;
+  c.curve_types = {"X25519", "P-256", "P-384", "P-521", "P-256"};
   CHECK(mapCurves(c, problems) == "X25519:P-256:P-384:P-521");
   CHECK(problems.empty());
-  c.ssl.curve_types = {"X25519MLKEM768", "secp256r1"};
+  c.curve_types = {"X25519MLKEM768", "secp256r1"};
   CHECK(mapCurves(c, problems).empty());
   REQUIRE(problems.size() == 2);
   CHECK(problems[0].key == "ssl.curve_types[0]");
-  CHECK(problems[0].pos.line == 8);
+  CHECK(posOf(problems[0]).line == 8);
   CHECK(problems[0].message ==
         "curve \"X25519MLKEM768\" is not available in this BoringSSL (it predates ML-KEM); use "
         "P-256, P-384, P-521 or X25519");

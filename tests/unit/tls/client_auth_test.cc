@@ -53,22 +53,20 @@ std::string spkiPin(const X509* cert) {
 }
 
 TEST_CASE("Every client_authentication mode against every kind of client", "[unit][tls]") {
-  auto mode = GENERATE(config::ClientAuth::kNone, config::ClientAuth::kOptional,
-                       config::ClientAuth::kRequired);
+  auto mode = GENERATE(ClientAuth::kNone, ClientAuth::kOptional, ClientAuth::kRequired);
   auto version = GENERATE(as<uint16_t>{}, TLS1_2_VERSION, TLS1_3_VERSION);
   auto kind = GENERATE(Client::kNone, Client::kGood, Client::kRogue, Client::kExpired,
                        Client::kNotYetValid, Client::kRefused, Client::kPinMismatch);
-  INFO("mode " << config::toString(mode) << ", client " << name(kind) << ", TLS 0x" << std::hex
-               << version);
+  INFO("mode " << toString(mode) << ", client " << name(kind) << ", TLS 0x" << std::hex << version);
 
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
-  c.ssl.client_authentication = mode;
-  c.ssl.client_authentication_explicit = true;
-  if (kind == Client::kRefused) c.ssl.allowed_clients.common_names = {"allowed-agent"};
+  c.client_authentication = mode;
+  c.client_authentication_explicit = true;
+  if (kind == Client::kRefused) c.allowed_clients.common_names = {"allowed-agent"};
   if (kind == Client::kPinMismatch) {
-    c.ssl.ca_sha256 = {spkiPin(testing::pki().rogue_root.cert.get())};
+    c.ca_sha256 = {spkiPin(testing::pki().rogue_root.cert.get())};
   }
   auto ctx = testing::makeContext(c);
 
@@ -79,7 +77,7 @@ TEST_CASE("Every client_authentication mode against every kind of client", "[uni
   HandshakeFailure expected = HandshakeFailure::kNone;
   switch (kind) {
     case Client::kNone:
-      if (mode == config::ClientAuth::kRequired) expected = HandshakeFailure::kNoClientCertificate;
+      if (mode == ClientAuth::kRequired) expected = HandshakeFailure::kNoClientCertificate;
       break;
     case Client::kGood:
       break;
@@ -105,7 +103,7 @@ TEST_CASE("Every client_authentication mode against every kind of client", "[uni
       break;
   }
   // With "none" no certificate is requested, so nothing the client holds matters.
-  if (mode == config::ClientAuth::kNone) expected = HandshakeFailure::kNone;
+  if (mode == ClientAuth::kNone) expected = HandshakeFailure::kNone;
   ClientOptions o;
   o.min_version = o.max_version = version;
   if (kind != Client::kNone) {
@@ -119,7 +117,7 @@ TEST_CASE("Every client_authentication mode against every kind of client", "[uni
   INFO(server->errorMessage());
   CHECK(server->failure() == expected);
   CHECK(ok == (expected == HandshakeFailure::kNone));
-  bool presented = ok && kind != Client::kNone && mode != config::ClientAuth::kNone;
+  bool presented = ok && kind != Client::kNone && mode != ClientAuth::kNone;
   CHECK(server->clientSubject() == (presented ? "CN=agent" : ""));
   CHECK(server->clientCertHeader().empty() == !presented);
   if (!ok) {
@@ -130,7 +128,7 @@ TEST_CASE("Every client_authentication mode against every kind of client", "[uni
 
 TEST_CASE("Refusals carry a sentence and the matching TLS alert", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
   CertSpec spec;
   spec.subject = "CN=agent,OU=team";
@@ -145,7 +143,7 @@ TEST_CASE("Refusals carry a sentence and the matching TLS alert", "[unit][tls]")
     detail = " expired (notAfter 20";
   }
   SECTION("identity") {
-    c.ssl.allowed_clients.uris = {"spiffe://cluster.local/ns/*/sa/apm-agent"};
+    c.allowed_clients.uris = {"spiffe://cluster.local/ns/*/sa/apm-agent"};
     spec.uris = {"spiffe://cluster.local/ns/prod/sa/other"};
     expected_message = "TLS handshake failed: client ";
     expected_alert = "access denied";
@@ -187,16 +185,16 @@ TEST_CASE("Refusals carry a sentence and the matching TLS alert", "[unit][tls]")
 
 TEST_CASE("ca_sha256 passes when any certificate of the verified chain matches", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
   CertSpec spec;
   spec.subject = "CN=agent";
   auto cert = testing::clientCert(spec);
   SECTION("the root's key") {
-    c.ssl.ca_sha256 = {spkiPin(testing::pki().rogue_root.cert.get()),
-                       spkiPin(testing::pki().root.cert.get())};
+    c.ca_sha256 = {spkiPin(testing::pki().rogue_root.cert.get()),
+                   spkiPin(testing::pki().root.cert.get())};
   }
-  SECTION("the leaf's key") { c.ssl.ca_sha256 = {spkiPin(cert.cert.get())}; }
+  SECTION("the leaf's key") { c.ca_sha256 = {spkiPin(cert.cert.get())}; }
   auto ctx = testing::makeContext(c);
   ClientOptions o;
   o.cert = &cert;
@@ -209,9 +207,9 @@ TEST_CASE("ca_sha256 passes when any certificate of the verified chain matches",
 
 TEST_CASE("A client chain through an intermediate verifies; identity is extracted", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
-  c.ssl.allowed_clients.dns_names = {"*.apm.example.com"};
+  c.allowed_clients.dns_names = {"*.apm.example.com"};
   auto ctx = testing::makeContext(c);
   CertSpec spec;
   spec.subject = "CN=agent 7,OU=observability";
@@ -250,7 +248,7 @@ TEST_CASE("A client chain through an intermediate verifies; identity is extracte
 
 TEST_CASE("A certificate without the clientAuth usage is refused", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
   auto ctx = testing::makeContext(c);
   CertSpec spec;

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "proxy/app/tls_options.h"
 #include "tests/unit/tls/tls_test_support.h"
 
 namespace proxy::tls {
@@ -48,7 +49,7 @@ TEST_CASE("A client is allowed when any entry of any list matches", "[unit][tls]
   id.dns_names = {"agent-7.apm.example.com"};
   id.uris = {"spiffe://cluster.local/ns/prod/sa/apm-agent"};
   id.ip_addresses = {"10.1.2.3"};
-  config::AllowedClients allowed;
+  AllowedClients allowed;
   CHECK(isAllowed(allowed, id));  // empty = no restriction
   allowed.common_names = {"agent-8"};
   CHECK_FALSE(isAllowed(allowed, id));
@@ -82,17 +83,18 @@ TEST_CASE("A client is allowed when any entry of any list matches", "[unit][tls]
 }
 
 TEST_CASE("Allow-list entries that can never match are config errors", "[unit][tls]") {
-  config::Config c;
-  c.file = "x.toml";
-  c.positions["ssl.allowed_clients.uris"] = {12, 8};
-  c.ssl.allowed_clients.uris = {"spiffe://td/ns/a*/sa/b", "spiffe://td/ns/*/sa/b"};
-  c.ssl.allowed_clients.dns_names = {"a.*.example.com"};
-  c.ssl.allowed_clients.ip_addresses = {"10.0.0.300"};
+  config::Config where;  // app places each problem where its list was written
+  where.file = "x.toml";
+  where.positions["ssl.allowed_clients.uris"] = {12, 8};
+  AllowedClients c;
+  c.uris = {"spiffe://td/ns/a*/sa/b", "spiffe://td/ns/*/sa/b"};
+  c.dns_names = {"a.*.example.com"};
+  c.ip_addresses = {"10.0.0.300"};
   auto problems = validateAllowedClients(c);
   REQUIRE(problems.size() == 3);
   CHECK(problems[0].key == "ssl.allowed_clients.dns_names[0]");
   CHECK(problems[1].key == "ssl.allowed_clients.uris[0]");
-  CHECK(problems[1].pos.line == 12);
+  CHECK(app::toConfigProblem(where, problems[1]).pos.line == 12);
   CHECK(problems[1].message ==
         "\"spiffe://td/ns/a*/sa/b\": '*' must stand for a whole path segment, as in "
         "\"spiffe://cluster.local/ns/*/sa/apm-agent\"");

@@ -49,10 +49,10 @@ size_t bytesPerIdleSession(const TlsContext& ctx, const testing::ClientOptions& 
 
 TEST_CASE("An idle established server session holds little memory", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
-  c.ssl.client_authentication = config::ClientAuth::kOptional;
-  c.ssl.client_authentication_explicit = true;
+  c.client_authentication = ClientAuth::kOptional;
+  c.client_authentication_explicit = true;
   auto ctx = testing::makeContext(c);
   certutil::CertSpec spec;
   spec.subject = "CN=agent";

@@ -47,17 +47,17 @@ TEST_CASE("Session tickets resume TLS 1.2 and 1.3 sessions", "[unit][tls]") {
   auto version = GENERATE(as<uint16_t>{}, TLS1_2_VERSION, TLS1_3_VERSION);
   testing::TempDir dir;
   auto keys = TicketKeys::create(milliseconds(3'600'000));
-  auto ctx = testing::makeContext(testing::serverConfig(dir), keys);
+  auto ctx = testing::makeContext(testing::serverOptions(dir), keys);
   Resumer r(version);
   CHECK_FALSE(r.connect(*ctx)->sessionReused());
   REQUIRE(r.session != nullptr);
   CHECK(r.connect(*ctx)->sessionReused());
   SECTION("a second context sharing the keys (another worker, or after a reload)") {
-    auto other = testing::makeContext(testing::serverConfig(dir), keys);
+    auto other = testing::makeContext(testing::serverOptions(dir), keys);
     CHECK(r.connect(*other)->sessionReused());
   }
   SECTION("a context with its own keys cannot open the ticket") {
-    auto other = testing::makeContext(testing::serverConfig(dir), TicketKeys::create({}));
+    auto other = testing::makeContext(testing::serverOptions(dir), TicketKeys::create({}));
     CHECK_FALSE(r.connect(*other)->sessionReused());
   }
   SECTION("after one rotation the previous key still opens the ticket") {
@@ -74,8 +74,8 @@ TEST_CASE("Session tickets resume TLS 1.2 and 1.3 sessions", "[unit][tls]") {
 TEST_CASE("session_tickets = false turns resumption off", "[unit][tls]") {
   auto version = GENERATE(as<uint16_t>{}, TLS1_2_VERSION, TLS1_3_VERSION);
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
-  c.ssl.session_tickets = false;
+  ServerOptions c = testing::serverOptions(dir);
+  c.session_tickets = false;
   auto ctx = testing::makeContext(c);
   Resumer r(version);
   CHECK_FALSE(r.connect(*ctx)->sessionReused());
@@ -88,7 +88,7 @@ TEST_CASE("A resumed mTLS session still knows the client, and the policy guards 
   auto version = GENERATE(as<uint16_t>{}, TLS1_2_VERSION, TLS1_3_VERSION);
   testing::TempDir dir;
   auto keys = TicketKeys::create(milliseconds(3'600'000));
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
   auto ctx = testing::makeContext(c, keys);
   certutil::CertSpec spec;
@@ -102,7 +102,7 @@ TEST_CASE("A resumed mTLS session still knows the client, and the policy guards 
   CHECK(resumed->clientSubject() == "CN=agent");
   CHECK(resumed->clientSans() == "DNS:agent.example.com");
   SECTION("a reload that changes the allow-list does not honour old tickets") {
-    c.ssl.allowed_clients.common_names = {"someone-else"};
+    c.allowed_clients.common_names = {"someone-else"};
     auto stricter = testing::makeContext(c, keys);
     auto client = TlsSession::createClient(r.cctx.get(), "localhost");
     SSL_set_session(client->sslForTest(), r.session);

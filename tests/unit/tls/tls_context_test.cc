@@ -23,7 +23,7 @@ T must(Result<T> r) {
 }
 
 // Serves `issued` (cert + key in the PEM form `key_pem`) and checks a client connects.
-void expectServes(const config::Config& c) {
+void expectServes(const ServerOptions& c) {
   auto ctx = testing::makeContext(c);
   testing::ClientOptions o;
   o.verify_server = false;
@@ -35,7 +35,7 @@ void expectServes(const config::Config& c) {
 
 std::string problemsText(const TlsContext::CreateResult& r) {
   std::string s;
-  for (const auto& p : r.problems) s += p.format() + "\n";
+  for (const auto& p : r.problems) s += testing::describe(p) + "\n";
   return s;
 }
 
@@ -53,10 +53,8 @@ TEST_CASE("Every key format APM Server accepts loads, RSA and ECDSA", "[unit][tl
   }();
   const certutil::Issued& issued = GENERATE(0, 1) == 0 ? kRsa : kEc;
   testing::TempDir dir;
-  config::Config c;
-  c.file = dir.path() + "/x.toml";
-  c.ssl.present = c.ssl.enabled = true;
-  c.ssl.certificate = dir.write("c.pem", certutil::certToPem(issued.cert.get()));
+  ServerOptions c;
+  c.certificate = dir.write("c.pem", certutil::certToPem(issued.cert.get()));
   std::string key_pem;
   SECTION("PKCS#1 / SEC1") {
     key_pem = must(certutil::keyToTraditionalPem(issued.key.get()));
@@ -67,12 +65,12 @@ TEST_CASE("Every key format APM Server accepts loads, RSA and ECDSA", "[unit][tl
   SECTION("encrypted PKCS#8") {
     key_pem = must(certutil::keyToPem(issued.key.get(), "s3cret"));
     CHECK(key_pem.find("ENCRYPTED PRIVATE KEY") != std::string::npos);
-    c.ssl.key_passphrase = "s3cret";
+    c.key_passphrase = "s3cret";
   }
   SECTION("legacy encrypted PEM, passphrase from a file with a trailing newline") {
     key_pem = must(certutil::keyToTraditionalPem(issued.key.get(), "s3cret"));
     CHECK(key_pem.find("Proc-Type: 4,ENCRYPTED") != std::string::npos);
-    c.ssl.key_passphrase_path = dir.write("pass.txt", "s3cret\n");
+    c.key_passphrase_path = dir.write("pass.txt", "s3cret\n");
   }
   SECTION("inline PEM, indented as in a TOML multi-line string") {
     std::string pem = must(certutil::keyToPem(issued.key.get()));
@@ -81,78 +79,78 @@ TEST_CASE("Every key format APM Server accepts loads, RSA and ECDSA", "[unit][tl
       if (i == 0 || pem[i - 1] == '\n') indented += "    ";
       indented += pem[i];
     }
-    c.ssl.key = "\n" + indented;
+    c.key = "\n" + indented;
   }
-  if (c.ssl.key.empty()) c.ssl.key = dir.write("k.pem", key_pem);
+  if (c.key.empty()) c.key = dir.write("k.pem", key_pem);
   expectServes(c);
 }
 
 TEST_CASE("Key problems are start-up errors naming the key and the file", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   const EVP_PKEY* key = testing::pki().server.key.get();
   std::string expected;
   SECTION("wrong passphrase") {
-    c.ssl.key = dir.write("enc.key", must(certutil::keyToPem(key, "right")));
-    c.ssl.key_passphrase = "wrong";
-    expected = "ssl.key: cannot decrypt the private key in " + c.ssl.key + ": wrong passphrase";
+    c.key = dir.write("enc.key", must(certutil::keyToPem(key, "right")));
+    c.key_passphrase = "wrong";
+    expected = "ssl.key: cannot decrypt the private key in " + c.key + ": wrong passphrase";
   }
   SECTION("wrong passphrase, legacy encryption") {
-    c.ssl.key = dir.write("enc.key", must(certutil::keyToTraditionalPem(key, "right")));
-    c.ssl.key_passphrase = "wrong";
-    expected = "ssl.key: cannot decrypt the private key in " + c.ssl.key + ": wrong passphrase";
+    c.key = dir.write("enc.key", must(certutil::keyToTraditionalPem(key, "right")));
+    c.key_passphrase = "wrong";
+    expected = "ssl.key: cannot decrypt the private key in " + c.key + ": wrong passphrase";
   }
   SECTION("missing passphrase") {
-    c.ssl.key = dir.write("enc.key", must(certutil::keyToPem(key, "right")));
-    expected = "ssl.key: the private key in " + c.ssl.key +
+    c.key = dir.write("enc.key", must(certutil::keyToPem(key, "right")));
+    expected = "ssl.key: the private key in " + c.key +
                " is encrypted; set ssl.key_passphrase or ssl.key_passphrase_path";
   }
   SECTION("key of another certificate") {
-    c.ssl.key = dir.write("other.key", must(certutil::keyToPem(testing::pki().root.key.get())));
-    expected = "ssl.key: the private key in " + c.ssl.key +
-               " does not match the certificate CN=localhost in " + c.ssl.certificate;
+    c.key = dir.write("other.key", must(certutil::keyToPem(testing::pki().root.key.get())));
+    expected = "ssl.key: the private key in " + c.key +
+               " does not match the certificate CN=localhost in " + c.certificate;
   }
   SECTION("unreadable file") {
-    c.ssl.key = dir.path() + "/missing.key";
-    expected = "ssl.key: cannot read " + c.ssl.key + ": No such file or directory";
+    c.key = dir.path() + "/missing.key";
+    expected = "ssl.key: cannot read " + c.key + ": No such file or directory";
   }
   SECTION("no key in the file") {
-    c.ssl.key = dir.write("empty.key", "hello\n");
-    expected = "ssl.key: no PEM private key block found in " + c.ssl.key;
+    c.key = dir.write("empty.key", "hello\n");
+    expected = "ssl.key: no PEM private key block found in " + c.key;
   }
   SECTION("unreadable passphrase file") {
-    c.ssl.key_passphrase_path = dir.path() + "/nope";
-    expected = "ssl.key_passphrase_path: cannot read " + c.ssl.key_passphrase_path;
+    c.key_passphrase_path = dir.path() + "/nope";
+    expected = "ssl.key_passphrase_path: cannot read " + c.key_passphrase_path;
   }
   auto r = TlsContext::create(c, nullptr);
   CHECK(r.context == nullptr);
   REQUIRE(r.problems.size() == 1);
   INFO(problemsText(r));
-  std::string text = r.problems[0].format();
-  CHECK(text.find(c.file + ": " + expected) == 0);
+  std::string text = testing::describe(r.problems[0]);
+  CHECK(text.find(expected) == 0);
 }
 
 TEST_CASE("Certificate problems are start-up errors; an expired one is a warning", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   SECTION("no certificate in the file") {
-    c.ssl.certificate = dir.write("x.crt", "not a certificate\n");
+    c.certificate = dir.write("x.crt", "not a certificate\n");
     auto r = TlsContext::create(c, nullptr);
     REQUIRE(r.problems.size() == 1);
     CHECK(r.problems[0].key == "ssl.certificate");
-    CHECK(r.problems[0].message == "no PEM CERTIFICATE block found in " + c.ssl.certificate);
+    CHECK(r.problems[0].message == "no PEM CERTIFICATE block found in " + c.certificate);
   }
   SECTION("missing certificate and key") {
-    c.ssl.certificate.clear();
-    c.ssl.key.clear();
+    c.certificate.clear();
+    c.key.clear();
     auto r = TlsContext::create(c, nullptr);
     REQUIRE(r.problems.size() == 2);
     CHECK(r.problems[0].message == "TLS is enabled but no certificate is set (a file path or PEM)");
     CHECK(r.problems[1].message == "TLS is enabled but no private key is set (a file path or PEM)");
   }
   SECTION("unreadable CA file and a CA file without certificates") {
-    c.ssl.certificate_authorities = {dir.path() + "/none.pem", dir.write("bad.pem", "junk")};
-    c.ssl.client_authentication = config::ClientAuth::kRequired;
+    c.certificate_authorities = {dir.path() + "/none.pem", dir.write("bad.pem", "junk")};
+    c.client_authentication = ClientAuth::kRequired;
     auto r = TlsContext::create(c, nullptr);
     REQUIRE(r.problems.size() == 2);
     CHECK(r.problems[0].key == "ssl.certificate_authorities[0]");
@@ -166,26 +164,26 @@ TEST_CASE("Certificate problems are start-up errors; an expired one is a warning
     spec.not_before_offset = -20 * 86400;
     spec.not_after_offset = -86400;
     auto old = must(certutil::selfSigned(spec, KeyType::kEcdsaP256));
-    c.ssl.certificate = dir.write("old.crt", certutil::certToPem(old.cert.get()));
-    c.ssl.key = dir.write("old.key", must(certutil::keyToPem(old.key.get())));
+    c.certificate = dir.write("old.crt", certutil::certToPem(old.cert.get()));
+    c.key = dir.write("old.key", must(certutil::keyToPem(old.key.get())));
     auto r = TlsContext::create(c, nullptr);
     CHECK(r.problems.empty());
     REQUIRE(r.context != nullptr);
     REQUIRE(r.warnings.size() == 1);
     CHECK(r.warnings[0].warning);
     CHECK(r.warnings[0].key == "ssl.certificate");
-    CHECK(r.warnings[0].message.find("the server certificate CN=old in " + c.ssl.certificate +
+    CHECK(r.warnings[0].message.find("the server certificate CN=old in " + c.certificate +
                                      " expired on 20") == 0);
     auto all = TlsContext::validate(c);
     REQUIRE(all.size() == 1);
     CHECK(all[0].warning);
   }
   SECTION("every problem at once") {
-    c.ssl.certificate = dir.path() + "/nope.crt";
-    c.ssl.cipher_suites = {"RSA-RC4-128-SHA"};
-    c.ssl.curve_types = {"X25519MLKEM768"};
-    c.ssl.ca_sha256 = {"not base64!"};
-    c.ssl.client_authentication = config::ClientAuth::kOptional;
+    c.certificate = dir.path() + "/nope.crt";
+    c.cipher_suites = {"RSA-RC4-128-SHA"};
+    c.curve_types = {"X25519MLKEM768"};
+    c.ca_sha256 = {"not base64!"};
+    c.client_authentication = ClientAuth::kOptional;
     auto all = TlsContext::validate(c);
     std::vector<std::string> keys;
     for (const auto& p : all) {
@@ -198,24 +196,24 @@ TEST_CASE("Certificate problems are start-up errors; an expired one is a warning
 
 TEST_CASE("The context records its files, certificates and a summary", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
-  c.ssl.cipher_suites = {"ECDHE-ECDSA-AES-128-GCM-SHA256"};
-  c.ssl.curve_types = {"X25519", "P-256"};
-  c.ssl.key_passphrase_path.clear();
+  c.cipher_suites = {"ECDHE-ECDSA-AES-128-GCM-SHA256"};
+  c.curve_types = {"X25519", "P-256"};
+  c.key_passphrase_path.clear();
   auto ctx = testing::makeContext(c);
   CHECK(ctx->files() ==
-        std::vector<std::string>{c.ssl.certificate, c.ssl.key, c.ssl.certificate_authorities[0]});
+        std::vector<std::string>{c.certificate, c.key, c.certificate_authorities[0]});
   const CertificateInfo& server = ctx->serverCertificate();
   CHECK(server.subject == "CN=localhost");
   CHECK(server.sans == "DNS:localhost, IP:127.0.0.1");
-  CHECK(server.source == c.ssl.certificate);
+  CHECK(server.source == c.certificate);
   int64_t now = static_cast<int64_t>(std::time(nullptr));
   CHECK(server.not_before < now);
   CHECK(server.not_after > now + 1000 * 86400);
   REQUIRE(ctx->certificateAuthorities().size() == 1);
   CHECK(ctx->certificateAuthorities()[0].subject == "CN=Test Root CA,O=apm-tls-proxy tests");
-  CHECK(ctx->clientAuth() == config::ClientAuth::kRequired);
+  CHECK(ctx->clientAuth() == ClientAuth::kRequired);
   std::string s = ctx->summary();
   INFO(s);
   CHECK(s.find("TLS TLSv1.2..TLSv1.3") == 0);
@@ -230,25 +228,25 @@ TEST_CASE("The context records its files, certificates and a summary", "[unit][t
 }
 
 TEST_CASE("APM's rule: CAs without client_authentication mean required", "[unit][tls]") {
-  config::SslConfig ssl;
-  CHECK(effectiveClientAuth(ssl) == config::ClientAuth::kNone);
+  ServerOptions ssl;
+  CHECK(effectiveClientAuth(ssl) == ClientAuth::kNone);
   ssl.certificate_authorities = {"ca.pem"};
-  CHECK(effectiveClientAuth(ssl) == config::ClientAuth::kRequired);
+  CHECK(effectiveClientAuth(ssl) == ClientAuth::kRequired);
   ssl.client_authentication_explicit = true;
-  CHECK(effectiveClientAuth(ssl) == config::ClientAuth::kNone);
-  ssl.client_authentication = config::ClientAuth::kOptional;
-  CHECK(effectiveClientAuth(ssl) == config::ClientAuth::kOptional);
+  CHECK(effectiveClientAuth(ssl) == ClientAuth::kNone);
+  ssl.client_authentication = ClientAuth::kOptional;
+  CHECK(effectiveClientAuth(ssl) == ClientAuth::kOptional);
 }
 
 TEST_CASE("A private key file every user can read loads with a warning", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   {
     auto r = TlsContext::create(c, nullptr);
     REQUIRE(r.context != nullptr);
     CHECK(r.warnings.empty());  // 0600, as the test support writes it
   }
-  REQUIRE(::chmod(c.ssl.key.c_str(), 0644) == 0);
+  REQUIRE(::chmod(c.key.c_str(), 0644) == 0);
   auto r = TlsContext::create(c, nullptr);
   REQUIRE(r.context != nullptr);
   REQUIRE(r.warnings.size() == 1);
@@ -263,9 +261,9 @@ TEST_CASE("Client authentication without CAs uses the system roots, with a warni
     return;
   }
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
-  c.ssl.client_authentication = config::ClientAuth::kOptional;
-  c.ssl.client_authentication_explicit = true;
+  ServerOptions c = testing::serverOptions(dir);
+  c.client_authentication = ClientAuth::kOptional;
+  c.client_authentication_explicit = true;
   auto r = TlsContext::create(c, nullptr);
   REQUIRE(r.context != nullptr);
   CHECK(r.context->usesSystemRoots());
@@ -287,7 +285,7 @@ TEST_CASE("Client authentication without CAs uses the system roots, with a warni
 
 TEST_CASE("A session keeps its context alive after the context is dropped", "[unit][tls]") {
   testing::TempDir dir;
-  config::Config c = testing::serverConfig(dir);
+  ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);
   auto ctx = testing::makeContext(c);
   auto server = TlsSession::createServer(*ctx);

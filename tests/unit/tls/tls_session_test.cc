@@ -17,7 +17,7 @@ using IoStatus = TlsSession::IoStatus;
 
 TEST_CASE("TlsSession completes a handshake entirely in memory", "[unit][tls]") {
   testing::TempDir dir;
-  auto ctx = testing::makeContext(testing::serverConfig(dir));
+  auto ctx = testing::makeContext(testing::serverOptions(dir));
   auto version = GENERATE(as<uint16_t>{}, TLS1_2_VERSION, TLS1_3_VERSION);
   ClientOptions o;
   o.min_version = o.max_version = version;
@@ -69,7 +69,7 @@ using IoStatus = TlsSession::IoStatus;
 
 struct ServerFixture {
   testing::TempDir dir;
-  config::Config config = testing::serverConfig(dir);
+  ServerOptions config = testing::serverOptions(dir);
   std::shared_ptr<TlsContext> ctx;
   std::unique_ptr<TlsSession> server;
   void start() {
@@ -169,12 +169,12 @@ TEST_CASE("ALPN prefers h2, then http/1.1, and goes on without ALPN otherwise", 
     expected = "http/1.1";
   }
   SECTION("server.http2 = false: h2 is never selected") {
-    f.config.server.http2 = false;
+    f.config.http2 = false;
     o.alpn = {"h2", "http/1.1"};
     expected = "http/1.1";
   }
   SECTION("server.http2 = false and h2 only") {
-    f.config.server.http2 = false;
+    f.config.http2 = false;
     o.alpn = {"h2"};
   }
   SECTION("an unknown protocol only") { o.alpn = {"spdy/3"}; }
@@ -210,30 +210,30 @@ TEST_CASE("Protocol, cipher and curve restrictions refuse clients outside them",
   ClientOptions o;
   HandshakeFailure expected = HandshakeFailure::kNone;
   SECTION("TLS 1.3 only, client at most 1.2") {
-    f.config.ssl.supported_protocols = {"TLSv1.3"};
+    f.config.supported_protocols = {"TLSv1.3"};
     o.max_version = TLS1_2_VERSION;
     expected = HandshakeFailure::kProtocolVersion;
   }
   SECTION("TLS 1.2 only, client at least 1.3") {
-    f.config.ssl.supported_protocols = {"TLSv1.2"};
+    f.config.supported_protocols = {"TLSv1.2"};
     o.min_version = TLS1_3_VERSION;
     expected = HandshakeFailure::kProtocolVersion;
   }
   SECTION("no shared TLS 1.2 cipher") {
-    f.config.ssl.cipher_suites = {"ECDHE-ECDSA-AES-256-GCM-SHA384"};
+    f.config.cipher_suites = {"ECDHE-ECDSA-AES-256-GCM-SHA384"};
     o.max_version = TLS1_2_VERSION;
     o.cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256";
     expected = HandshakeFailure::kNoSharedCipher;
   }
   SECTION("no shared curve") {
-    f.config.ssl.curve_types = {"P-384"};
+    f.config.curve_types = {"P-384"};
     o.curves = "X25519";
     expected = HandshakeFailure::kNoSharedCipher;
   }
   SECTION("restricted, but the client fits") {
-    f.config.ssl.supported_protocols = {"TLSv1.2"};
-    f.config.ssl.cipher_suites = {"ECDHE-ECDSA-CHACHA20-POLY1305"};
-    f.config.ssl.curve_types = {"P-256"};
+    f.config.supported_protocols = {"TLSv1.2"};
+    f.config.cipher_suites = {"ECDHE-ECDSA-CHACHA20-POLY1305"};
+    f.config.curve_types = {"P-256"};
   }
   f.start();
   auto cctx = clientCtx(o);

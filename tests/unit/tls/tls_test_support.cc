@@ -90,28 +90,26 @@ certutil::Issued clientCert(certutil::CertSpec spec, const certutil::Issued* iss
       certutil::issue(spec, certutil::KeyType::kEcdsaP256, issuer->cert.get(), issuer->key.get()));
 }
 
-config::Config serverConfig(const TempDir& dir) {
-  config::Config c;
-  c.file = dir.path() + "/apm-tls-proxy.toml";
-  c.ssl.present = true;
-  c.ssl.enabled = true;
-  c.ssl.certificate =
-      dir.write("server.crt", certutil::certToPem(pki().server.cert.get()) +
-                                  certutil::certToPem(pki().intermediate.cert.get()));
-  c.ssl.key = dir.write("server.key", must(certutil::keyToPem(pki().server.key.get())));
+ServerOptions serverOptions(const TempDir& dir) {
+  ServerOptions c;
+  c.certificate = dir.write("server.crt", certutil::certToPem(pki().server.cert.get()) +
+                                              certutil::certToPem(pki().intermediate.cert.get()));
+  c.key = dir.write("server.key", must(certutil::keyToPem(pki().server.key.get())));
   return c;
 }
 
-void trustRoot(config::Config& config, const TempDir& dir) {
-  config.ssl.certificate_authorities.push_back(
+void trustRoot(ServerOptions& options, const TempDir& dir) {
+  options.certificate_authorities.push_back(
       dir.write("ca.crt", certutil::certToPem(pki().root.cert.get())));
-  config.ssl.client_authentication = config::ClientAuth::kRequired;
+  options.client_authentication = ClientAuth::kRequired;
 }
 
-std::shared_ptr<TlsContext> makeContext(const config::Config& config,
+std::string describe(const Problem& p) { return p.key + ": " + p.message; }
+
+std::shared_ptr<TlsContext> makeContext(const ServerOptions& options,
                                         std::shared_ptr<TicketKeys> keys) {
-  auto r = TlsContext::create(config, std::move(keys));
-  for (const auto& p : r.problems) UNSCOPED_INFO(p.format());
+  auto r = TlsContext::create(options, std::move(keys));
+  for (const auto& p : r.problems) UNSCOPED_INFO(describe(p));
   REQUIRE(r.problems.empty());
   REQUIRE(r.context != nullptr);
   return r.context;

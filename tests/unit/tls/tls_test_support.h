@@ -1,5 +1,5 @@
 // Helpers for the TLS unit tests: a temporary directory, a PKI minted at test time
-// (root CA, intermediate, server leaf, client leaves), server Config values pointing at
+// (root CA, intermediate, server leaf, client leaves), server options pointing at
 // files in the temp dir, client SSL_CTXs, and a pump that shuttles bytes between two
 // TlsSessions in memory. Test-only code; nothing here touches a socket.
 #pragma once
@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "proxy/certutil/cert_builder.h"
-#include "proxy/config/config.h"
 #include "proxy/tls/tls_context.h"
 #include "proxy/tls/tls_session.h"
 
@@ -44,14 +43,16 @@ const Pki& pki();
 // A client certificate issued by `issuer` (default: the trusted root) per `spec`.
 certutil::Issued clientCert(certutil::CertSpec spec, const certutil::Issued* issuer = nullptr);
 
-// A Config with [ssl] on, certificate = server leaf + intermediate, key = server key,
-// all written to `dir`. Tests adjust the rest.
-config::Config serverConfig(const TempDir& dir);
-// Writes the trusted root to `dir` and lists it in ssl.certificate_authorities.
-void trustRoot(config::Config& config, const TempDir& dir);
+// ServerOptions with certificate = server leaf + intermediate, key = server key, all
+// written to `dir`. Tests adjust the rest.
+ServerOptions serverOptions(const TempDir& dir);
+// Writes the trusted root to `dir` and lists it in certificate_authorities.
+void trustRoot(ServerOptions& options, const TempDir& dir);
+// "key: message", for test output.
+std::string describe(const Problem& p);
 
 // Builds a context, failing the test (with every problem printed) when it does not build.
-std::shared_ptr<TlsContext> makeContext(const config::Config& config,
+std::shared_ptr<TlsContext> makeContext(const ServerOptions& options,
                                         std::shared_ptr<TicketKeys> keys = nullptr);
 
 struct SslCtxDeleter {
