@@ -13,22 +13,11 @@
 #include <vector>
 
 #include "tests/integration/harness.h"
+#include "tests/support/json.h"
 
 namespace proxy::integration {
 
-// The full path of `name` on $PATH (Process runs argv[0] as a path); fails the test with
-// where it comes from when it is missing.
-inline std::string requireTool(const std::string& name, const std::string& installed_by) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  FAIL(name << " is not installed (" << installed_by << ")");
-  return {};
-}
+using testsupport::toolPath;
 
 // The lines of apm-intake-demo's record file (DemoServer writes `dir/demo.jsonl`).
 inline std::vector<std::string> recordLines(const TempDir& dir) {
@@ -39,17 +28,15 @@ inline std::vector<std::string> recordLines(const TempDir& dir) {
   return lines;
 }
 
-// True when the JSON line has `"key":value` with `value` written as JSON (a quoted
-// string, a number, true/false): enough for the demo's flat, escaped record lines.
+// True when the JSON object `line` has member `key` equal to `value`, a JSON text (a
+// quoted string, a number, true/false).
 inline bool hasField(const std::string& line, const std::string& key, const std::string& value) {
-  std::string needle = "\"" + key + "\":" + value;
-  for (size_t at = line.find(needle); at != std::string::npos; at = line.find(needle, at + 1)) {
-    char next = at + needle.size() < line.size() ? line[at + needle.size()] : '\0';
-    if (next == ',' || next == '}' || next == ']') return true;  // not a longer number
-  }
-  return false;
+  auto object = testsupport::parseJson(line);
+  auto expected = testsupport::parseJson(value);
+  return object && expected && object->has(key) && object->get(key) == *expected;
 }
 
+// `s` as a JSON string (for hasField; the values compared need no escaping).
 inline std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 // The OTLP/gRPC Export methods, in the order otlp-export.mjs calls them.
@@ -83,7 +70,7 @@ inline void expectOtlpExports(const std::vector<Record>& records,
 // test's log on failure); fails the test when node or the npm packages are missing.
 inline RunResult runNodeClient(const TempDir& dir, const std::string& script,
                                const std::vector<std::string>& args, const std::string& name) {
-  std::string node = requireTool("node", "Debian package nodejs, or scripts/setup-npm.sh");
+  std::string node = toolPath("node", "Debian package nodejs, or scripts/setup-npm.sh");
   const std::string clients = std::string(PROXY_SOURCE_DIR) + "/tests/clients";
   if (readFile(clients + "/node_modules/@grpc/grpc-js/package.json").empty()) {
     FAIL("the test clients' npm packages are not installed: run scripts/setup-npm.sh");

@@ -29,7 +29,7 @@ struct CurlResult {
   int exit_code = -1;
 };
 CurlResult curl(const TempDir& dir, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {requireTool("curl", kCurlFrom),  "-sS", "--max-time", "10", "-w",
+  std::vector<std::string> argv = {toolPath("curl", kCurlFrom),     "-sS", "--max-time", "10", "-w",
                                    "\n%{http_version} %{http_code}"};
   argv.insert(argv.end(), args.begin(), args.end());
   RunResult r = runToCompletion(argv, dir, "curl", Millis{20000});
@@ -165,7 +165,7 @@ TEST_CASE("nghttp with concurrent streams: every stream answered, one access-log
   o.config.log["format"] = "\"ecs\"";
   OpsStack stack(o);
 
-  std::string nghttp = requireTool("nghttp", "Debian package nghttp2-client, scripts/setup.sh");
+  std::string nghttp = toolPath("nghttp", "Debian package nghttp2-client, scripts/setup.sh");
   RunResult r = runToCompletion({nghttp, "-nv", "-m", "8", httpUrl(stack, "/config/v1/agents")},
                                 stack.dir, "nghttp", Millis{20000});
   INFO("nghttp:\n" << r.out << r.err);

@@ -190,7 +190,7 @@ std::string demoUrl(const DemoServer& demo, const std::string& path) {
 // `nghttp -v` (every frame, both ways) for one request; extra args before the URL.
 RunResult nghttp(const TempDir& dir, const std::vector<std::string>& args, const std::string& url,
                  const std::string& name) {
-  std::vector<std::string> argv = {requireTool("nghttp", kNghttpFrom), "-v", "--no-dep"};
+  std::vector<std::string> argv = {toolPath("nghttp", kNghttpFrom), "-v", "--no-dep"};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back(url);
   return runToCompletion(argv, dir, name);
@@ -208,7 +208,7 @@ TEST_CASE("The intake demo serves HTTP/1.1 and h2c on one port (curl)",
           "[integration][demo][h2c]") {
   TempDir dir;
   DemoServer demo(dir);
-  std::string curl = requireTool("curl", kCurlFrom);
+  std::string curl = toolPath("curl", kCurlFrom);
 
   RunResult info = runToCompletion(
       {curl, "-sS", "-i", "--http2-prior-knowledge", demoUrl(demo, "/")}, dir, "c1");
@@ -292,7 +292,7 @@ TEST_CASE("The intake demo answers gRPC over h2c like APM Server (nghttp)",
   SECTION("x-demo-echo-size on a plain request: a body of that many pattern bytes") {
     std::string out = dir.file("echo.out");
     RunResult r =
-        runToCompletion({requireTool("curl", kCurlFrom), "-sS", "--http2-prior-knowledge", "-H",
+        runToCompletion({toolPath("curl", kCurlFrom), "-sS", "--http2-prior-knowledge", "-H",
                          "x-demo-echo-size: 100000", "-o", out, demoUrl(demo, "/anything")},
                         dir, "c");
     CHECK(r.exit_code == 0);

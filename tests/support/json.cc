@@ -55,6 +55,11 @@ const JsonValue& JsonValue::get(const std::string& key) const {
   return kNull;
 }
 
+bool operator==(const JsonValue& a, const JsonValue& b) {
+  return a.type == b.type && a.boolean == b.boolean && a.number == b.number &&
+         a.string == b.string && a.array == b.array && a.object == b.object;
+}
+
 std::optional<JsonValue> parseJson(std::string_view text) {
   // allow_exceptions = false: invalid text yields a "discarded" value, not a throw.
   Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);

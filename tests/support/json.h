@@ -27,6 +27,10 @@ struct JsonValue {
   const JsonValue& get(const std::string& key) const;
 };
 
+// Same type and same content (members in the same order).
+bool operator==(const JsonValue& a, const JsonValue& b);
+inline bool operator!=(const JsonValue& a, const JsonValue& b) { return !(a == b); }
+
 // The value of `text` (one JSON document, whitespace around it allowed); nullopt when it
 // is not valid JSON.
 std::optional<JsonValue> parseJson(std::string_view text);

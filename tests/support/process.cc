@@ -173,7 +173,7 @@ std::map<std::string, std::string> waitForReadyFile(Process& process, const std:
   }
 }
 
-std::string toolPath(const std::string& name) {
+std::string toolPath(const std::string& name, const std::string& installed_by) {
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/bin:/bin";
   size_t pos = 0;
@@ -184,7 +184,8 @@ std::string toolPath(const std::string& name) {
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     pos = end + 1;
   }
-  FAIL("the test needs '" << name << "' on PATH");
+  FAIL("the test needs '" << name << "' on PATH"
+                          << (installed_by.empty() ? "" : " (" + installed_by + ")"));
   return "";
 }
 

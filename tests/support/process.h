@@ -67,8 +67,8 @@ std::map<std::string, std::string> waitForReadyFile(Process& process, const std:
                                                     Millis timeout = Millis{10000});
 
 // The full path of a tool found on $PATH (execve does not search it); fails the test
-// when it is missing.
-std::string toolPath(const std::string& name);
+// when it is missing, saying where it comes from (`installed_by`) when given.
+std::string toolPath(const std::string& name, const std::string& installed_by = "");
 
 // Peak (VmHWM) and current (VmRSS) resident set size of a process, in KiB.
 struct Memory {

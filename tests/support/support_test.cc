@@ -95,6 +95,9 @@ TEST_CASE("parseJson reads objects in order, escapes and numbers; latin1Bytes un
   CHECK(j->get("t").boolean);
   CHECK(j->has("n"));
   CHECK(j->get("missing").type == JsonValue::Type::kNull);
+  CHECK(*parseJson("[1, \"a\", {\"k\": false}]") == *parseJson(" [1,\"a\",{\"k\":false}] "));
+  CHECK(*parseJson("[1, \"a\"]") != *parseJson("[1, \"b\"]"));
+  CHECK(*parseJson("1") != *parseJson("\"1\""));
   CHECK_FALSE(parseJson("{\"a\": }").has_value());
   CHECK_FALSE(parseJson("{} trailing").has_value());
 }
