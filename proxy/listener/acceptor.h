@@ -27,8 +27,9 @@ class Acceptor {
     // Acceptor::release() exactly once when it is gone. May call release() re-entrantly
     // only from a later loop callback, never from inside this call.
     virtual void acceptFrom(uv_stream_t* server) = 0;
-    // accept(2) failed (EMFILE, ENFILE, ...). libuv has already accepted and closed the
-    // connection with its reserve descriptor, so the loop neither spins nor stops.
+    // accept(2) failed. On EMFILE/ENFILE libuv first frees its reserve descriptor to accept
+    // and close what waits in the backlog, so the loop neither spins nor stops; what is
+    // reported here is whatever it could not absorb that way.
     virtual void onAcceptError(int status) = 0;
   };
 
