@@ -111,6 +111,17 @@ bool ServerSession::start() {
          0;
 }
 
+SessionCounters ServerSession::counters() const {
+  SessionCounters c = by_code_ ? *by_code_ : SessionCounters();
+  c.streams_opened = streams_opened_;
+  return c;
+}
+
+SessionCounters& ServerSession::byCode() {
+  if (!by_code_) by_code_ = std::make_unique<SessionCounters>();
+  return *by_code_;
+}
+
 ServerSession::Stream* ServerSession::stream(int32_t stream_id) const {
   auto it = streams_.find(stream_id);
   return it == streams_.end() ? nullptr : it->second.get();
@@ -152,7 +163,7 @@ void ServerSession::deliverPending() {
     Stream* s = stream(id);
     if (s == nullptr || s->ignored || s->head_state != Stream::Head::kPending) continue;
     s->head_state = Stream::Head::kDelivered;
-    ++counters_.streams_opened;
+    ++streams_opened_;
     RequestHead head = std::move(s->head);
     s->head = RequestHead();
     callbacks_.onRequestHead(id, head);
@@ -179,7 +190,7 @@ size_t ServerSession::produce(std::string& out, size_t max_bytes) {
     if (!raw_goaway_.empty()) {
       out += raw_goaway_;
       raw_goaway_.clear();
-      counters_.goaways_sent.add(raw_goaway_code_);
+      byCode().goaways_sent.add(raw_goaway_code_);
     }
     return out.size() - before;
   }
@@ -445,10 +456,10 @@ int ServerSession::onFrameRecv(const nghttp2_frame& frame) {
       return 0;
     }
     case NGHTTP2_RST_STREAM:
-      counters_.resets_received.add(frame.rst_stream.error_code);
+      byCode().resets_received.add(frame.rst_stream.error_code);
       return 0;
     case NGHTTP2_GOAWAY:
-      counters_.goaways_received.add(frame.goaway.error_code);
+      byCode().goaways_received.add(frame.goaway.error_code);
       return 0;
     default:
       return 0;
@@ -472,10 +483,10 @@ int ServerSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t le
 }
 
 int ServerSession::onFrameSend(const nghttp2_frame& frame) {
-  if (frame.hd.type == NGHTTP2_RST_STREAM) counters_.resets_sent.add(frame.rst_stream.error_code);
+  if (frame.hd.type == NGHTTP2_RST_STREAM) byCode().resets_sent.add(frame.rst_stream.error_code);
   if (frame.hd.type != NGHTTP2_GOAWAY) return 0;
   const nghttp2_goaway& g = frame.goaway;
-  counters_.goaways_sent.add(g.error_code);
+  byCode().goaways_sent.add(g.error_code);
   // GOAWAYs nghttp2 decided on itself (rapid reset, too many SETTINGS entries, protocol
   // errors) explain themselves only here; nghttp2 puts its reason in the debug data.
   if (g.error_code != NGHTTP2_NO_ERROR && error_reason_.empty()) {

@@ -464,5 +464,25 @@ TEST_CASE("ServerSession returns to its idle footprint after many streams", "[un
   CHECK(counting.live == 0);  // everything nghttp2 held went back with the session
 }
 
+TEST_CASE("An idle ServerSession carries no per-code counters until a reset or GOAWAY",
+          "[unit][http2]") {
+  // Issue 12: 60 error-code counters (480 bytes) per idle HTTP/2 connection were most of
+  // this object; they are allocated with the first reset or GOAWAY now.
+  CHECK(sizeof(ServerSession) <= 400);
+  Pair p;
+  exchange(p.client, *p.server);
+  int32_t id = p.client.request(Client::get("/"));
+  exchange(p.client, *p.server);
+  p.server->submitResponse(id, 200, {}, true);
+  exchange(p.client, *p.server);
+  SessionCounters c = p.server->counters();
+  CHECK(c.streams_opened == 1);
+  CHECK(c.resets_sent.total() + c.goaways_sent.total() == 0);
+  p.server->submitGoaway(NGHTTP2_NO_ERROR);
+  exchange(p.client, *p.server);
+  CHECK(p.server->counters().goaways_sent.get(NGHTTP2_NO_ERROR) == 1);
+  CHECK(p.server->counters().streams_opened == 1);
+}
+
 }  // namespace
 }  // namespace proxy::http2
