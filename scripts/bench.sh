@@ -7,13 +7,20 @@
 # over the best peer in the same round. Prints each run, then a summary table.
 # See docs/benchmarks.md.
 #
+# Then, in the same rounds, apm-tls-proxy against itself (scripts/bench/variants.sh):
+# `workers = 2` and the access log on next to one worker, and how the kernel spread
+# connections across the two workers.
+#
 # Usage: scripts/bench.sh [--quick] [--no-build] [--build-dir DIR] [--rounds N]
+#                         [--variants-only | --no-variants]
 #   --quick          short runs, 500 idle connections, memory in the first round only
-#                    (about 3 to 4 minutes on the shared 2-CPU machine; full: 12)
+#                    (about 4 to 5 minutes on the shared 2-CPU machine; full: 14)
 #   --no-build       use the build directory as it is (default: scripts/build.sh release)
 #   --build-dir DIR  where apm-tls-proxy, apm-intake-demo and apm-bench-client are
 #                    (default build/release; implies --no-build)
 #   --rounds N       rounds (default 3; at least 3 for the ranges to mean anything)
+#   --variants-only  only apm-tls-proxy against itself (no peers): 1 or 2 workers, access log
+#   --no-variants    only the comparison with the peers
 #
 # Installs nginx-light, haproxy, wrk and nghttp2-client (h2load) from Debian if missing.
 # BENCH_MARKDOWN=FILE also writes the summary as a Markdown table to FILE (and the raw
@@ -24,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-quick=0 build=1 rounds=3 bin=$root/build/release
+quick=0 build=1 rounds=3 bin=$root/build/release peers=1 variants=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -37,8 +44,10 @@ while [ $# -gt 0 ]; do
       rounds=${2:?--rounds needs a number}
       shift
       ;;
+    --variants-only) peers=0 ;;
+    --no-variants) variants=0 ;;
     -h | --help)
-      sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -59,6 +68,7 @@ wrk_connections=64 hs_concurrency=32 grpc_clients=8 grpc_streams=32
 source scripts/bench/lib.sh
 source scripts/bench/servers.sh
 source scripts/bench/workloads.sh
+source scripts/bench/variants.sh
 
 # ---- build and tools ----
 if [ "$build" = 1 ]; then
@@ -131,6 +141,7 @@ for w in "${load_workloads[@]}" "${memory_workloads[@]}"; do
   echo "$w|${workload_info[$w]}" >>"$tmp/workloads.tsv"
 done
 : >"$tmp/results.tsv"
+: >"$tmp/variants.tsv"
 
 # rotate N ITEMS...: the items rotated left by N.
 rotate() {
@@ -159,6 +170,12 @@ echo "servers pinned: ${pin_server[*]:-no}, load pinned: ${pin_load[*]:-no};" \
 echo "Figures per CPU-second of each server's own process; wall rates are context."
 
 for ((round = 1; round <= rounds; round++)); do
+  if [ "$peers" = 0 ]; then
+    echo
+    echo "== round $round of $rounds at ${SECONDS}s; load $(cut -d' ' -f1 /proc/loadavg)"
+    results_file=$tmp/variants.tsv run_variants "$round"
+    continue
+  fi
   mapfile -t order < <(rotate $((round - 1)) "${servers[@]}")
   mapfile -t work < <(rotate $((round - 1)) "${load_workloads[@]}")
   echo
@@ -186,6 +203,7 @@ for ((round = 1; round <= rounds; round++)); do
       for s in "${order[@]}"; do run_workload "$w" "$s"; done
     done
   fi
+  if [ "$variants" = 1 ]; then results_file=$tmp/variants.tsv run_variants "$round"; fi
 done
 
 if [ -s "$tmp/proxy.log" ]; then
@@ -194,11 +212,28 @@ if [ -s "$tmp/proxy.log" ]; then
   tail -5 "$tmp/proxy.log"
 fi
 echo
-echo "Summary after ${SECONDS}s (load $(cut -d' ' -f1-3 /proc/loadavg)): medians over rounds;"
-echo "ratios are ours ÷ best peer in the same round (memory: lower is better, the target is"
-echo "absolute). The machine is shared with other work: trust the same-round ratios most."
-python3 scripts/bench/summary.py "$tmp/results.tsv" "$tmp/workloads.tsv"
+echo "Summary after ${SECONDS}s (load $(cut -d' ' -f1-3 /proc/loadavg)). The machine is shared"
+echo "with other work: trust the same-round ratios most."
+if [ "$peers" = 1 ]; then
+  echo
+  echo "Side by side: medians over rounds; ratios are ours ÷ best peer in the same round"
+  echo "(memory: lower is better, the target is absolute)."
+  python3 scripts/bench/summary.py "$tmp/results.tsv" "$tmp/workloads.tsv"
+fi
+if [ "$variants" = 1 ]; then
+  echo
+  echo "apm-tls-proxy against itself: medians over rounds; ratios are the variant ÷ 1 worker in"
+  echo "the same round (memory: lower is better). Spread: fewest ÷ most connections accepted by"
+  echo "one worker of two (1.00 = even)."
+  python3 scripts/bench/summary.py "$tmp/variants.tsv" "$tmp/workloads.tsv" --variants
+fi
 if [ -n "${BENCH_MARKDOWN:-}" ]; then
-  python3 scripts/bench/summary.py "$tmp/results.tsv" "$tmp/workloads.tsv" --markdown >"$BENCH_MARKDOWN"
+  {
+    [ "$peers" = 1 ] && python3 scripts/bench/summary.py "$tmp/results.tsv" "$tmp/workloads.tsv" --markdown
+    [ "$variants" = 1 ] && echo &&
+      python3 scripts/bench/summary.py "$tmp/variants.tsv" "$tmp/workloads.tsv" --variants --markdown
+    true
+  } >"$BENCH_MARKDOWN"
   cp "$tmp/results.tsv" "$BENCH_MARKDOWN.tsv"
+  cp "$tmp/variants.tsv" "$BENCH_MARKDOWN.variants.tsv"
 fi

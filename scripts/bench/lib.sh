@@ -51,10 +51,10 @@ field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2" | head -1; }
 calc() { awk "BEGIN { printf \"%.${2:-0}f\", $1 }"; }
 
 # record WORKLOAD SERVER VALUE P50_MS P99_MS DETAIL: one measurement of this round into
-# results.tsv ("-" where there is none). An empty VALUE means the run failed (the detail
+# $results_file (default results.tsv; "-" where there is none). An empty VALUE means the run failed (the detail
 # says why); it never stops the benchmark.
 record() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$1" "$2" "${3:--}" "${4:--}" "${5:--}" "$6" \
-    >>"$tmp/results.tsv"
+    >>"${results_file:-$tmp/results.tsv}"
   printf '  %-9s %-8s %10s  p50/p99 %s/%s ms  %s\n' "$1" "$2" "${3:--}" "${4:--}" "${5:--}" "$6"
 }

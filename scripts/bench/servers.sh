@@ -35,12 +35,14 @@ make_pki() {
 }
 
 # ---- apm-tls-proxy: one process per endpoint ----
+# proxy_config ENDPOINT [WORKERS] [ACCESS]: ACCESS is log.access ("off", "stderr" or a
+# file); with WORKERS > 1 the admin endpoint is on too, for the per-worker metric.
 proxy_config() {
-  local endpoint=$1
+  local endpoint=$1 workers=${2:-1} access=${3:-off}
   cat <<TOML
 [server]
 host = "127.0.0.1:0"
-workers = 1
+workers = $workers
 idle_timeout = "120s"
 request_header_timeout = "120s"
 tls_handshake_timeout = "120s"
@@ -50,7 +52,9 @@ url = "http://$upstream"
 
 [log]
 level = "warn"
+access = "$access"
 TOML
+  [ "$workers" -gt 1 ] && printf '\n[admin]\nhost = "127.0.0.1:0"\n'
   case "$endpoint" in
     tls | mtls) printf '\n[ssl]\ncertificate = "%s"\nkey = "%s"\nsupported_protocols = ["TLSv1.3"]\n' \
       "$ecdsa_crt" "$ecdsa_key" ;;
@@ -60,22 +64,29 @@ TOML
   [ "$endpoint" = mtls ] && printf 'certificate_authorities = ["%s"]\n' "$ca_crt"
   return 0
 }
-start_proxy() {
-  local endpoint ready
-  for endpoint in "${endpoints[@]}"; do
-    proxy_config "$endpoint" >"$tmp/proxy-$endpoint.toml"
-    ready=$tmp/proxy-$endpoint.ready
+# start_proxy_as NAME WORKERS ACCESS ENDPOINT...: one apm-tls-proxy process per endpoint,
+# known as server NAME (pid_of[NAME.ENDPOINT], addr[NAME.ENDPOINT], admin[NAME.ENDPOINT]).
+declare -A proxy_endpoints=() admin=()
+start_proxy_as() {
+  local name=$1 workers=$2 access=$3 endpoint ready
+  shift 3
+  proxy_endpoints[$name]="$*"
+  for endpoint in "$@"; do
+    proxy_config "$endpoint" "$workers" "$access" >"$tmp/$name-$endpoint.toml"
+    ready=$tmp/$name-$endpoint.ready
     rm -f "$ready"
-    "${pin_server[@]}" "$bin/apm-tls-proxy" run --config "$tmp/proxy-$endpoint.toml" \
+    "${pin_server[@]}" "$bin/apm-tls-proxy" run --config "$tmp/$name-$endpoint.toml" \
       --ready-file "$ready" 2>>"$tmp/proxy.log" &
-    pid_of[proxy.$endpoint]=$!
+    pid_of[$name.$endpoint]=$!
     pids+=($!)
   done
-  for endpoint in "${endpoints[@]}"; do
-    wait_file "$tmp/proxy-$endpoint.ready" 10 || return 1
-    addr[proxy.$endpoint]=$(sed -n 's/^listen=//p' "$tmp/proxy-$endpoint.ready")
+  for endpoint in "$@"; do
+    wait_file "$tmp/$name-$endpoint.ready" 10 || return 1
+    addr[$name.$endpoint]=$(sed -n 's/^listen=//p' "$tmp/$name-$endpoint.ready")
+    admin[$name.$endpoint]=$(sed -n 's/^admin=//p' "$tmp/$name-$endpoint.ready")
   done
 }
+start_proxy() { start_proxy_as proxy 1 off "${endpoints[@]}"; }
 
 # ---- nginx: one worker, four server blocks ----
 start_nginx() {
@@ -206,9 +217,9 @@ start_server() {
 }
 # server_pids SERVER: the processes it runs (what stop_server ends).
 server_pids() {
-  if [ "$1" = proxy ]; then
+  if [ -n "${proxy_endpoints[$1]:-}" ]; then
     local e
-    for e in "${endpoints[@]}"; do echo "${pid_of[proxy.$e]:-}"; done
+    for e in ${proxy_endpoints[$1]}; do echo "${pid_of[$1.$e]:-}"; done
   else
     echo "${pid_of[$1]:-}"
   fi
@@ -221,7 +232,7 @@ stop_server() {
 # cpu_pids SERVER ENDPOINT: the processes whose CPU time a figure divides by.
 cpu_pids() {
   case "$1" in
-    proxy) echo "${pid_of[proxy.$2]}" ;;
+    proxy*) echo "${pid_of[$1.$2]}" ;;
     nginx) echo "${pid_of[nginx]} ${pid_of[nginx.worker]}" ;;
     haproxy) echo "${pid_of[haproxy]}" ;;
   esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Summary table of scripts/bench.sh: reads results.tsv and workloads.tsv, prints per
+"""Summary tables of scripts/bench.sh: reads results.tsv and workloads.tsv, prints per
 workload the median over rounds of each server's figure, the range of the same-round ratios
 ours / best peer, the target and whether it is met, and p50/p99 latencies where measured.
+With --variants, reads variants.tsv instead: apm-tls-proxy with 2 workers and with the
+access log on, each next to 1 worker in the same round, and the spread over 2 workers.
 A benchmark: it prints, it never fails on a target."""
 import statistics
 import sys
@@ -85,11 +87,83 @@ def main(results_path, workloads_path, markdown):
         for r in rows:
             print("| " + " | ".join(r) + " |")
         return
+    print_table(head, rows, 4)
+
+
+def print_table(head, rows, numeric_columns):
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     for r in [head] + rows:
-        print("  ".join(str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i]) if i < 4
-                        else str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+        print("  ".join(str(c).ljust(widths[i]) if i == 0 else
+                        str(c).rjust(widths[i]) if i < numeric_columns else
+                        str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+
+
+VARIANTS = ["proxy", "proxy_w2", "proxy_log"]
+VARIANT_LABEL = {"proxy": "1 worker", "proxy_w2": "2 workers", "proxy_log": "access log on"}
+
+
+def ratio_text(ratios):
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}, {len(ratios)} rounds)"
+
+
+def variants(results_path, workloads_path, markdown):
+    """apm-tls-proxy against itself: each variant's median and its same-round ratio to one
+    worker; then how evenly two workers shared the connections (spread-* rows)."""
+    info = {}
+    for line in open(workloads_path):
+        name, _endpoint, unit, _better, _ratio, _absolute, title = line.rstrip("\n").split("|")
+        info[name] = (unit, title)
+    data = {}  # (workload, server) -> {round: (value, p99, detail)}
+    names = []
+    for line in open(results_path):
+        rnd, name, server, value, _p50, p99, detail = line.rstrip("\n").split("\t", 6)
+        data.setdefault((name, server), {})[rnd] = (num(value), num(p99), detail)
+        if name not in names:
+            names.append(name)
+    rows = []
+    for name in [n for n in names if not n.startswith("spread-")]:
+        unit, title = info.get(name, ("", name))
+        row = [f"{title} ({unit})"]
+        for v in VARIANTS:
+            vals = [x[0] for x in data.get((name, v), {}).values() if x[0] is not None]
+            row.append(fmt(statistics.median(vals), unit) if vals else "-")
+        for v in ("proxy_w2", "proxy_log"):
+            ratios = []
+            for rnd, (base, _p99, _d) in data.get((name, "proxy"), {}).items():
+                other = data.get((name, v), {}).get(rnd, (None,))[0]
+                if base and other is not None:
+                    ratios.append(other / base)
+            row.append(ratio_text(ratios))
+        p99s = []
+        for v in VARIANTS:
+            vals = [x[1] for x in data.get((name, v), {}).values() if x[1] is not None]
+            p99s.append(f"{statistics.median(vals):.2f}" if vals else "-")
+        row.append(" / ".join(p99s) if any(p != "-" for p in p99s) else "")
+        rows.append(row)
+    for name in [n for n in names if n.startswith("spread-")]:
+        runs = data.get((name, "proxy_w2"), {})
+        vals = [x[0] for x in runs.values() if x[0] is not None]
+        counts = "; ".join(x[2].rsplit(": ", 1)[-1] for _r, x in sorted(runs.items()))
+        title = info.get(name[len("spread-"):], ("", name))[1]
+        rows.append([f"spread over 2 workers, {title} (fewest ÷ most)", "", ratio_text(vals), "",
+                     f"connections per worker by round: {counts}", "", ""])
+    head = ["workload"] + [VARIANT_LABEL[v] for v in VARIANTS] + \
+        ["2 workers ÷ 1 (median, range)", "access log ÷ no log (median, range)",
+         "p99 ms 1 / 2 / log"]
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|---|---:|---:|---:|---|---|---|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+        return
+    print_table(head, rows, 4)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], len(sys.argv) > 3 and sys.argv[3] == "--markdown")
+    flags = set(sys.argv[3:])
+    if "--variants" in flags:
+        variants(sys.argv[1], sys.argv[2], "--markdown" in flags)
+    else:
+        main(sys.argv[1], sys.argv[2], "--markdown" in flags)
