@@ -62,10 +62,6 @@ def main(results_path, workloads_path, markdown):
                 continue
             best = max(peers) if better == "high" else min(peers)
             ratios.append(ours / best)
-        if ratios:
-            ratio_text = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}, {len(ratios)} rounds)"
-        else:
-            ratio_text = "-"
         if absolute:
             target = f"≤ {absolute} KiB"
             met = med["proxy"] is not None and med["proxy"] <= float(absolute)
@@ -77,20 +73,21 @@ def main(results_path, workloads_path, markdown):
         if all(lat[s] is None for s in SERVERS):
             p99 = ""
         rows.append([f"{title} ({unit})"] + [fmt(med[s], unit) for s in SERVERS] +
-                    [ratio_text, target, verdict, p99])
+                    [ratio_text(ratios), target, verdict, p99])
 
     head = ["workload", "nginx", "HAProxy", "apm-tls-proxy", "ours ÷ best peer (median, range)",
             "target", "verdict", "p99 ms nginx / HAProxy / ours"]
+    print_table(head, rows, 4, markdown)
+
+
+def print_table(head, rows, numeric_columns, markdown):
+    """Aligned text, or Markdown with the first numeric_columns - 1 figures right-aligned."""
     if markdown:
         print("| " + " | ".join(head) + " |")
-        print("|---|---:|---:|---:|---|---|---|---|")
+        print("|---|" + "---:|" * (numeric_columns - 1) + "---|" * (len(head) - numeric_columns))
         for r in rows:
             print("| " + " | ".join(r) + " |")
         return
-    print_table(head, rows, 4)
-
-
-def print_table(head, rows, numeric_columns):
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     for r in [head] + rows:
         print("  ".join(str(c).ljust(widths[i]) if i == 0 else
@@ -152,13 +149,7 @@ def variants(results_path, workloads_path, markdown):
     head = ["workload"] + [VARIANT_LABEL[v] for v in VARIANTS] + \
         ["2 workers ÷ 1 (median, range)", "access log ÷ no log (median, range)",
          "p99 ms 1 / 2 / log"]
-    if markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|---|---:|---:|---:|---|---|---|")
-        for r in rows:
-            print("| " + " | ".join(r) + " |")
-        return
-    print_table(head, rows, 4)
+    print_table(head, rows, 4, markdown)
 
 
 if __name__ == "__main__":
