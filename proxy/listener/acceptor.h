@@ -49,8 +49,8 @@ class Acceptor {
   // waits for one. May call Sink::acceptFrom() before it returns.
   void release();
   // True while a connection waits (in libuv and the backlog) for a free slot.
-  bool acceptPending() const { return accept_pending_; }
-  bool listening() const { return listening_; }
+  bool acceptPendingForTest() const { return accept_pending_; }
+  bool listeningForTest() const { return listening_; }
 
  private:
   static void uvOnConnection(uv_stream_t* server, int status);

@@ -93,7 +93,7 @@ TEST_CASE("Connections beyond max_connections wait in the backlog until one clos
   int fourth = clients.connect(w.port);
   // libuv reports the third and holds it for us; without uv_accept it stops polling the
   // listening socket, so the fourth stays in the kernel's backlog.
-  REQUIRE(runUntil(&l.loop, [&] { return w.acceptor.acceptPending(); }));
+  REQUIRE(runUntil(&l.loop, [&] { return w.acceptor.acceptPendingForTest(); }));
   // Give a wrongly accepting listener a moment to show itself.
   runUntil(
       &l.loop, [] { return false; }, 100);
@@ -106,7 +106,7 @@ TEST_CASE("Connections beyond max_connections wait in the backlog until one clos
   // capacity again and the fourth goes on waiting.
   w.sink.closeOldest();
   REQUIRE(runUntil(&l.loop, [&] { return peek(third) == ClientView::kGreeted; }));
-  REQUIRE(runUntil(&l.loop, [&] { return w.acceptor.acceptPending(); }));
+  REQUIRE(runUntil(&l.loop, [&] { return w.acceptor.acceptPendingForTest(); }));
   CHECK(w.sink.accepted == 3);
   CHECK(peek(fourth) == ClientView::kNothingYet);
 
@@ -131,7 +131,7 @@ TEST_CASE("A slot another worker frees is taken by a worker that waits for one",
   int to_a = clients.connect(a.port);
   REQUIRE(runUntil(&l.loop, [&] { return peek(to_a) == ClientView::kGreeted; }));
   int to_b = clients.connect(b.port);
-  REQUIRE(runUntil(&l.loop, [&] { return b.acceptor.acceptPending(); }));
+  REQUIRE(runUntil(&l.loop, [&] { return b.acceptor.acceptPendingForTest(); }));
   CHECK(peek(to_b) == ClientView::kNothingYet);
   CHECK(b.sink.accepted == 0);
 
@@ -139,7 +139,7 @@ TEST_CASE("A slot another worker frees is taken by a worker that waits for one",
   a.sink.closeOldest();
   REQUIRE(runUntil(&l.loop, [&] { return peek(to_b) == ClientView::kGreeted; }));
   CHECK(b.sink.accepted == 1);
-  CHECK_FALSE(b.acceptor.acceptPending());
+  CHECK_FALSE(b.acceptor.acceptPendingForTest());
   CHECK(count.load() == 1);
   CHECK(a.close());
   CHECK(b.close());
@@ -155,11 +155,11 @@ TEST_CASE("max_connections = 0 accepts without a limit and stopAccepting stops",
   std::vector<int> fds;
   for (int i = 0; i < 20; ++i) fds.push_back(clients.connect(w.port));
   REQUIRE(runUntil(&l.loop, [&] { return w.sink.accepted == 20; }));
-  CHECK_FALSE(w.acceptor.acceptPending());
+  CHECK_FALSE(w.acceptor.acceptPendingForTest());
   CHECK(count.load() == 20);
 
   w.acceptor.stopAccepting();
-  CHECK_FALSE(w.acceptor.listening());
+  CHECK_FALSE(w.acceptor.listeningForTest());
   runUntil(
       &l.loop, [] { return false; }, 20);  // lets the listening socket close
   int late = testing::newClient();
@@ -219,7 +219,7 @@ std::string exhaustDescriptors(uv_loop_t* loop) {
   bool fifth = runUntil(loop, [&] { return peek(clients[4]) == ClientView::kGreeted; });
   fact("fifth_greeted", fifth);
   fact("accepted_after", w.sink.accepted);
-  fact("listening", w.acceptor.listening());
+  fact("listening", w.acceptor.listeningForTest());
 
   fact("closed", w.close());
   return facts;
