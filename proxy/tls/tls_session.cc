@@ -303,6 +303,29 @@ void TlsSession::releaseBuffers() {
   }
 }
 
+namespace {
+const std::string& noText() {
+  static const std::string kEmpty;
+  return kEmpty;
+}
+}  // namespace
+
+TlsSession::Errors& TlsSession::errors() {
+  if (!errors_) errors_ = std::make_unique<Errors>();
+  return *errors_;
+}
+
+const std::string& TlsSession::errorMessage() const {
+  return errors_ ? errors_->message : noText();
+}
+const std::string& TlsSession::clientCertHeader() const {
+  return client_ ? client_->cert_header : noText();
+}
+const std::string& TlsSession::clientSubject() const {
+  return client_ ? client_->subject : noText();
+}
+const std::string& TlsSession::clientSans() const { return client_ ? client_->sans : noText(); }
+
 const char* TlsSession::protocolName() const { return SSL_get_version(ssl_); }
 
 const char* TlsSession::cipherName() const {
@@ -349,9 +372,10 @@ bool TlsSession::onHandshakeDone() {
   // accepted it again), so this is a verified identity.
   X509* leaf = chain.at(0);
   ClientIdentity id = identityOf(leaf);
-  client_subject_ = subjectRfc2253(leaf);
-  client_sans_ = sansString(id);
-  client_cert_header_ = forwardedClientCert(leaf, id);
+  client_ = std::make_unique<ClientText>();
+  client_->subject = subjectRfc2253(leaf);
+  client_->sans = sansString(id);
+  client_->cert_header = forwardedClientCert(leaf, id);
   return true;
 }
 
@@ -359,16 +383,17 @@ bool TlsSession::resumedChainStillValid() {
   ParsedChain chain(ssl_);
   if (!chain.ok()) {
     failure_ = HandshakeFailure::kOther;
-    error_message_ = "TLS handshake failed: the client chain of the resumed session does not parse";
+    errors().message =
+        "TLS handshake failed: the client chain of the resumed session does not parse";
     return false;
   }
   for (size_t i = 0; i < chain.size(); ++i) {
     X509* cert = chain.at(i);
     if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
       failure_ = HandshakeFailure::kCertificateExpired;
-      error_message_ = "TLS handshake failed: " + whichCert(cert, static_cast<int>(i)) +
-                       " expired (notAfter " + formatTime(X509_get0_notAfter(cert)) +
-                       ") since the session it resumes was established";
+      errors().message = "TLS handshake failed: " + whichCert(cert, static_cast<int>(i)) +
+                         " expired (notAfter " + formatTime(X509_get0_notAfter(cert)) +
+                         ") since the session it resumes was established";
       return false;
     }
   }
@@ -384,7 +409,7 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
   const TlsContext& context = *self->context_;
   auto refuse = [&](HandshakeFailure why, std::string detail, uint8_t alert) {
     self->verify_failure_ = why;
-    self->verify_detail_ = std::move(detail);
+    self->errors().verify_detail = std::move(detail);
     *out_alert = alert;
     return ssl_verify_invalid;
   };
@@ -510,7 +535,7 @@ TlsSession::IoStatus TlsSession::fail(int ssl_error) {
   const char* when = handshake_done_ ? "TLS error" : "TLS handshake failed";
   if (verify_failure_ != HandshakeFailure::kNone) {
     f = verify_failure_;
-    msg = verify_detail_;
+    msg = errors().verify_detail;
   } else if (ssl_reason && reason >= SSL_AD_REASON_OFFSET) {
     f = handshake_done_ ? HandshakeFailure::kOther : HandshakeFailure::kPeerAlert;
     msg = std::string("the peer sent the alert \"") +
@@ -559,7 +584,7 @@ TlsSession::IoStatus TlsSession::fail(int ssl_error) {
     }
   }
   failure_ = f;
-  error_message_ = std::string(when) + ": " + msg;
+  errors().message = std::string(when) + ": " + msg;
   return IoStatus::kError;
 }
 

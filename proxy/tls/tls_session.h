@@ -76,7 +76,7 @@ class TlsSession {
 
   bool handshakeDone() const { return handshake_done_; }
   HandshakeFailure failure() const { return failure_; }
-  const std::string& errorMessage() const { return error_message_; }
+  const std::string& errorMessage() const;
 
   // Facts about the established session (valid after handshakeDone()).
   const char* protocolName() const;  // "TLSv1.3"
@@ -87,9 +87,9 @@ class TlsSession {
   std::string_view alpnProtocol() const;
   // The verified client identity, for X-Forwarded-Client-Cert and the access log.
   // Empty when the client presented no certificate.
-  const std::string& clientCertHeader() const { return client_cert_header_; }
-  const std::string& clientSubject() const { return client_subject_; }
-  const std::string& clientSans() const { return client_sans_; }  // "DNS:a,URI:b"
+  const std::string& clientCertHeader() const;
+  const std::string& clientSubject() const;
+  const std::string& clientSans() const;  // "DNS:a,URI:b"
   SSL* sslForTest() { return ssl_; }
 
   // BoringSSL's custom-verify callback, installed on every server SSL_CTX by TlsContext:
@@ -113,17 +113,26 @@ class TlsSession {
   std::shared_ptr<const TlsContext> context_;
   // Why verifyClientCallback refused the client (kNone when it did not).
   HandshakeFailure verify_failure_ = HandshakeFailure::kNone;
-  std::string verify_detail_;
   std::string in_;  // ciphertext received, not yet read by SSL (in_off_ consumed)
   size_t in_off_ = 0;
   std::string out_;  // ciphertext produced, not yet consumed (out_off_ consumed)
   size_t out_off_ = 0;
   bool handshake_done_ = false;
   HandshakeFailure failure_ = HandshakeFailure::kNone;
-  std::string error_message_;
-  std::string client_cert_header_;
-  std::string client_subject_;
-  std::string client_sans_;
+  // Text only some sessions need lives behind pointers, so that an idle TLS connection
+  // does not carry six empty strings (issue 12: memory per idle connection).
+  struct Errors {
+    std::string verify_detail;  // why verifyClientCallback refused
+    std::string message;        // errorMessage()
+  };
+  struct ClientText {  // a verified client certificate, as headers and logs show it
+    std::string cert_header;
+    std::string subject;
+    std::string sans;
+  };
+  Errors& errors();
+  std::unique_ptr<Errors> errors_;
+  std::unique_ptr<ClientText> client_;
 
   friend struct BioAccess;
 };
