@@ -4,8 +4,6 @@
 // bounded in time or count. Prints one "key=value ..." line on stdout; the script turns
 // it into figures per CPU-second of the proxy, which it measures itself.
 // Not part of the proxy: owns only its own sockets and BoringSSL client objects.
-#include <openssl/ssl.h>
-
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -25,9 +23,9 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGINT, onSignal);
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(nullptr, SSL_CTX_free);
+  std::unique_ptr<bench::TlsClientContext> ctx;
   if (o.tls || o.mode == "handshake") {
-    ctx.reset(bench::makeClientContext(o));
+    ctx = bench::makeClientContext(o);
     if (!ctx) return 1;
   }
   if (o.mode == "handshake") return bench::runHandshakes(o, ctx.get());

@@ -28,6 +28,18 @@ const proxy::testsupport::Http1Reader::Options kCountBody{/*stop_at_interim=*/fa
 
 int g_conn_index = -1;
 
+// The whole file ("" when it cannot be read).
+std::string readWhole(const std::string& path) {
+  std::string out;
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    std::fclose(f);
+  }
+  return out;
+}
+
 struct Conn {
   enum class State { kConnecting, kHandshaking, kWaitTicket, kSending, kReading, kDone };
   int fd = -1;
@@ -54,9 +66,9 @@ int onNewSession(SSL* ssl, SSL_SESSION* session) {
 
 class Engine {
  public:
-  Engine(const Options& o, SSL_CTX* ctx)
+  Engine(const Options& o, const TlsClientContext* ctx)
       : o_(o),
-        ctx_(ctx),
+        ctx_(ctx != nullptr ? ctx->get() : nullptr),
         request_(o.h2 ? h2ClientBytes(o.request, ctx != nullptr) : smallRequest(o)) {
     epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
   }
@@ -258,34 +270,32 @@ class Engine {
 // The client context: TLS 1.3 only (the figures are TLS 1.3 ones), no certificate-chain
 // verification (the proxy's CPU is what we measure; the handshake signature is still
 // checked by BoringSSL), tickets delivered to onNewSession.
-SSL_CTX* makeClientContext(const Options& o) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_method());
-  uint16_t version = o.tls12 ? TLS1_2_VERSION : TLS1_3_VERSION;
-  SSL_CTX_set_min_proto_version(ctx, version);
-  SSL_CTX_set_max_proto_version(ctx, version);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-  static const uint8_t kHttp1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  static const uint8_t kH2[] = {2, 'h', '2'};
-  if (o.h2) {
-    SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2);
-  } else {
-    SSL_CTX_set_alpn_protos(ctx, kHttp1, sizeof kHttp1);
+std::unique_ptr<TlsClientContext> makeClientContext(const Options& o) {
+  proxy::testsupport::TlsClientOptions options;
+  options.min_version = options.max_version = o.tls12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+  options.alpn = {o.h2 ? "h2" : "http/1.1"};
+  options.close_notify = false;
+  options.timeout = std::chrono::seconds(60);
+  std::string error;
+  if (!o.cert_file.empty()) {
+    options.cert_pem = readWhole(o.cert_file);
+    options.key_pem = readWhole(o.key_file);
+    if (options.cert_pem.empty() || options.key_pem.empty()) error = "cannot read the files";
   }
-  if (!o.cert_file.empty() &&
-      (SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1 ||
-       SSL_CTX_use_PrivateKey_file(ctx, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)) {
+  auto ctx = std::make_unique<TlsClientContext>(options);
+  if (error.empty()) error = ctx->error();
+  if (!error.empty()) {
     std::fprintf(stderr, "apm-bench-client: cannot load the client certificate: %s\n",
-                 sslErrors().c_str());
-    SSL_CTX_free(ctx);
+                 error.c_str());
     return nullptr;
   }
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
-  SSL_CTX_sess_set_new_cb(ctx, onNewSession);
+  // The engine's connections keep their own tickets (Conn, by g_conn_index).
+  SSL_CTX_sess_set_new_cb(ctx->get(), onNewSession);
   g_conn_index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return ctx;
 }
 
-int runHandshakes(const Options& o, SSL_CTX* ctx) {
+int runHandshakes(const Options& o, const TlsClientContext* ctx) {
   Engine engine(o, ctx);
   std::vector<Conn> conns(static_cast<size_t>(o.concurrency));
   uint64_t done = 0;
@@ -327,7 +337,7 @@ int runHandshakes(const Options& o, SSL_CTX* ctx) {
   return 0;
 }
 
-int runIdle(const Options& o, SSL_CTX* ctx) {
+int runIdle(const Options& o, const TlsClientContext* ctx) {
   Engine engine(o, ctx);
   std::vector<Conn> conns(o.count);  // never resized: the epoll data points into it
   uint64_t started = 0;

@@ -1,21 +1,20 @@
-// apm-bench-client's upload and download modes: one blocking keep-alive connection
-// (plain or TLS) moving large bodies, responses read by tests/support's Http1Reader
-// without keeping their bodies.
-#include <openssl/err.h>
-#include <openssl/ssl.h>
+// apm-bench-client's upload and download modes: one keep-alive connection (plain, or TLS
+// through tests/support's TlsClient) moving large bodies, responses read by its
+// Http1Reader without keeping their bodies.
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "tests/bench/bench_modes.h"
 #include "tests/support/http1_reader.h"
+#include "tests/support/tls_client.h"
 
 namespace bench {
 namespace {
@@ -26,90 +25,76 @@ const testsupport::Http1Reader::Options kCountBody{/*stop_at_interim=*/false,
                                                    /*head_request=*/false,
                                                    /*discard_body=*/true};
 
+// Generous: a transfer of hundreds of MiB through a proxy pinned to a busy CPU.
+constexpr testsupport::Millis kTimeout{60000};
+
+// One keep-alive connection: plain, or TLS through tests/support's TlsClient.
 class Stream {
  public:
   ~Stream() {
-    if (ssl_) SSL_free(ssl_);
-    if (fd_ >= 0) ::close(fd_);
+    if (!tls_ && fd_ >= 0) ::close(fd_);  // a TlsClient closes the socket it adopted
   }
-  bool open(const Options& o, SSL_CTX* ctx) {
+  bool open(const Options& o, const testsupport::TlsClientContext* ctx) {
     fd_ = openSocket(o, false);
     if (fd_ < 0) {
       std::fprintf(stderr, "apm-bench-client: connect: %s\n", std::strerror(errno));
       return false;
     }
     if (!ctx) return true;
-    ssl_ = SSL_new(ctx);
-    SSL_set_fd(ssl_, fd_);
-    SSL_set_tlsext_host_name(ssl_, "localhost");
-    if (SSL_connect(ssl_) != 1) {
-      std::fprintf(stderr, "apm-bench-client: TLS handshake: %s\n", sslErrors().c_str());
+    tls_ = std::make_unique<testsupport::TlsClient>(testsupport::TlsClient::AdoptFd{fd_}, *ctx);
+    if (!tls_->connect(kTimeout)) {
+      std::fprintf(stderr, "apm-bench-client: TLS handshake: %s\n", tls_->error().c_str());
       return false;
     }
     return true;
   }
   bool writeAll(const char* p, size_t n) {
+    if (tls_) return tls_->send(std::string_view(p, n), kTimeout);
     while (n > 0) {
-      ssize_t w;
-      if (ssl_) {
-        w = SSL_write(ssl_, p, static_cast<int>(std::min<size_t>(n, 1 << 30)));
-      } else {
-        w = ::send(fd_, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-      }
+      ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR) continue;
       if (w <= 0) return false;
       p += w;
       n -= static_cast<size_t>(w);
     }
     return true;
   }
-  // > 0 bytes read, 0 EOF, < 0 error.
-  const char* cipher() const {
-    const SSL_CIPHER* c = ssl_ ? SSL_get_current_cipher(ssl_) : nullptr;
-    return c ? SSL_CIPHER_get_name(c) : "none";
-  }
-  ssize_t readSome(char* p, size_t n) {
-    if (ssl_) {
-      int r = SSL_read(ssl_, p, static_cast<int>(n));
-      if (r > 0) return r;
-      return SSL_get_error(ssl_, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+  std::string cipher() const { return tls_ ? tls_->cipher() : "none"; }
+  // Reads one response into `reader` (bodies are counted, not kept); false after a message.
+  bool readResponse(testsupport::Http1Reader& reader, std::vector<char>& buf) {
+    reader.reset();
+    if (tls_) {
+      if (tls_->readInto(reader, kTimeout)) return true;
+      std::fprintf(stderr, "apm-bench-client: %s\n", tls_->error().c_str());
+      return false;
     }
     for (;;) {
-      ssize_t r = ::recv(fd_, p, n, 0);
+      ssize_t r = ::recv(fd_, buf.data(), buf.size(), 0);
       if (r < 0 && errno == EINTR) continue;
-      return r;
+      if (r <= 0) {
+        reader.finish();
+        if (reader.done()) return true;
+        std::fprintf(stderr, "apm-bench-client: connection closed before the response ended\n");
+        return false;
+      }
+      // Bytes after the end of the response are ignored (the modes never pipeline).
+      reader.feed(std::string_view(buf.data(), static_cast<size_t>(r)));
+      if (reader.broken()) {
+        std::fprintf(stderr, "apm-bench-client: malformed response\n");
+        return false;
+      }
+      if (reader.done()) return true;
     }
   }
 
  private:
   int fd_ = -1;
-  SSL* ssl_ = nullptr;
+  std::unique_ptr<testsupport::TlsClient> tls_;
 };
-
-// Reads one response into `reader` (bodies are counted, not kept).
-bool readResponse(Stream& s, testsupport::Http1Reader& reader, std::vector<char>& buf) {
-  reader.reset();
-  for (;;) {
-    ssize_t r = s.readSome(buf.data(), buf.size());
-    if (r <= 0) {
-      reader.finish();
-      if (reader.done()) return true;
-      std::fprintf(stderr, "apm-bench-client: connection closed before the response ended\n");
-      return false;
-    }
-    // Bytes after the end of the response are ignored (the modes never pipeline).
-    reader.feed(std::string_view(buf.data(), static_cast<size_t>(r)));
-    if (reader.broken()) {
-      std::fprintf(stderr, "apm-bench-client: malformed response\n");
-      return false;
-    }
-    if (reader.done()) return true;
-  }
-}
 
 }  // namespace
 
-int runTransfer(const Options& o, SSL_CTX* ctx, bool upload) {
+int runTransfer(const Options& o, const testsupport::TlsClientContext* ctx, bool upload) {
   Stream s;
   if (!s.open(o, ctx)) return 1;
   constexpr size_t kBlock = 1 << 20;
@@ -155,7 +140,7 @@ int runTransfer(const Options& o, SSL_CTX* ctx, bool upload) {
       }
       if (o.chunked && !s.writeAll("0\r\n\r\n", 5)) return 1;
     }
-    if (!readResponse(s, reader, buf)) return 1;
+    if (!s.readResponse(reader, buf)) return 1;
     last_status = reader.response().status;
     body_bytes += reader.bodyBytes();
     if (last_status >= 200 && last_status < 300) {
@@ -169,7 +154,7 @@ int runTransfer(const Options& o, SSL_CTX* ctx, bool upload) {
   std::printf("mode=%s requests=%llu non2xx=%llu bytes=%llu seconds=%.3f status=%d cipher=%s\n",
               o.mode.c_str(), static_cast<unsigned long long>(ok),
               static_cast<unsigned long long>(non2xx), static_cast<unsigned long long>(moved), secs,
-              last_status, s.cipher());
+              last_status, s.cipher().c_str());
   return non2xx == 0 ? 0 : 1;
 }
 

@@ -16,6 +16,7 @@
 #include "tests/support/deadline.h"
 #include "tests/support/http1_reader.h"
 #include "tests/support/net.h"
+#include "tests/support/ports.h"
 #include "tests/support/process.h"
 #include "tests/support/tcp_client.h"
 #include "tests/support/temp_dir.h"

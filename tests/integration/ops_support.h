@@ -15,7 +15,7 @@
 #include "tests/support/json.h"
 #include "tests/support/metrics.h"
 #include "tests/support/pki.h"
-#include "tests/support/tls_client.h"
+#include "tests/support/tls_client_checked.h"
 
 namespace proxy::integration::ops {
 
@@ -28,7 +28,7 @@ using testsupport::PemPair;
 using testsupport::Pki;
 using testsupport::tcpConnect;
 using testsupport::threadCount;
-using testsupport::TlsClient;
+using TlsClient = testsupport::CheckedTlsClient;
 
 // A directory laid out as the kubelet's atomic writer lays out a mounted Secret:
 // dir/..<timestamp>/{files}, dir/..data -> ..<timestamp>, dir/<name> -> ..data/<name>.
@@ -65,10 +65,10 @@ struct TlsClientOptions {
 };
 
 // Shared client settings (an SSL_CTX); safe to use from several threads.
-class TlsClientContext : public testsupport::TlsClientContext {
+class TlsClientContext : public testsupport::CheckedTlsClientContext {
  public:
   explicit TlsClientContext(const TlsClientOptions& options = {})
-      : testsupport::TlsClientContext(options.toClientOptions()) {}
+      : testsupport::CheckedTlsClientContext(options.toClientOptions()) {}
 };
 
 // Connects `c` or fails the test with the handshake error (test thread only).

@@ -12,7 +12,7 @@
 #include "tests/integration/harness.h"
 #include "tests/support/metrics.h"
 #include "tests/support/pki.h"
-#include "tests/support/tls_client.h"
+#include "tests/support/tls_client_checked.h"
 #include "tests/support/toml_text.h"
 
 namespace proxy::integration::tls {
@@ -29,7 +29,7 @@ using testsupport::quoted;
 using testsupport::quotedList;
 using testsupport::ServerPki;
 using testsupport::SessionPtr;
-using testsupport::TlsClient;
+using TlsClient = testsupport::CheckedTlsClient;
 using testsupport::toolPath;
 using testsupport::writePair;
 using ClientOptions = testsupport::TlsClientOptions;

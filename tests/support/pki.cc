@@ -1,10 +1,7 @@
 #include "tests/support/pki.h"
 
 #include <openssl/base64.h>
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
+#include <openssl/mem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
@@ -109,29 +106,6 @@ CertSpec serverSpec(const std::string& subject) {
 std::pair<std::string, std::string> writePair(const TempDir& dir, const std::string& name,
                                               const Minted& minted) {
   return {dir.write(name + ".crt", minted.certPem()), dir.write(name + ".key", minted.keyPem())};
-}
-
-std::vector<certutil::X509Ptr> certsFromPem(const std::string& pem) {
-  std::vector<certutil::X509Ptr> out;
-  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  while (X509* x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(x);
-  ERR_clear_error();  // the loop ends on a "no start line" error
-  return out;
-}
-
-std::string certSerialHex(const X509* cert) {
-  bssl::UniquePtr<BIGNUM> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
-  if (!bn) return {};
-  char* hex = BN_bn2hex(bn.get());
-  std::string out = hex != nullptr ? hex : "";
-  OPENSSL_free(hex);
-  return out;
-}
-
-std::string certCommonName(const X509* cert) {
-  char buf[256] = {};
-  int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof buf);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
 ServerPki::ServerPki(const TempDir& dir, KeyType leaf_key, const CertSpec& leaf_spec)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proxy/certutil/cert_builder.h"
+#include "tests/support/pem.h"
 #include "tests/support/temp_dir.h"
 
 namespace proxy::testsupport {
@@ -47,12 +48,6 @@ CertSpec serverSpec(const std::string& subject = "CN=localhost");
 // Writes `minted` as NAME.crt / NAME.key into `dir`; returns {cert path, key path}.
 std::pair<std::string, std::string> writePair(const TempDir& dir, const std::string& name,
                                               const Minted& minted);
-
-// Every certificate of a PEM text, in order (empty when there is none).
-std::vector<certutil::X509Ptr> certsFromPem(const std::string& pem);
-// Upper-case hex serial number and subject CN of a certificate ("" when absent).
-std::string certSerialHex(const X509* cert);
-std::string certCommonName(const X509* cert);
 
 // The server side of a test PKI, written into a TempDir: a root CA, an intermediate CA,
 // and a server leaf for DNS:localhost and IP:127.0.0.1 issued by the intermediate.

@@ -1,18 +1,17 @@
 #include "tests/support/tls_client.h"
 
+#include <fcntl.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstring>
 
 #include "tests/support/net.h"
-#include "tests/support/pki.h"
+#include "tests/support/pem.h"
 
 namespace proxy::testsupport {
 namespace {
@@ -20,61 +19,88 @@ namespace {
 // Index 0 of an SSL's ex_data is the application's (what SSL_set_app_data uses).
 constexpr int kSelfIndex = 0;
 
-void addAlpn(SSL_CTX* ctx, const std::vector<std::string>& protocols) {
+std::string alpnWire(const std::vector<std::string>& protocols) {
   std::string wire;
   for (const auto& proto : protocols) {
     wire += static_cast<char>(proto.size());
     wire += proto;
   }
-  REQUIRE(SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t*>(wire.data()),
-                                  wire.size()) == 0);
-}
-
-void addVerification(SSL_CTX* ctx, const TlsClientOptions& o) {
-  if (o.trust_pem.empty()) {
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-    return;
-  }
-  auto roots = certsFromPem(o.trust_pem);
-  REQUIRE(!roots.empty());
-  for (auto& root : roots) REQUIRE(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), root.get()));
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
-  if (!o.verify_ip.empty()) REQUIRE(X509_VERIFY_PARAM_set1_ip_asc(param, o.verify_ip.c_str()));
-  if (!o.verify_host.empty()) {
-    REQUIRE(X509_VERIFY_PARAM_set1_host(param, o.verify_host.data(), o.verify_host.size()) == 1);
-  }
-}
-
-void addClientCertificate(SSL_CTX* ctx, const TlsClientOptions& o) {
-  auto chain = certsFromPem(o.cert_pem);
-  REQUIRE(!chain.empty());
-  REQUIRE(SSL_CTX_use_certificate(ctx, chain[0].get()) == 1);
-  for (size_t i = 1; i < chain.size(); ++i) REQUIRE(SSL_CTX_add1_chain_cert(ctx, chain[i].get()));
-  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(o.key_pem.data(), static_cast<int>(o.key_pem.size())));
-  certutil::PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  REQUIRE(key != nullptr);
-  REQUIRE(SSL_CTX_use_PrivateKey(ctx, key.get()) == 1);
+  return wire;
 }
 
 }  // namespace
 
+bool TlsClientContext::check(bool ok, const std::string& what) {
+  if (!ok && error_.empty()) {
+    error_ = what;
+    uint32_t e = ERR_get_error();
+    if (e != 0) {
+      char buf[256];
+      ERR_error_string_n(e, buf, sizeof buf);
+      error_ += std::string(": ") + buf;
+    }
+  }
+  ERR_clear_error();
+  return ok;
+}
+
+void TlsClientContext::addVerification() {
+  const TlsClientOptions& o = options_;
+  if (o.trust_pem.empty()) {
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
+    return;
+  }
+  auto roots = certsFromPem(o.trust_pem);
+  check(!roots.empty(), "no certificate in trust_pem");
+  for (auto& root : roots) {
+    check(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_), root.get()) == 1, "trust_pem");
+  }
+  SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx_);
+  if (!o.verify_ip.empty()) {
+    check(X509_VERIFY_PARAM_set1_ip_asc(param, o.verify_ip.c_str()) == 1, "verify_ip");
+  }
+  if (!o.verify_host.empty()) {
+    check(X509_VERIFY_PARAM_set1_host(param, o.verify_host.data(), o.verify_host.size()) == 1,
+          "verify_host");
+  }
+}
+
+void TlsClientContext::addClientCertificate() {
+  auto chain = certsFromPem(options_.cert_pem);
+  if (!check(!chain.empty(), "no certificate in cert_pem")) return;
+  check(SSL_CTX_use_certificate(ctx_, chain[0].get()) == 1, "cert_pem");
+  for (size_t i = 1; i < chain.size(); ++i) {
+    check(SSL_CTX_add1_chain_cert(ctx_, chain[i].get()) == 1, "cert_pem chain");
+  }
+  auto key = keyFromPem(options_.key_pem);
+  if (!check(key != nullptr, "no key in key_pem")) return;
+  check(SSL_CTX_use_PrivateKey(ctx_, key.get()) == 1, "key_pem");
+}
+
 TlsClientContext::TlsClientContext(const TlsClientOptions& o) : options_(o) {
   ctx_ = SSL_CTX_new(TLS_method());
-  REQUIRE(ctx_ != nullptr);
-  if (o.min_version != 0) REQUIRE(SSL_CTX_set_min_proto_version(ctx_, o.min_version) == 1);
-  if (o.max_version != 0) REQUIRE(SSL_CTX_set_max_proto_version(ctx_, o.max_version) == 1);
+  if (!check(ctx_ != nullptr, "SSL_CTX_new")) return;
+  if (o.min_version != 0) {
+    check(SSL_CTX_set_min_proto_version(ctx_, o.min_version) == 1, "min_version");
+  }
+  if (o.max_version != 0) {
+    check(SSL_CTX_set_max_proto_version(ctx_, o.max_version) == 1, "max_version");
+  }
   if (!o.ciphers.empty()) {
-    INFO("client cipher list " << o.ciphers);
-    REQUIRE(SSL_CTX_set_strict_cipher_list(ctx_, o.ciphers.c_str()) == 1);
+    check(SSL_CTX_set_strict_cipher_list(ctx_, o.ciphers.c_str()) == 1, "ciphers " + o.ciphers);
   }
   if (!o.curves.empty()) {
-    INFO("client curves " << o.curves);
-    REQUIRE(SSL_CTX_set1_curves_list(ctx_, o.curves.c_str()) == 1);
+    check(SSL_CTX_set1_curves_list(ctx_, o.curves.c_str()) == 1, "curves " + o.curves);
   }
-  addVerification(ctx_, o);
-  if (!o.cert_pem.empty()) addClientCertificate(ctx_, o);
-  if (!o.alpn.empty()) addAlpn(ctx_, o.alpn);
+  addVerification();
+  if (!o.cert_pem.empty()) addClientCertificate();
+  if (!o.alpn.empty()) {
+    std::string wire = alpnWire(o.alpn);
+    check(SSL_CTX_set_alpn_protos(ctx_, reinterpret_cast<const uint8_t*>(wire.data()),
+                                  wire.size()) == 0,
+          "alpn");
+  }
   SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
   SSL_CTX_sess_set_new_cb(ctx_, &TlsClient::onNewSession);
 }
@@ -83,11 +109,19 @@ TlsClientContext::~TlsClientContext() { SSL_CTX_free(ctx_); }
 
 TlsClient::TlsClient(uint16_t port, const TlsClientContext& ctx) : port_(port), ctx_(ctx) {}
 
+TlsClient::TlsClient(AdoptFd connected, const TlsClientContext& ctx)
+    : port_(0), ctx_(ctx), fd_(connected.fd) {
+  ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  if (!ctx_.error().empty()) {
+    recordError("options", ctx_.error());
+    return;
+  }
+  startTls();
+}
+
 TlsClient::TlsClient(uint16_t port, TlsClientOptions options)
     : port_(port), own_ctx_(std::make_unique<TlsClientContext>(options)), ctx_(*own_ctx_) {
-  bool ok = openSocket(options.timeout);
-  INFO(error_);
-  REQUIRE(ok);
+  openSocket(options.timeout);
 }
 
 TlsClient::~TlsClient() {
@@ -109,14 +143,25 @@ int TlsClient::onNewSession(SSL* ssl, SSL_SESSION* session) {
 }
 
 bool TlsClient::openSocket(Millis timeout) {
-  const TlsClientOptions& o = ctx_.options();
+  if (!ctx_.error().empty()) {
+    recordError("options", ctx_.error());
+    return false;
+  }
   fd_ = tcpConnect(port_, timeout);
   if (fd_ < 0) {
     recordError("connect", "127.0.0.1:" + std::to_string(port_) + ": " + std::strerror(errno));
     return false;
   }
+  return startTls();
+}
+
+bool TlsClient::startTls() {
+  const TlsClientOptions& o = ctx_.options();
   ssl_ = SSL_new(ctx_.get());
-  if (ssl_ == nullptr) return false;
+  if (ssl_ == nullptr) {
+    recordError("connect", "SSL_new failed");
+    return false;
+  }
   SSL_set_ex_data(ssl_, kSelfIndex, this);
   if (!o.sni.empty()) SSL_set_tlsext_host_name(ssl_, o.sni.c_str());
   if (o.session) SSL_set_session(ssl_, o.session.get());
@@ -223,24 +268,32 @@ bool TlsClient::readMore(Clock::time_point deadline) {
   }
 }
 
-Response TlsClient::readResponse(Millis timeout) {
+bool TlsClient::readInto(Http1Reader& reader, Millis timeout) {
   bool per_piece = timeout.count() <= 0;
   auto overall = Clock::now() + timeout;
-  Http1Reader reader;
   for (;;) {
     in_.erase(0, reader.feed(in_));
-    if (reader.done()) break;
+    if (reader.done()) return true;
+    if (reader.broken()) {
+      recordError("read", "not an HTTP/1.1 response");
+      return false;
+    }
     if (closed_) {
       reader.finish();
       if (!reader.done()) recordError("read", "closed before a complete response");
-      break;
+      return reader.done();
     }
     auto deadline = per_piece ? Clock::now() + ctx_.options().timeout : overall;
     if (!readMore(deadline) && !closed_) {
       reader.response().timed_out = true;
-      break;
+      return false;
     }
   }
+}
+
+Response TlsClient::readResponse(Millis timeout) {
+  Http1Reader reader;
+  readInto(reader, timeout);
   last_response_bytes_ = reader.wireBytes();
   return std::move(reader.response());
 }

@@ -2,9 +2,9 @@
 // every operation bounded by a deadline, responses read through Http1Reader. Options
 // cover what the test families vary: versions, cipher suites, curves, ALPN, SNI, server
 // verification (IP or DNS name), a client certificate and chain, session resumption. It
-// reports what was negotiated and which alert ended a handshake. Constructors fail the
-// test through Catch2 (test thread); operations report errors as values (error(),
-// alert()), so load threads may use clients of a shared context.
+// reports what was negotiated and which alert ended a handshake. No Catch2: errors are
+// values (error(), alert()), so load threads and apm-bench-client use it too; test code
+// uses CheckedTlsClient (tls_client_checked.h), whose setup failures fail the test.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -50,10 +50,17 @@ class TlsClientContext {
   TlsClientContext& operator=(const TlsClientContext&) = delete;
   SSL_CTX* get() const { return ctx_; }
   const TlsClientOptions& options() const { return options_; }
+  // The first option that could not be applied, with BoringSSL's reason ("" when all were).
+  const std::string& error() const { return error_; }
 
  private:
+  bool check(bool ok, const std::string& what);
+  void addVerification();
+  void addClientCertificate();
+
   TlsClientOptions options_;
   SSL_CTX* ctx_ = nullptr;
+  std::string error_;
 };
 
 // One TLS connection to 127.0.0.1:port. Owned by the test (or a load thread).
@@ -61,9 +68,16 @@ class TlsClient {
  public:
   // Uses the shared `ctx` (which must outlive the client); connects in connect().
   TlsClient(uint16_t port, const TlsClientContext& ctx);
-  // A client of its own: the TCP connection is made at once (fails the test when it
-  // cannot be), the handshake in handshake().
+  // A client of its own: the TCP connection is made at once (error() says when it could
+  // not be), the handshake in handshake().
   TlsClient(uint16_t port, TlsClientOptions options);
+  // A TCP connection made elsewhere (to any loopback address), for the constructor below.
+  struct AdoptFd {
+    int fd;
+  };
+  // Adopts `connected.fd` (made non-blocking; closed by the destructor) with the shared
+  // `ctx`; the handshake in connect().
+  TlsClient(AdoptFd connected, const TlsClientContext& ctx);
   ~TlsClient();
   TlsClient(const TlsClient&) = delete;
   TlsClient& operator=(const TlsClient&) = delete;
@@ -77,6 +91,9 @@ class TlsClient {
   // Reads one HTTP/1.1 response (not for HEAD). `timeout` bounds the whole read; 0 waits
   // up to options.timeout for each next piece. status 0 with error() when none arrived.
   Response readResponse(Millis timeout = Millis{0});
+  // Feeds what arrives to `reader` until its response is complete (true) or the peer
+  // closed, the bytes are no response, or time ran out (false; `timeout` as above).
+  bool readInto(Http1Reader& reader, Millis timeout = Millis{0});
   // send() and readResponse() with one `timeout`.
   Response request(std::string_view bytes, Millis timeout = Millis{10000});
   // handshake() + send(request) + readResponse(); status 0 when anything failed.
@@ -123,6 +140,7 @@ class TlsClient {
   bool waitFor(Io io, Clock::time_point deadline, const char* what);
   bool readMore(Clock::time_point deadline);
   bool openSocket(Millis timeout);
+  bool startTls();
 
   uint16_t port_;
   std::unique_ptr<TlsClientContext> own_ctx_;
