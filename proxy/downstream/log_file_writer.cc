@@ -71,10 +71,14 @@ void LogFileWriter::append(std::string_view line) {
     dropped_.fetch_add(lineCount(line));
     return;
   }
-  bool was_empty = pending_.empty();
+  size_t before = pending_.size();
   pending_.append(line);
   queued_total_ += line.size();
-  if (was_empty) wake_.notify_one();
+  // Wake the writer for the first line, and again once a batch is full; the lines in
+  // between wait for the batch (a notify per line costs a futex call and a context
+  // switch per request, about a third of a small request's CPU).
+  bool batch_full = before < options_.batch_bytes && pending_.size() >= options_.batch_bytes;
+  if (before == 0 || batch_full) wake_.notify_one();
 }
 
 void LogFileWriter::requestReopen() {
@@ -86,7 +90,10 @@ void LogFileWriter::requestReopen() {
 void LogFileWriter::flush() {
   std::unique_lock<std::mutex> lock(mu_);
   uint64_t target = queued_total_;
+  ++flush_waiters_;  // a flush does not wait for the batch delay
+  wake_.notify_one();
   written_.wait(lock, [&] { return written_total_ >= target; });
+  --flush_waiters_;
 }
 
 void LogFileWriter::run() {
@@ -97,6 +104,12 @@ void LogFileWriter::run() {
   for (;;) {
     wake_.wait_until(lock, next_check,
                      [&] { return stopping_ || reopen_requested_ || !pending_.empty(); });
+    if (!pending_.empty() && options_.batch_delay.count() > 0) {
+      wake_.wait_for(lock, options_.batch_delay, [&] {
+        return stopping_ || reopen_requested_ || flush_waiters_ > 0 ||
+               pending_.size() >= options_.batch_bytes;
+      });
+    }
     bool requested = std::exchange(reopen_requested_, false);
     bool stop = stopping_;
     batch.swap(pending_);
