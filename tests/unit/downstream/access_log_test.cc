@@ -7,6 +7,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/temp_dir.h"
+
 using proxy::downstream::AccessLog;
 
 namespace {
@@ -152,9 +154,8 @@ TEST_CASE("ECS access-log helpers: HTTP version names and the XFCC hash", "[unit
 }
 
 TEST_CASE("An ECS access log writes its lines to the file", "[unit][downstream]") {
-  char tmpl[] = "/tmp/access_log_test.XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  std::string path = std::string(tmpl) + "/access.log";
+  proxy::testsupport::TempDir dir;
+  std::string path = dir.file("access.log");
   {
     auto log = AccessLog::open(path, AccessLog::Format::kEcs);
     REQUIRE(log);
@@ -166,8 +167,6 @@ TEST_CASE("An ECS access log writes its lines to the file", "[unit][downstream]"
   REQUIRE(std::getline(in, line));
   CHECK(has(line, "\"url.path\":\"/intake/v2/events\""));
   CHECK_FALSE(std::getline(in, line));
-  ::unlink(path.c_str());
-  ::rmdir(tmpl);
 }
 
 TEST_CASE("RequestFacts keeps the three headers the ECS line needs, and forgets them",

@@ -15,29 +15,15 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 using proxy::downstream::LogFileWriter;
 
 namespace {
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/log_writer_test.XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    for (const char* name : {"/access.log", "/access.log.1"}) ::unlink((path + name).c_str());
-    ::rmdir(path.c_str());
-  }
-  std::string path;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using proxy::testsupport::TempDir;
+// The whole file ("" when it is missing).
+std::string slurp(const std::string& path) { return proxy::testsupport::readFile(path); }
 
 bool exists(const std::string& path) {
   struct stat st {};
@@ -75,7 +61,7 @@ std::unique_ptr<LogFileWriter> openChecking(const std::string& path,
 TEST_CASE("LogFileWriter appends lines and flush() waits until they are written",
           "[unit][downstream]") {
   TempDir dir;
-  std::string path = dir.path + "/access.log";
+  std::string path = dir.file("access.log");
   auto w = openWriter(path);
   w->append("one\n");
   w->append("two\nthree\n");
@@ -89,7 +75,7 @@ TEST_CASE("LogFileWriter appends lines and flush() waits until they are written"
 TEST_CASE("LogFileWriter reopens on request: after a rename new lines go to a new file",
           "[unit][downstream]") {
   TempDir dir;
-  std::string path = dir.path + "/access.log";
+  std::string path = dir.file("access.log");
   // Only the request may cause the reopen here.
   auto w = openChecking(path, std::chrono::hours(1));
   w->append("before\n");
@@ -108,7 +94,7 @@ TEST_CASE("LogFileWriter reopens on request: after a rename new lines go to a ne
 TEST_CASE("LogFileWriter notices by itself that its file was renamed or removed",
           "[unit][downstream]") {
   TempDir dir;
-  std::string path = dir.path + "/access.log";
+  std::string path = dir.file("access.log");
   auto w = openChecking(path, std::chrono::milliseconds(20));
   w->append("first\n");
   w->flush();
@@ -128,7 +114,7 @@ TEST_CASE("LogFileWriter notices by itself that its file was renamed or removed"
 TEST_CASE("LogFileWriter keeps the file it has while the path still names it",
           "[unit][downstream]") {
   TempDir dir;
-  std::string path = dir.path + "/access.log";
+  std::string path = dir.file("access.log");
   auto w = openChecking(path, std::chrono::milliseconds(1));
   for (int i = 0; i < 50; ++i) {
     w->append("line\n");
@@ -140,7 +126,7 @@ TEST_CASE("LogFileWriter keeps the file it has while the path still names it",
 
 TEST_CASE("Lines from many threads never interleave, even beyond PIPE_BUF", "[unit][downstream]") {
   TempDir dir;
-  std::string path = dir.path + "/access.log";
+  std::string path = dir.file("access.log");
   auto w = openWriter(path);
   constexpr int kThreads = 4;
   constexpr int kLines = 200;
@@ -171,7 +157,7 @@ TEST_CASE("Lines from many threads never interleave, even beyond PIPE_BUF", "[un
 TEST_CASE("A queue over its bound drops lines and counts them instead of blocking",
           "[unit][downstream]") {
   TempDir dir;
-  std::string path = dir.path + "/access.log";
+  std::string path = dir.file("access.log");
   LogFileWriter::Options o;
   o.max_pending_bytes = 64;
   auto w = openWriter(path, o);
