@@ -117,6 +117,13 @@ SessionCounters ServerSession::counters() const {
   return c;
 }
 
+SessionCounters ServerSession::takeCounters() {
+  SessionCounters c = counters();
+  by_code_.reset();
+  streams_opened_ = 0;
+  return c;
+}
+
 SessionCounters& ServerSession::byCode() {
   if (!by_code_) by_code_ = std::make_unique<SessionCounters>();
   return *by_code_;

@@ -149,6 +149,9 @@ class ServerSession {
   const std::string& errorReason() const { return error_reason_; }
   // Resets and GOAWAYs sent/received by code; streams_opened counts heads delivered.
   SessionCounters counters() const;
+  // The counts since the last call, then forgets them: a caller that adds them to its
+  // worker's stats needs no copy of its own to compute the difference.
+  SessionCounters takeCounters();
 
  private:
   struct Stream;

@@ -482,6 +482,11 @@ TEST_CASE("An idle ServerSession carries no per-code counters until a reset or G
   exchange(p.client, *p.server);
   CHECK(p.server->counters().goaways_sent.get(NGHTTP2_NO_ERROR) == 1);
   CHECK(p.server->counters().streams_opened == 1);
+  SessionCounters taken = p.server->takeCounters();
+  CHECK(taken.goaways_sent.get(NGHTTP2_NO_ERROR) == 1);
+  CHECK(taken.streams_opened == 1);
+  CHECK(p.server->counters().goaways_sent.total() == 0);  // taken counts are forgotten
+  CHECK(p.server->counters().streams_opened == 0);
 }
 
 }  // namespace
