@@ -1,6 +1,7 @@
 #include "tests/support/temp_dir.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -28,9 +29,13 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-std::string TempDir::write(const std::string& name, const std::string& content) const {
+std::string TempDir::write(const std::string& name, const std::string& content, int mode) const {
   std::string p = file(name);
   writeFile(p, content);
+  if (mode >= 0) {
+    INFO("chmod " << p);
+    REQUIRE(::chmod(p.c_str(), static_cast<mode_t>(mode)) == 0);
+  }
   return p;
 }
 

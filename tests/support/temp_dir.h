@@ -17,8 +17,9 @@ class TempDir {
   const std::string& path() const { return path_; }
   // `path()/name`.
   std::string file(const std::string& name) const { return path_ + "/" + name; }
-  // Writes `content` to `path()/name` and returns the full path.
-  std::string write(const std::string& name, const std::string& content) const;
+  // Writes `content` to `path()/name` and returns the full path; with `mode` >= 0 the file
+  // gets those permission bits (e.g. 0600 for a key only its owner may read).
+  std::string write(const std::string& name, const std::string& content, int mode = -1) const;
 
  private:
   std::string path_;

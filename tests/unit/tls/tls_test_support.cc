@@ -15,31 +15,6 @@ namespace proxy::tls::testing {
 
 namespace fs = std::filesystem;
 
-TempDir::TempDir() {
-  std::string templ = (fs::temp_directory_path() / "tls_unit_XXXXXX").string();
-  char* made = mkdtemp(templ.data());
-  REQUIRE(made != nullptr);
-  path_ = made;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-std::string TempDir::write(const std::string& name, const std::string& contents) const {
-  std::string full = path_ + "/" + name;
-  {
-    std::ofstream f(full, std::ios::binary | std::ios::trunc);
-    f << contents;
-    REQUIRE(f.good());
-  }
-  // Private to the test, as an operator's key files should be (a key every user can
-  // read makes TlsContext warn).
-  REQUIRE(::chmod(full.c_str(), 0600) == 0);
-  return full;
-}
-
 namespace {
 
 template <class T>

@@ -13,22 +13,19 @@
 #include "proxy/certutil/cert_builder.h"
 #include "proxy/tls/tls_context.h"
 #include "proxy/tls/tls_session.h"
+#include "tests/support/temp_dir.h"
 
 namespace proxy::tls::testing {
 
-// A fresh mkdtemp directory, removed with its files on destruction.
-class TempDir {
+// tests/support's TempDir whose files are private to the test (0600), as an operator's
+// key files should be (a key every user can read makes TlsContext warn).
+class TempDir : public testsupport::TempDir {
  public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  // Writes `contents` to path()/name and returns the full path.
-  std::string write(const std::string& name, const std::string& contents) const;
-
- private:
-  std::string path_;
+  TempDir() : testsupport::TempDir("tls_unit") {}
+  // Writes `contents` to path()/name (mode 0600) and returns the full path.
+  std::string write(const std::string& name, const std::string& contents) const {
+    return testsupport::TempDir::write(name, contents, 0600);
+  }
 };
 
 struct Pki {
