@@ -185,12 +185,22 @@ TEST_CASE("Nothing smuggles a request or a header into the HTTP/1.1 upstream",
   CHECK(report.get("resets").has("1"));
   CHECK(!report.get("responses").has("1"));
   CHECK(report.get("responses").get("3").get("status").string == "200");
+  // Stream 3 is the one complete request. Stream 1's head may have reached the upstream
+  // before its DATA broke the declared length (the proxy streams): then the upstream saw
+  // that request cut short, never completed and never followed by a second request.
   auto records = stack.demo.waitForRecords(1);
-  CHECK(records.size() == 1);  // stream 3 only
+  size_t complete = 0;
   for (const Record& r : records) {
-    CHECK(r.target == "/");
+    INFO("upstream saw " << r.method << " " << r.target << (r.complete ? " (complete)" : ""));
+    CHECK(r.target != "/smuggled");
     CHECK(!r.header("Injected"));
+    if (r.complete) {
+      ++complete;
+      CHECK(r.target == "/");
+    }
   }
+  CHECK(complete == 1);
+  CHECK(records.size() <= 2);
 }
 
 TEST_CASE("te: trailers is the one te a client may send", "[integration][http2][hostile]") {
