@@ -173,3 +173,24 @@ TEST_CASE("LogFileWriter reports a file it cannot open", "[unit][downstream]") {
   REQUIRE_FALSE(w);
   CHECK(w.status().message().find("/nonexistent-dir/access.log") != std::string::npos);
 }
+
+TEST_CASE("LogFileWriter: lines gather into batches, but a full batch or a flush goes at once",
+          "[unit][downstream]") {
+  TempDir dir;
+  std::string path = dir.file("access.log");
+  LogFileWriter::Options o;
+  o.batch_delay = std::chrono::minutes(10);  // only a full batch or a flush may write
+  o.batch_bytes = 64;
+  auto w = openWriter(path, o);
+
+  w->append("short line\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(slurp(path).empty());  // one line waits for its batch
+
+  w->append(std::string(70, 'x') + "\n");  // the batch is full: written without the delay
+  CHECK(eventually([&] { return slurp(path).size() == 11 + 71; }));
+
+  w->append("after\n");
+  w->flush();  // would hang for ten minutes if flush waited for the batch delay
+  CHECK(slurp(path) == "short line\n" + std::string(70, 'x') + "\nafter\n");
+}
