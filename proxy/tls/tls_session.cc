@@ -366,17 +366,18 @@ bool TlsSession::onHandshakeDone() {
   ERR_clear_error();
   SSL_write(ssl_, "", 0);
   ERR_clear_error();
-  ParsedChain chain(ssl_);
-  if (!chain.ok() || chain.size() == 0) return true;
-  // Only reached when verifyClientCallback accepted the chain (or, on resumption,
-  // accepted it again), so this is a verified identity.
-  X509* leaf = chain.at(0);
-  ClientIdentity id = identityOf(leaf);
+  // client_ was filled by verifyClientCallback (full handshake) or
+  // resumedChainStillValid (resumption), each while it held the parsed chain.
+  return true;
+}
+
+void TlsSession::recordClient(const X509* leaf, const ClientIdentity& id) {
+  // Only called for a chain that was verified (now, or when the resumed session was
+  // established), so this is a verified identity.
   client_ = std::make_unique<ClientText>();
   client_->subject = subjectRfc2253(leaf);
   client_->sans = sansString(id);
   client_->cert_header = forwardedClientCert(leaf, id);
-  return true;
 }
 
 bool TlsSession::resumedChainStillValid() {
@@ -397,6 +398,7 @@ bool TlsSession::resumedChainStillValid() {
       return false;
     }
   }
+  if (chain.size() > 0) recordClient(chain.at(0), identityOf(chain.at(0)));
   return true;
 }
 
@@ -501,8 +503,8 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
   if (result != ssl_verify_ok) return result;
 
   const AllowedClients& allowed = context.options().allowed_clients;
+  ClientIdentity id = identityOf(leaf);
   if (!allowed.empty()) {
-    ClientIdentity id = identityOf(leaf);
     if (!isAllowed(allowed, id)) {
       std::string sans = sansString(id);
       return refuse(HandshakeFailure::kIdentityNotAllowed,
@@ -511,6 +513,7 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
                     SSL_AD_ACCESS_DENIED);
     }
   }
+  self->recordClient(leaf, id);
   return ssl_verify_ok;
 }
 

@@ -17,6 +17,7 @@
 namespace proxy::tls {
 
 class TlsContext;
+struct ClientIdentity;
 
 // Why a handshake failed, in words an operator understands (see docs/troubleshooting.md).
 enum class HandshakeFailure {
@@ -106,6 +107,8 @@ class TlsSession {
   // resumed session's client chain has expired since it was established.
   bool onHandshakeDone();
   bool resumedChainStillValid();
+  // Keeps the verified client's identity text (X-Forwarded-Client-Cert, subject, SANs).
+  void recordClient(const X509* leaf, const ClientIdentity& id);
 
   SSL* ssl_ = nullptr;
   // Keeps the context (its SSL_CTX, pins and allow-list) alive for this session's
