@@ -83,7 +83,6 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   std::unique_ptr<http2::ServerSession> session_;
   std::unordered_map<int32_t, std::unique_ptr<Http2Stream>> streams_;
   std::vector<std::unique_ptr<Http2Stream>> graveyard_;
-  http2::SessionCounters synced_;  // what syncCounters() already added
   bool receiving_ = false;
   bool final_goaway_ = false;
   bool closed_ = false;
