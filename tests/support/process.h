@@ -60,6 +60,15 @@ struct RunResult {
 RunResult runToCompletion(const std::vector<std::string>& argv, const TempDir& dir,
                           const std::string& name, Millis timeout = Millis{10000});
 
+// What a shell command run to completion printed (stdout and stderr together).
+struct ShellResult {
+  int exit_code = -1;
+  std::string output;
+};
+// Runs `command` with /bin/sh, stdin from /dev/null, stderr into stdout. For commands
+// whose merged text a test checks (openssl, promtool); tests pass only paths they created.
+ShellResult runShell(const std::string& command);
+
 // Polls until `path` exists and ends in a newline (the child writes it atomically), then
 // returns its key=value lines. Fails the test, quoting the child's stderr, if the child
 // exits or `timeout` passes first.

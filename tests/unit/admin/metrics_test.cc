@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/process.h"
+
 namespace proxy::admin {
 namespace {
 
@@ -169,18 +171,12 @@ TEST_CASE("promtool check metrics accepts the rendered text", "[unit][admin]") {
   REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
   ::close(fd);
 
-  const std::string command = std::string("'") + promtool + "' check metrics < " + path + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buf[512];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) output.append(buf, n);
-  const int status = pclose(pipe);
+  testsupport::ShellResult r =
+      testsupport::runShell(std::string("'") + promtool + "' check metrics < " + path);
   unlink(path);
-  INFO("promtool output:\n" << output);
-  CHECK(status == 0);
-  CHECK(output.empty());
+  INFO("promtool output:\n" << r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.empty());
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "proxy/common/status.h"
+#include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
 namespace proxy::certutil::testing {
@@ -40,23 +41,10 @@ inline int modeOf(const std::string& path) {
   return static_cast<int>(st.st_mode & 07777);
 }
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
+using CommandResult = testsupport::ShellResult;
 
-// Runs `command` with /bin/sh, stdin from /dev/null. Tests pass only paths they created.
-inline CommandResult run(const std::string& command) {
-  CommandResult r;
-  FILE* p = popen((command + " </dev/null 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+// Runs `command` with /bin/sh (tests/support/process.h).
+inline CommandResult run(const std::string& command) { return testsupport::runShell(command); }
 
 // The text `openssl x509 -text -noout` prints for a PEM certificate file.
 inline std::string opensslText(const std::string& cert_path) {
