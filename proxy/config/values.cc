@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "proxy/common/duration.h"
 #include "proxy/config/config.h"
 
 namespace proxy::config {
@@ -145,24 +146,7 @@ Result<Millis> parseDuration(const std::string& text) {
   return Millis{total / 1'000'000};
 }
 
-std::string formatDuration(Millis d) {
-  int64_t ms = d.count();
-  if (ms == 0) return "0s";
-  std::string out;
-  if (ms < 0) {
-    out = "-";
-    ms = -ms;
-  }
-  const std::pair<int64_t, const char*> parts[] = {
-      {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
-  for (const auto& [size, name] : parts) {
-    if (ms >= size) {
-      out += std::to_string(ms / size) + name;
-      ms %= size;
-    }
-  }
-  return out;
-}
+std::string formatDuration(Millis d) { return proxy::formatDuration(d); }
 
 Result<HostPort> parseHostPort(const std::string& text) {
   if (text.empty()) return Status::error(std::string("empty address; ") + kHostPortHint);

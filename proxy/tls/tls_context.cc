@@ -8,21 +8,11 @@
 
 #include <utility>
 
+#include "proxy/common/duration.h"
 #include "proxy/tls/apm_names.h"
 #include "proxy/tls/pem.h"
 
 namespace proxy::tls {
-
-namespace {
-
-// "3600s" (or "1500ms"): the summary's spelling of a duration; the config file's own
-// ("1h") is app's to print.
-std::string formatDuration(std::chrono::milliseconds d) {
-  int64_t ms = d.count();
-  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
-}
-
-}  // namespace
 
 const char* toString(ClientAuth mode) {
   switch (mode) {
