@@ -16,6 +16,8 @@ packages=(
   nghttp2-client python3-h2
   # the tests' JSON reader (tests/support/json.cc)
   nlohmann-json3-dev
+  # CI's include-graph check (scripts/check-includes.py) and the chaos test
+  python3
 )
 
 missing=()
