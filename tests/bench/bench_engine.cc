@@ -1,6 +1,7 @@
-// apm-bench-client's handshake and idle modes: many non-blocking connections driven by
-// one epoll loop (TLS handshakes, an optional request, the HTTP/2 preface), responses read
-// by tests/support's Http1Reader without keeping their bodies.
+// apm-bench-client's connection engine (bench_engine.h) and the two modes that only open
+// connections: handshake and idle.
+#include "tests/bench/bench_engine.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -16,15 +17,9 @@
 #include <vector>
 
 #include "tests/bench/bench_modes.h"
-#include "tests/bench/h2_bytes.h"
-#include "tests/support/http1_reader.h"
 
 namespace bench {
 namespace {
-
-const proxy::testsupport::Http1Reader::Options kCountBody{/*stop_at_interim=*/false,
-                                                          /*head_request=*/false,
-                                                          /*discard_body=*/true};
 
 int g_conn_index = -1;
 
@@ -40,20 +35,6 @@ std::string readWhole(const std::string& path) {
   return out;
 }
 
-struct Conn {
-  enum class State { kConnecting, kHandshaking, kWaitTicket, kSending, kReading, kDone };
-  int fd = -1;
-  SSL* ssl = nullptr;
-  State state = State::kConnecting;
-  bool got_ticket = false;
-  SSL_SESSION* session = nullptr;  // resume mode: the slot's latest ticket
-  bool keep_session = false;
-  size_t sent = 0;
-  Clock::time_point started;
-  proxy::testsupport::Http1Reader reader{kCountBody};
-  H2ResponseScanner h2;
-};
-
 int onNewSession(SSL* ssl, SSL_SESSION* session) {
   auto* c = static_cast<Conn*>(SSL_get_ex_data(ssl, g_conn_index));
   if (!c) return 0;
@@ -64,208 +45,175 @@ int onNewSession(SSL* ssl, SSL_SESSION* session) {
   return 1;
 }
 
-class Engine {
- public:
-  Engine(const Options& o, const TlsClientContext* ctx)
-      : o_(o),
-        ctx_(ctx != nullptr ? ctx->get() : nullptr),
-        request_(o.h2 ? h2ClientBytes(o.request, ctx != nullptr) : smallRequest(o)) {
-    epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
-  }
-  ~Engine() { ::close(epoll_); }
+}  // namespace
 
-  // Starts (or restarts) the connection in `c`. False when the socket cannot be opened.
-  bool start(Conn& c) {
-    c.fd = openSocket(o_, true);
-    if (c.fd < 0) return false;
-    c.state = Conn::State::kConnecting;
-    c.got_ticket = false;
-    c.sent = 0;
-    c.started = Clock::now();
-    c.reader.reset();
-    c.h2.reset();
-    if (ctx_) {
-      c.ssl = SSL_new(ctx_);
-      SSL_set_fd(c.ssl, c.fd);
-      SSL_set_connect_state(c.ssl);
-      SSL_set_tlsext_host_name(c.ssl, "localhost");
-      SSL_set_ex_data(c.ssl, g_conn_index, &c);
-      if (c.keep_session && c.session) SSL_set_session(c.ssl, c.session);
-    }
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
-    ev.data.ptr = &c;
-    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
-    return true;
-  }
+Engine::Engine(const Options& o, const TlsClientContext* ctx, AfterHandshake after)
+    : o_(o),
+      ctx_(ctx != nullptr ? ctx->get() : nullptr),
+      after_(after),
+      request_(o.h2 ? h2ClientBytes(o.request, ctx != nullptr) : smallRequest(o)) {
+  epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+}
 
-  // Frees the connection's socket and SSL; sends close_notify first when asked.
-  void finish(Conn& c, bool close_notify) {
-    if (c.ssl) {
-      if (close_notify) SSL_shutdown(c.ssl);
-      SSL_free(c.ssl);
-      c.ssl = nullptr;
-    }
-    if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
-    c.fd = -1;
-  }
+Engine::~Engine() { ::close(epoll_); }
 
-  // Moves `c` forward as far as its socket allows. Returns kDone, or kError on failure,
-  // or the current state when it must wait for the socket.
-  enum class Step { kWait, kDone, kError };
-  Step drive(Conn& c) {
-    for (;;) {
-      switch (c.state) {
-        case Conn::State::kConnecting: {
-          int err = 0;
-          socklen_t len = sizeof err;
-          ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-          if (err != 0) return Step::kError;
-          pollfd p{c.fd, POLLOUT, 0};
-          if (::poll(&p, 1, 0) != 1) return Step::kWait;
-          c.state = c.ssl ? Conn::State::kHandshaking : afterHandshake();
+bool Engine::start(Conn& c) {
+  c.fd = openSocket(o_, true);
+  if (c.fd < 0) return false;
+  c.state = Conn::State::kConnecting;
+  c.got_ticket = false;
+  c.sent = 0;
+  c.started = Clock::now();
+  c.reader.reset();
+  c.h2.reset();
+  if (ctx_) {
+    c.ssl = SSL_new(ctx_);
+    SSL_set_fd(c.ssl, c.fd);
+    SSL_set_connect_state(c.ssl);
+    SSL_set_tlsext_host_name(c.ssl, "localhost");
+    SSL_set_ex_data(c.ssl, g_conn_index, &c);
+    if (c.keep_session && c.session) SSL_set_session(c.ssl, c.session);
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+  ev.data.ptr = &c;
+  ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
+  return true;
+}
+
+void Engine::finish(Conn& c, bool close_notify) {
+  if (c.ssl) {
+    if (close_notify) SSL_shutdown(c.ssl);
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
+  if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
+  c.fd = -1;
+}
+
+Engine::Step Engine::drive(Conn& c) {
+  for (;;) {
+    switch (c.state) {
+      case Conn::State::kConnecting: {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) return Step::kError;
+        pollfd p{c.fd, POLLOUT, 0};
+        if (::poll(&p, 1, 0) != 1) return Step::kWait;
+        c.state = c.ssl ? Conn::State::kHandshaking : afterHandshake();
+        break;
+      }
+      case Conn::State::kHandshaking: {
+        ERR_clear_error();
+        int r = SSL_do_handshake(c.ssl);
+        if (r == 1) {
+          if (SSL_session_reused(c.ssl)) ++resumed_;
+          // TLS 1.2: the server read our Finished before it sent its own.
+          c.state =
+              SSL_version(c.ssl) == TLS1_3_VERSION ? Conn::State::kWaitTicket : afterHandshake();
           break;
         }
-        case Conn::State::kHandshaking: {
-          ERR_clear_error();
-          int r = SSL_do_handshake(c.ssl);
-          if (r == 1) {
-            if (SSL_session_reused(c.ssl)) ++resumed_;
-            // TLS 1.2: the server read our Finished before it sent its own.
-            c.state =
-                SSL_version(c.ssl) == TLS1_3_VERSION ? Conn::State::kWaitTicket : afterHandshake();
-            break;
-          }
-          return wouldBlock(c, r) ? Step::kWait : Step::kError;
-        }
-        case Conn::State::kWaitTicket: {
-          // The server sends its tickets once it has read our Finished, so a ticket proves
-          // the proxy has completed the handshake too.
-          if (c.got_ticket) {
-            c.state = afterHandshake();
-            break;
-          }
-          char buf[4096];
-          ERR_clear_error();
-          int r = SSL_read(c.ssl, buf, sizeof buf);
-          if (r > 0) continue;
-          if (c.got_ticket) continue;
-          return wouldBlock(c, r) ? Step::kWait : Step::kError;
-        }
-        case Conn::State::kSending: {
-          const char* p = request_.data() + c.sent;
-          size_t n = request_.size() - c.sent;
-          ssize_t w;
-          if (c.ssl) {
-            ERR_clear_error();
-            int r = SSL_write(c.ssl, p, static_cast<int>(n));
-            if (r <= 0) return wouldBlock(c, r) ? Step::kWait : Step::kError;
-            w = r;
-          } else {
-            w = ::send(c.fd, p, n, MSG_NOSIGNAL);
-            if (w < 0) return errno == EAGAIN ? Step::kWait : Step::kError;
-          }
-          c.sent += static_cast<size_t>(w);
-          if (c.sent == request_.size()) {
-            c.state = o_.request ? Conn::State::kReading : Conn::State::kDone;
-          }
+        return wouldBlock(c, r) ? Step::kWait : Step::kError;
+      }
+      case Conn::State::kWaitTicket: {
+        // The server sends its tickets once it has read our Finished, so a ticket proves
+        // the proxy has completed the handshake too.
+        if (c.got_ticket) {
+          c.state = afterHandshake();
           break;
         }
-        case Conn::State::kReading: {
-          char buf[16384];
-          ssize_t r;
-          if (c.ssl) {
-            ERR_clear_error();
-            int n = SSL_read(c.ssl, buf, sizeof buf);
-            if (n <= 0) return wouldBlock(c, n) ? Step::kWait : Step::kError;
-            r = n;
-          } else {
-            r = ::recv(c.fd, buf, sizeof buf, 0);
-            if (r < 0) return errno == EAGAIN ? Step::kWait : Step::kError;
-            if (r == 0) return Step::kError;
-          }
-          if (o_.h2) {
-            auto res = c.h2.feed(buf, static_cast<size_t>(r));
-            if (res == H2ResponseScanner::Result::kError) return Step::kError;
-            if (res == H2ResponseScanner::Result::kDone) {
-              if (!c.h2.ok()) ++non2xx_;
-              c.state = Conn::State::kDone;
-            }
-            break;
-          }
-          c.reader.feed(std::string_view(buf, static_cast<size_t>(r)));
-          if (c.reader.broken()) return Step::kError;
-          if (c.reader.done()) {
-            int status = c.reader.response().status;
-            if (status < 200 || status >= 300) ++non2xx_;
+        char buf[4096];
+        ERR_clear_error();
+        int r = SSL_read(c.ssl, buf, sizeof buf);
+        if (r > 0) continue;
+        if (c.got_ticket) continue;
+        return wouldBlock(c, r) ? Step::kWait : Step::kError;
+      }
+      case Conn::State::kSending: {
+        const char* p = request_.data() + c.sent;
+        size_t n = request_.size() - c.sent;
+        ssize_t w;
+        if (c.ssl) {
+          ERR_clear_error();
+          int r = SSL_write(c.ssl, p, static_cast<int>(n));
+          if (r <= 0) return wouldBlock(c, r) ? Step::kWait : Step::kError;
+          w = r;
+        } else {
+          w = ::send(c.fd, p, n, MSG_NOSIGNAL);
+          if (w < 0) return errno == EAGAIN ? Step::kWait : Step::kError;
+        }
+        c.sent += static_cast<size_t>(w);
+        if (c.sent == request_.size()) {
+          c.state = o_.request || after_ == AfterHandshake::kHold ? Conn::State::kReading
+                                                                  : Conn::State::kDone;
+        }
+        break;
+      }
+      case Conn::State::kReading: {
+        char buf[16384];
+        ssize_t r;
+        if (c.ssl) {
+          ERR_clear_error();
+          int n = SSL_read(c.ssl, buf, sizeof buf);
+          if (n <= 0) return wouldBlock(c, n) ? Step::kWait : Step::kError;
+          r = n;
+        } else {
+          r = ::recv(c.fd, buf, sizeof buf, 0);
+          if (r < 0) return errno == EAGAIN ? Step::kWait : Step::kError;
+          if (r == 0) return Step::kError;
+        }
+        if (o_.h2) {
+          auto res = c.h2.feed(buf, static_cast<size_t>(r));
+          if (res == H2ResponseScanner::Result::kError) return Step::kError;
+          if (res == H2ResponseScanner::Result::kDone) {
+            if (!c.h2.ok()) ++non2xx_;
             c.state = Conn::State::kDone;
           }
           break;
         }
-        case Conn::State::kDone:
-          return Step::kDone;
+        c.reader.feed(std::string_view(buf, static_cast<size_t>(r)));
+        if (c.reader.broken()) return Step::kError;
+        if (c.reader.done()) {
+          int status = c.reader.response().status;
+          if (status < 200 || status >= 300) ++non2xx_;
+          c.state = Conn::State::kDone;
+        }
+        break;
       }
+      case Conn::State::kDone:
+        return Step::kDone;
     }
   }
+}
 
-  // Waits up to `ms` for socket events and drives the ready connections; `onStep` gets
-  // each connection that finished or failed.
-  template <typename F>
-  void poll(int ms, F&& onStep) {
-    epoll_event events[256];
-    int n = ::epoll_wait(epoll_, events, 256, ms);
-    for (int i = 0; i < n; ++i) {
-      auto* c = static_cast<Conn*>(events[i].data.ptr);
-      if (c->fd < 0 || c->state == Conn::State::kDone) continue;
-      Step s = drive(*c);
-      if (s != Step::kWait) onStep(*c, s);
-    }
+Engine::Step Engine::sendRequest(Conn& c) {
+  c.state = Conn::State::kSending;
+  c.sent = 0;
+  c.reader.reset();
+  return drive(c);
+}
+
+Conn::State Engine::afterHandshake() const {
+  if (after_ == AfterHandshake::kHold) return Conn::State::kDone;
+  return o_.request || o_.h2 ? Conn::State::kSending : Conn::State::kDone;
+}
+
+bool Engine::wouldBlock(Conn& c, int r) {
+  int e = SSL_get_error(c.ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return true;
+  if (++errors_logged_ <= 3) {
+    std::fprintf(stderr, "apm-bench-client: TLS error %d: %s\n", e, sslErrors().c_str());
   }
+  return false;
+}
 
-  // Connections stuck waiting for a ticket this long are treated as done (a server with
-  // session tickets off sends none).
-  template <typename F>
-  void expireTicketWaits(std::vector<Conn>& conns, F&& onStep) {
-    Clock::time_point now = Clock::now();
-    for (Conn& c : conns) {
-      if (c.fd >= 0 && c.state == Conn::State::kWaitTicket &&
-          now - c.started > std::chrono::seconds(2)) {
-        ++no_ticket_;
-        c.state = afterHandshake();
-        Step s = drive(c);
-        if (s != Step::kWait) onStep(c, s);
-      }
-    }
-  }
-
-  uint64_t resumed() const { return resumed_; }
-  uint64_t noTicket() const { return no_ticket_; }
-  uint64_t non2xx() const { return non2xx_; }
-
- private:
-  Conn::State afterHandshake() const {
-    return o_.request || o_.h2 ? Conn::State::kSending : Conn::State::kDone;
-  }
-  bool wouldBlock(Conn& c, int r) {
-    int e = SSL_get_error(c.ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return true;
-    if (++errors_logged_ <= 3) {
-      std::fprintf(stderr, "apm-bench-client: TLS error %d: %s\n", e, sslErrors().c_str());
-    }
-    return false;
-  }
-
-  const Options& o_;
-  SSL_CTX* ctx_;
-  std::string request_;
-  int epoll_ = -1;
-  uint64_t resumed_ = 0;
-  uint64_t no_ticket_ = 0;
-  uint64_t non2xx_ = 0;
-  int errors_logged_ = 0;
-};
-
-}  // namespace
+int Engine::wait(epoll_event* events, int max, std::chrono::nanoseconds timeout) {
+  auto ns = std::max<int64_t>(0, timeout.count());
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  int n = ::epoll_pwait2(epoll_, events, max, &ts, nullptr);
+  return n < 0 ? 0 : n;
+}
 
 // The client context: TLS 1.3 only (the figures are TLS 1.3 ones), no certificate-chain
 // verification (the proxy's CPU is what we measure; the handshake signature is still
@@ -319,7 +267,7 @@ int runHandshakes(const Options& o, const TlsClientContext* ctx) {
     bool open = false;
     for (const Conn& c : conns) open = open || c.fd >= 0;
     if (!open) break;
-    engine.poll(50, onStep);
+    engine.poll(std::chrono::milliseconds(50), onStep);
     engine.expireTicketWaits(conns, onStep);
     if (Clock::now() > deadline + std::chrono::seconds(5)) break;  // stragglers
   }
@@ -364,7 +312,7 @@ int runIdle(const Options& o, const TlsClientContext* ctx) {
         ++failed;
       }
     }
-    engine.poll(50, onStep);
+    engine.poll(std::chrono::milliseconds(50), onStep);
     engine.expireTicketWaits(conns, onStep);
     if (secondsSince(start) > 120) break;
   }

@@ -23,5 +23,7 @@ int runTransfer(const Options& o, const TlsClientContext* ctx, bool upload);
 int runHandshakes(const Options& o, const TlsClientContext* ctx);
 // idle: --count connections established, then held.
 int runIdle(const Options& o, const TlsClientContext* ctx);
+// rate: --rate requests per second over --concurrency connections for --duration seconds.
+int runRate(const Options& o, const TlsClientContext* ctx);
 
 }  // namespace bench

@@ -26,6 +26,11 @@ const char kUsage[] =
     "  idle       open --count N connections (handshake done; --request: one 1 KiB POST\n"
     "             answered), write \"established=N\" to --ready-file, then hold them for\n"
     "             --hold SECONDS or until SIGTERM/SIGINT\n"
+    "  rate       open-loop load: --concurrency keep-alive connections send 1 KiB POSTs at\n"
+    "             --rate N requests per second in total for --duration seconds, each on a\n"
+    "             fixed timetable; latency counts from the scheduled send time, so a late\n"
+    "             answer also delays (and is charged to) the requests queued behind it;\n"
+    "             prints p50/p90/p99/p99.9/max and the rate achieved\n"
     "\n"
     "options: --tls (handshake mode implies it), --concurrency N (default 64),\n"
     "         --duration SECONDS (default 5), --path /intake/v2/events,\n"
@@ -107,6 +112,8 @@ bool parseArgs(int argc, char** argv, Options& o) {
       o.port = static_cast<uint16_t>(std::atoi(s.c_str() + colon + 1));
     } else if (a == "--duration" && (v = next())) {
       o.duration = std::atof(v);
+    } else if (a == "--rate" && (v = next())) {
+      o.rate = std::atof(v);
     } else if (a == "--hold" && (v = next())) {
       o.hold = std::atof(v);
     } else if (a == "--concurrency" && (v = next())) {

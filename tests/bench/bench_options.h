@@ -28,6 +28,7 @@ struct Options {
   std::string key_file;
   double duration = 5;
   double hold = 60;
+  double rate = 0;  // rate mode: requests per second, all connections together
   int concurrency = 64;
   uint64_t bytes = 256ull << 20;
   uint64_t requests = 1;
