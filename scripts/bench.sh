@@ -7,12 +7,17 @@
 # over the best peer in the same round. Prints each run, then a summary table.
 # See docs/benchmarks.md.
 #
+# After the load workloads of each round, p99 latency at the same load: apm-bench-client's
+# open-loop rate mode sends the keep-alive 1 KiB POSTs to every server at one request rate
+# (by default half the slowest server's closed-loop wall rate in that round, TLS and plain
+# each), with latency counted from each request's scheduled send time (issue 12 item 2).
+#
 # Then, in the same rounds, apm-tls-proxy against itself (scripts/bench/variants.sh):
 # `workers = 2` and the access log on next to one worker, and how the kernel spread
 # connections across the two workers.
 #
 # Usage: scripts/bench.sh [--quick] [--no-build] [--build-dir DIR] [--rounds N]
-#                         [--variants-only | --no-variants]
+#                         [--variants-only | --no-variants] [--rate N]
 #   --quick          short runs, 500 idle connections, memory in the first round only
 #                    (about 4 to 5 minutes on the shared 2-CPU machine; full: 14)
 #   --no-build       use the build directory as it is (default: scripts/build.sh release)
@@ -21,6 +26,8 @@
 #   --rounds N       rounds (default 3; at least 3 for the ranges to mean anything)
 #   --variants-only  only apm-tls-proxy against itself (no peers): 1 or 2 workers, access log
 #   --no-variants    only the comparison with the peers
+#   --rate N         the latency workloads' request rate, the same in every round
+#                    (default: 50 % of the slowest server's closed-loop wall rate)
 #
 # Installs nginx-light, haproxy, wrk and nghttp2-client (h2load) from Debian if missing.
 # BENCH_MARKDOWN=FILE also writes the summary as a Markdown table to FILE (and the raw
@@ -31,7 +38,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-quick=0 build=1 rounds=3 bin=$root/build/release peers=1 variants=1
+quick=0 build=1 rounds=3 bin=$root/build/release peers=1 variants=1 fixed_rate='' rate_percent=50
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -44,10 +51,14 @@ while [ $# -gt 0 ]; do
       rounds=${2:?--rounds needs a number}
       shift
       ;;
+    --rate)
+      fixed_rate=${2:?--rate needs requests per second}
+      shift
+      ;;
     --variants-only) peers=0 ;;
     --no-variants) variants=0 ;;
     -h | --help)
-      sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -59,9 +70,11 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$quick" = 1 ]; then
-  wrk_seconds=1 hs_seconds=1 grpc_seconds=1 stream_mib=64 idle_count=500 memory_rounds=1
+  wrk_seconds=1 hs_seconds=1 grpc_seconds=1 rate_seconds=2 stream_mib=64 idle_count=500
+  memory_rounds=1
 else
-  wrk_seconds=5 hs_seconds=4 grpc_seconds=4 stream_mib=512 idle_count=5000 memory_rounds=$rounds
+  wrk_seconds=5 hs_seconds=4 grpc_seconds=4 rate_seconds=5 stream_mib=512 idle_count=5000
+  memory_rounds=$rounds
 fi
 wrk_connections=64 hs_concurrency=32 grpc_clients=8 grpc_streams=32
 
@@ -137,7 +150,7 @@ LUA
 # One gRPC message: the 5-byte prefix (uncompressed, 1019-byte length) and its payload.
 python3 -c 'import sys; sys.stdout.buffer.write(b"\0" + (1019).to_bytes(4, "big") + b"x" * 1019)' \
   >"$tmp/grpc.bin"
-for w in "${load_workloads[@]}" "${memory_workloads[@]}"; do
+for w in "${load_workloads[@]}" "${latency_workloads[@]}" "${memory_workloads[@]}"; do
   echo "$w|${workload_info[$w]}" >>"$tmp/workloads.tsv"
 done
 : >"$tmp/results.tsv"
@@ -192,6 +205,15 @@ for ((round = 1; round <= rounds; round++)); do
     done
   fi
   for w in "${work[@]}"; do
+    for s in "${order[@]}"; do
+      run_workload "$w" "$s"
+      after_run "$s"
+    done
+  done
+  # Latency at the same load: after the closed-loop runs that set its rate.
+  mapfile -t work < <(rotate $((round - 1)) "${latency_workloads[@]}")
+  for w in "${work[@]}"; do
+    echo "  $w at $(latency_rate "$w" || true) req/s"
     for s in "${order[@]}"; do
       run_workload "$w" "$s"
       after_run "$s"

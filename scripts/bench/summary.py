@@ -2,14 +2,18 @@
 """Summary tables of scripts/bench.sh: reads results.tsv and workloads.tsv, prints per
 workload the median over rounds of each server's figure, the range of the same-round ratios
 ours / best peer, the target and whether it is met, and p50/p99 latencies where measured.
+Workloads in ms (latency at the same request rate) get a table of their own: the rate,
+each server's median p50 and p99, and the same-round ratio of the p99s (lower is better).
 With --variants, reads variants.tsv instead: apm-tls-proxy with 2 workers and with the
 access log on, each next to 1 worker in the same round, and the spread over 2 workers.
 A benchmark: it prints, it never fails on a target."""
+import re
 import statistics
 import sys
 
 SERVERS = ["nginx", "haproxy", "proxy"]
 LABEL = {"nginx": "nginx", "haproxy": "HAProxy", "proxy": "apm-tls-proxy"}
+RATE = re.compile(r"\brate (\d+)/s")
 
 
 def num(text):
@@ -36,14 +40,16 @@ def main(results_path, workloads_path, markdown):
         name, endpoint, unit, better, ratio, absolute, title = line.rstrip("\n").split("|")
         info[name] = (unit, better, ratio, absolute, title)
         order.append(name)
-    data = {}  # (workload, server) -> {round: (value, p50, p99)}
+    data = {}  # (workload, server) -> {round: (value, p50, p99, detail)}
     for line in open(results_path):
-        rnd, name, server, value, p50, p99, _detail = line.rstrip("\n").split("\t", 6)
-        data.setdefault((name, server), {})[rnd] = (num(value), num(p50), num(p99))
+        rnd, name, server, value, p50, p99, detail = line.rstrip("\n").split("\t", 6)
+        data.setdefault((name, server), {})[rnd] = (num(value), num(p50), num(p99), detail)
 
     rows = []
     for name in order:
         unit, better, ratio_target, absolute, title = info[name]
+        if unit == "ms":
+            continue
         med = {}
         lat = {}
         for s in SERVERS:
@@ -52,16 +58,7 @@ def main(results_path, workloads_path, markdown):
             med[s] = statistics.median(vals) if vals else None
             p99s = [v[2] for v in runs.values() if v[2] is not None]
             lat[s] = statistics.median(p99s) if p99s else None
-        ratios = []
-        rounds = sorted({r for s in SERVERS for r in data.get((name, s), {})})
-        for r in rounds:
-            ours = data.get((name, "proxy"), {}).get(r, (None,))[0]
-            peers = [data.get((name, s), {}).get(r, (None,))[0] for s in ("nginx", "haproxy")]
-            peers = [p for p in peers if p is not None and p > 0]
-            if ours is None or not peers:
-                continue
-            best = max(peers) if better == "high" else min(peers)
-            ratios.append(ours / best)
+        ratios = same_round_ratios(data, name, better)
         if absolute:
             target = f"≤ {absolute} KiB"
             met = med["proxy"] is not None and med["proxy"] <= float(absolute)
@@ -78,6 +75,53 @@ def main(results_path, workloads_path, markdown):
     head = ["workload", "nginx", "HAProxy", "apm-tls-proxy", "ours ÷ best peer (median, range)",
             "target", "verdict", "p99 ms nginx / HAProxy / ours"]
     print_table(head, rows, 4, markdown)
+    latency(data, info, order, markdown)
+
+
+def same_round_ratios(data, name, better):
+    """Ours over the best peer's figure of the same round, for every round with both."""
+    ratios = []
+    rounds = sorted({r for s in SERVERS for r in data.get((name, s), {})})
+    for r in rounds:
+        ours = data.get((name, "proxy"), {}).get(r, (None,))[0]
+        peers = [data.get((name, s), {}).get(r, (None,))[0] for s in ("nginx", "haproxy")]
+        peers = [p for p in peers if p is not None and p > 0]
+        if ours is None or not peers:
+            continue
+        best = max(peers) if better == "high" else min(peers)
+        ratios.append(ours / best)
+    return ratios
+
+
+def latency(data, info, order, markdown):
+    """The latency-at-the-same-rate workloads: per server the median p50 and p99 over the
+    rounds, and ours ÷ the best peer's p99 in the same round (target: at most 1.0)."""
+    rows = []
+    for name in [n for n in order if info[n][0] == "ms"]:
+        _unit, better, ratio_target, _absolute, title = info[name]
+        rates = sorted({int(m.group(1)) for s in SERVERS
+                        for _v, _p50, _p99, detail in data.get((name, s), {}).values()
+                        for m in [RATE.search(detail)] if m})
+        cells = []
+        for s in SERVERS:
+            runs = data.get((name, s), {}).values()
+            p50s = [v[1] for v in runs if v[1] is not None]
+            p99s = [v[2] for v in runs if v[2] is not None]
+            cells.append("-" if not p99s else
+                         f"{statistics.median(p50s):.2f} / {statistics.median(p99s):.2f}")
+        ratios = same_round_ratios(data, name, better)
+        met = bool(ratios) and statistics.median(ratios) <= float(ratio_target)
+        rate = "-" if not rates else "–".join(f"{r:,}" for r in sorted({rates[0], rates[-1]}))
+        rows.append([title, rate] + cells +
+                    [ratio_text(ratios), f"≤ {ratio_target}",
+                     "met" if met else ("no data" if not ratios else "not met")])
+    if not rows:
+        return
+    print()
+    head = ["latency at the same load (open loop)", "req/s", "nginx p50 / p99 ms",
+            "HAProxy p50 / p99 ms", "apm-tls-proxy p50 / p99 ms", "ours ÷ best peer, p99",
+            "target", "verdict"]
+    print_table(head, rows, 2, markdown)
 
 
 def print_table(head, rows, numeric_columns, markdown):

@@ -15,12 +15,18 @@ declare -A workload_info=(
   [up-tls]="tls|MB/CPU-s|high|1.5||chunked upload $stream_mib MiB, TLS 1.3"
   [up-plain]="plain|MB/CPU-s|high|1.5||chunked upload $stream_mib MiB, plain"
   [grpc-tls]="tls|streams/CPU-s|high|1.5||gRPC unary calls, TLS 1.3 h2 ($grpc_clients conns x $grpc_streams streams)"
+  [lat-tls]="tls|ms|low|1.0||keep-alive 1 KiB POST, TLS 1.3, $wrk_connections conns, open loop"
+  [lat-plain]="plain|ms|low|1.0||keep-alive 1 KiB POST, plain, $wrk_connections conns, open loop"
   [mem-tls]="tls|KiB/conn|low||3|memory per idle TLS conn (after one request)"
   [mem-mtls]="mtls|KiB/conn|low||5|memory per idle mTLS conn (after one request)"
   [mem-h2]="tls|KiB/conn|low||8|memory per idle HTTP/2 TLS conn (after one request)"
 )
 load_workloads=(ka-tls ka-plain hs-ecdsa hs-rsa hs-mtls up-tls up-plain grpc-tls)
 memory_workloads=(mem-tls mem-mtls mem-h2)
+# Run after the load workloads of a round: their rate comes from the closed-loop figures.
+latency_workloads=(lat-tls lat-plain)
+# The closed-loop workload whose wall rates set each latency workload's rate.
+declare -A rate_source=([lat-tls]=ka-tls [lat-plain]=ka-plain)
 
 endpoint_of() { echo "${workload_info[$1]%%|*}"; }
 
@@ -108,6 +114,43 @@ run_grpc() {
     "$(grep -oE '[0-9.]+ req/s' <<<"$out" | head -1 || true) wall, CPU ${cpu}s, failed ${failed:-?}, ${protocol:-no ALPN}"
 }
 
+# latency_rate NAME: the request rate of latency workload NAME in this round: $fixed_rate
+# if set, else rate_percent % of the slowest server's wall rate in this round's run of its
+# closed-loop twin (empty when that has no figure).
+latency_rate() {
+  if [ -n "${fixed_rate:-}" ]; then
+    echo "$fixed_rate"
+    return
+  fi
+  awk -F'\t' -v r="$round" -v w="${rate_source[$1]}" -v pct="$rate_percent" '
+    $1 == r && $2 == w && match($7, /wall [0-9]+ req\/s/) {
+      v = substr($7, RSTART + 5, RLENGTH - 11) + 0
+      if (v > 0 && (min == "" || v < min)) min = v
+    }
+    END { if (min != "") printf "%d\n", min * pct / 100 }' "$tmp/results.tsv"
+}
+
+# run_rate NAME SERVER RATE CLIENT-ARGS...: apm-bench-client's open-loop load at RATE
+# requests per second over $wrk_connections connections; the figure is the p99 latency
+# counted from each request's scheduled send time (so a stall is charged to every request
+# it delayed). The rate achieved and the client's own lateness say whether the load was
+# what was asked for.
+run_rate() {
+  local name=$1 server=$2 rate=$3
+  shift 3
+  if [ -z "$rate" ]; then
+    record "$name" "$server" '' - - "no rate: ${rate_source[$name]} has no wall rate this round"
+    return
+  fi
+  measure "$server" "$(endpoint_of "$name")" timeout $((rate_seconds * 2 + 60)) \
+    "$bin/apm-bench-client" rate --connect "${addr[$server.$(endpoint_of "$name")]}" \
+    --rate "$rate" --duration "$rate_seconds" --concurrency "$wrk_connections" "$@"
+  local p50 p99
+  p50=$(field p50_ms "$out") p99=$(field p99_ms "$out")
+  record "$name" "$server" "$p99" "$p50" "$p99" \
+    "rate $rate/s, achieved $(field achieved "$out")/s, p90/p99.9/max $(field p90_ms "$out")/$(field p999_ms "$out")/$(field max_ms "$out") ms, client late p99 $(field client_lag_p99_ms "$out") ms, CPU ${cpu}s, errors $(field errors "$out"), unanswered $(field unanswered "$out"), non-2xx $(field non2xx "$out")"
+}
+
 # run_idle NAME SERVER CLIENT-ARGS...: a fresh server, 20 warm-up connections, then
 # idle_count connections that each served one request and stay open; the figure is the
 # serving process's RSS growth per connection.
@@ -161,6 +204,8 @@ run_workload() {
     up-tls) run_upload "$1" "$2" --tls ;;
     up-plain) run_upload "$1" "$2" ;;
     grpc-tls) run_grpc "$1" "$2" ;;
+    lat-tls) run_rate "$1" "$2" "$(latency_rate "$1")" --tls ;;
+    lat-plain) run_rate "$1" "$2" "$(latency_rate "$1")" ;;
     mem-tls) run_idle "$1" "$2" --tls ;;
     mem-mtls) run_idle "$1" "$2" --tls --cert "$client_crt" --key "$client_key" ;;
     mem-h2) run_idle "$1" "$2" --tls --h2 ;;
