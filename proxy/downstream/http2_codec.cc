@@ -147,8 +147,15 @@ void Http2Codec::onDeadline(uint64_t now_ms) {
   if (drain_started_ms_ != 0 && !final_goaway_ && now_ms >= drain_started_ms_ + kGoawayGraceMs) {
     finalGoaway();
   }
-  for (auto& entry : streams_) {
-    if (entry.second->deadline() <= now_ms) entry.second->onDeadline();
+  // Streams whose deadline passed are picked first: ending one may flush, and a write
+  // error then closes the connection, which empties streams_.
+  std::vector<int32_t> due;
+  for (const auto& entry : streams_) {
+    if (entry.second->deadline() <= now_ms) due.push_back(entry.first);
+  }
+  for (int32_t id : due) {
+    if (host_.closing()) return;
+    if (Http2Stream* s = find(id)) s->onDeadline();
   }
   if (host_.closing()) return;
   bool idle_expired = openStreams() == 0 && now_ms >= host_.lastProgressMs() + idleTimeoutMs();
@@ -173,7 +180,7 @@ void Http2Codec::onRequestHead(int32_t stream_id, http2::RequestHead& head) {
   ++streams_seen_;
   ctx.stats->http2_streams_total.add();
   ctx.stats->http2_streams_active.add();
-  auto stream = std::make_unique<Http2Stream>(*this, stream_id, uv_now(ctx.loop));
+  auto stream = std::make_unique<Http2Stream>(*this, stream_id);
   Http2Stream* s = stream.get();
   streams_.emplace(stream_id, std::move(stream));
   s->onRequestHead(head);

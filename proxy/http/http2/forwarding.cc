@@ -1,0 +1,134 @@
+#include "proxy/http/http2/forwarding.h"
+
+#include <cstdio>
+
+namespace proxy::http2 {
+namespace {
+
+std::string lowerCase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// The end-to-end fields of `head` plus ours; `to_http2` selects HTTP/2's lower-case names
+// for ours and keeps `te: trailers`.
+HeaderFields forwardedFields(const RequestHead& head, const http::ForwardContext& fwd,
+                             bool to_http2) {
+  HeaderFields out;
+  out.reserve(head.headers.size() + 3);
+  std::string xff;
+  for (const HeaderField& f : head.headers) {
+    if (http::isHopByHop(f.name)) {
+      if (to_http2 && f.name == "te" && f.value == "trailers") out.push_back(f);
+      continue;
+    }
+    if (http::isForwardingHeader(f.name)) {
+      if (fwd.client_is_trusted_proxy && f.name == "x-forwarded-for" && !f.value.empty()) {
+        xff += xff.empty() ? f.value : ", " + f.value;
+      }
+      continue;
+    }
+    if (f.name == "host") continue;  // :authority (or this host) travels as Host/:authority
+    out.push_back(f);
+  }
+  if (!fwd.client_ip.empty()) {
+    xff += xff.empty() ? std::string(fwd.client_ip) : ", " + std::string(fwd.client_ip);
+  }
+  if (!xff.empty()) out.push_back({to_http2 ? "x-forwarded-for" : "X-Forwarded-For", xff});
+  out.push_back({to_http2 ? "x-forwarded-proto" : "X-Forwarded-Proto", fwd.tls ? "https" : "http"});
+  if (!fwd.client_cert_header.empty()) {
+    out.push_back({to_http2 ? "x-forwarded-client-cert" : "X-Forwarded-Client-Cert",
+                   std::string(fwd.client_cert_header)});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string authorityOf(const RequestHead& head) {
+  if (!head.authority.empty()) return head.authority;
+  for (const HeaderField& f : head.headers) {
+    if (f.name == "host") return f.value;
+  }
+  return {};
+}
+
+HeaderFields upstreamRequestFields(const RequestHead& head, const http::ForwardContext& fwd) {
+  HeaderFields fields = forwardedFields(head, fwd, /*to_http2=*/true);
+  HeaderFields all;
+  all.reserve(fields.size() + 4);
+  all.push_back({":method", head.method});
+  all.push_back({":scheme", "http"});
+  all.push_back({":authority", authorityOf(head)});
+  all.push_back({":path", head.path});
+  for (HeaderField& f : fields) all.push_back(std::move(f));
+  return all;
+}
+
+http::BodyFraming writeHttp1Request(const RequestHead& head, const http::ForwardContext& fwd,
+                                    std::string& out) {
+  out.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\n");
+  out.append("Host: ").append(authorityOf(head)).append("\r\n");
+  http::BodyFraming framing = http::BodyFraming::kNone;
+  for (const HeaderField& f : forwardedFields(head, fwd, /*to_http2=*/false)) {
+    if (f.name == "content-length") framing = http::BodyFraming::kContentLength;
+    out.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  if (framing == http::BodyFraming::kNone) {
+    if (!head.end_stream) {
+      out.append("Transfer-Encoding: chunked\r\n");
+      framing = http::BodyFraming::kChunked;
+    } else if (head.method == "POST" || head.method == "PUT" || head.method == "PATCH") {
+      out.append("Content-Length: 0\r\n");
+      framing = http::BodyFraming::kContentLength;
+    }
+  }
+  out.append("\r\n");
+  return framing;
+}
+
+HeaderFields responseFields(const http::MessageHead& head) {
+  HeaderFields out;
+  out.reserve(head.headerCount());
+  for (size_t i = 0; i < head.headerCount(); ++i) {
+    http::MessageHead::Header h = head.header(i);
+    if (http::isHopByHop(h.name) || head.connectionHas(h.name)) continue;
+    if (head.chunked && http::equalsIgnoreCase(h.name, "content-length")) continue;
+    out.push_back({lowerCase(h.name), std::string(h.value)});
+  }
+  return out;
+}
+
+HeaderFields trailerFields(const http::MessageHead& trailers) {
+  HeaderFields out;
+  for (size_t i = 0; i < trailers.headerCount(); ++i) {
+    http::MessageHead::Header h = trailers.header(i);
+    if (http::isHopByHop(h.name)) continue;
+    out.push_back({lowerCase(h.name), std::string(h.value)});
+  }
+  return out;
+}
+
+const char* grpcStatusFor(int http_status) {
+  return http_status == 504 || http_status == 408 ? "4" : "14";
+}
+
+std::string grpcMessage(std::string_view text) {
+  std::string out;
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7e || c == '%') {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+}  // namespace proxy::http2
