@@ -1,8 +1,6 @@
 // The two server codecs behind a fake transport (FakeHost): local replies, deadline
 // selection and half-close decisions, with no socket and no upstream. HTTP/2 requests come
 // from a real nghttp2 client session wired in memory (tests/unit/http2/server_test_peer.h).
-#include <uv.h>
-
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
@@ -13,81 +11,10 @@
 #include "proxy/downstream/downstream_connection.h"
 #include "proxy/downstream/http1_codec.h"
 #include "proxy/downstream/http2_codec.h"
+#include "tests/unit/downstream/fake_host.h"
 
 namespace proxy::downstream {
 namespace {
-
-struct TestContext : DownstreamContext {
-  void erase(DownstreamConnection*) override {}
-};
-
-// A transport that records what the codec asks of it.
-class FakeHost : public CodecHost {
- public:
-  FakeHost() {
-    uv_loop_init(&loop_);
-    ctx_.loop = &loop_;
-    ctx_.config = &config;
-    ctx_.stats = &stats;
-  }
-  ~FakeHost() override { uv_loop_close(&loop_); }
-  FakeHost(const FakeHost&) = delete;
-  FakeHost& operator=(const FakeHost&) = delete;
-
-  DownstreamContext& context() override { return ctx_; }
-  uint64_t connectionId() const override { return 1; }
-  const std::string& peerIp() const override { return peer_ip_; }
-  bool hasTls() const override { return false; }
-  http::ForwardContext forwardContext() override { return {}; }
-  void fillAccessLog(AccessLog::Entry&) override {}
-  bool open() const override { return !finished && !closed; }
-  bool closing() const override { return closed; }
-  bool pumping() const override { return false; }
-  std::string& output() override { return out; }
-  size_t queuedOutput() const override { return out.size(); }
-  bool writeThrough(std::string_view) override { return false; }
-  size_t pendingInput() const override { return 0; }
-  uint64_t lastProgressMs() const override { return last_progress_ms; }
-  void markProgress() override { last_progress_ms = uv_now(&loop_); }
-  void pump() override {}
-  // As the transport does: the codec's pending output is produced into output().
-  void flush() override {
-    if (codec != nullptr) codec->produce();
-  }
-  void inputUnblocked() override {}
-  void rearmTimer() override {}
-  void updateReading() override {}
-  CloseReason closeReason() const override { return reason; }
-  void finish(CloseReason r) override {
-    reason = r;
-    finished = true;
-  }
-  void close(CloseReason r, bool reset) override {
-    reason = r;
-    closed = true;
-    was_reset = reset;
-  }
-  uint64_t now() const { return uv_now(&loop_); }
-
-  config::Config config;
-  WorkerStats stats;
-  ServerCodec* codec = nullptr;
-  std::string out;
-  uint64_t last_progress_ms = 0;
-  CloseReason reason = CloseReason::kDone;
-  bool finished = false;
-  bool closed = false;
-  bool was_reset = false;
-
- private:
-  uv_loop_t loop_{};
-  TestContext ctx_;
-  std::string peer_ip_ = "127.0.0.1";
-};
-
-size_t feed(ServerCodec& codec, const std::string& bytes) {
-  return codec.receive(bytes.data(), bytes.size());
-}
 
 // One request from a real nghttp2 client through an Http2Codec, and what came back.
 struct H2Exchange {
