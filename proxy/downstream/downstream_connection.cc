@@ -50,8 +50,11 @@ void DownstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
   ctx_.stats->bytes_received.add(static_cast<uint64_t>(nread));
   if (conn_state_ == ConnState::kLingering || conn_state_ == ConnState::kFinishing) return;
   if (tls_) {
-    tls_->receiveCiphertext(buf->base, static_cast<size_t>(nread));
+    // SSL reads the shared read buffer in place; what it leaves is copied before the
+    // buffer serves another socket.
+    tls_->lendCiphertext(buf->base, static_cast<size_t>(nread));
     pump();
+    if (tls_) tls_->keepLentCiphertext();  // a plain-HTTP client drops tls_ (onHandshakeFailed)
     return;
   }
   if (pendingInput() == 0 && codec_ && codec_->acceptsInput()) {
@@ -154,9 +157,8 @@ bool DownstreamConnection::pumpOnce() {
         in_off_ = 0;
       }
       bool was_done = tls_->handshakeDone();
-      size_t before = in_.size();
-      tls::TlsSession::IoStatus st = tls_->readPlaintext(in_, kMaxPendingInput);
-      decrypted = in_.size() > before;
+      tls::TlsSession::IoStatus st = decrypt(decrypted);
+      if (closing()) return false;
       if (!was_done && tls_->handshakeDone()) {
         onHandshakeDone();
         if (closing()) return false;
@@ -183,6 +185,30 @@ bool DownstreamConnection::pumpOnce() {
   if (!codec_ && (tls_ || !detectPreface())) return decrypted;
   feedPending();
   return decrypted;
+}
+
+tls::TlsSession::IoStatus DownstreamConnection::decrypt(bool& decrypted) {
+  bool direct = tls_->handshakeDone() && codec_ != nullptr && pendingInput() == 0 &&
+                !ctx_.plaintext_busy && codec_->acceptsInput();
+  if (!direct) {
+    size_t before = in_.size();
+    tls::TlsSession::IoStatus st = tls_->readPlaintext(in_, kMaxPendingInput);
+    decrypted = in_.size() > before;
+    return st;
+  }
+  if (!ctx_.plaintext_buffer) ctx_.plaintext_buffer.reset(new char[kMaxPendingInput]);
+  char* plain = ctx_.plaintext_buffer.get();
+  size_t n = 0;
+  tls::TlsSession::IoStatus st = tls_->readPlaintext(plain, kMaxPendingInput, &n);
+  decrypted = n > 0;
+  if (n == 0 || st == tls::TlsSession::IoStatus::kError) return st;
+  // As on the plain path (onRead): the codec reads in place; it forwards large bodies
+  // from here with one writev, and only what it does not take yet is copied.
+  ctx_.plaintext_busy = true;
+  size_t taken = codec_->receive(plain, n);
+  ctx_.plaintext_busy = false;
+  if (!closing() && taken < n) in_.append(plain + taken, n - taken);
+  return st;
 }
 
 void DownstreamConnection::feedPending() {

@@ -44,6 +44,11 @@ struct DownstreamContext {
   upstream::H2Pool* h2_pool = nullptr;  // gRPC calls of HTTP/2 clients go over h2c
   WorkerStats* stats = nullptr;
   uv::ReadBuffer* read_buffer = nullptr;
+  // Where TLS connections decrypt before the codec reads (kMaxPendingInput bytes,
+  // allocated by the first one), so that only what the codec leaves is copied into the
+  // connection. `plaintext_busy` while a codec reads it: a nested use takes the slow path.
+  std::unique_ptr<char[]> plaintext_buffer;
+  bool plaintext_busy = false;
   std::shared_ptr<const tls::TlsContext> tls;  // current context; replaced on reload
   AccessLog* access_log = nullptr;             // nullptr = access log off
   bool draining = false;
@@ -120,6 +125,10 @@ class DownstreamConnection : public uv::StreamWriter::Owner, public CodecHost {
   void onTimer();
 
   bool pumpOnce();  // true when TLS produced plaintext in this pass
+  // Decrypts what TLS holds: straight to the codec when nothing waits before it (only
+  // the rest is kept in in_), else into in_. `decrypted` says whether any came out.
+  // May close this connection.
+  tls::TlsSession::IoStatus decrypt(bool& decrypted);
   // Offers the received plaintext to the codec and drops what it took.
   void feedPending();
   void onHandshakeDone();

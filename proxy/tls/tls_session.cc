@@ -54,6 +54,12 @@ struct BioAccess {
     BIO_clear_retry_flags(bio);
     TlsSession* s = session(bio);
     size_t avail = s->in_.size() - s->in_off_;
+    if (avail == 0 && !s->lent_.empty()) {
+      size_t n = std::min(s->lent_.size(), static_cast<size_t>(len));
+      std::memcpy(out, s->lent_.data(), n);
+      s->lent_.remove_prefix(n);
+      return static_cast<int>(n);
+    }
     if (avail == 0) {
       // "No bytes yet", not EOF: SSL_get_error then says SSL_ERROR_WANT_READ.
       BIO_set_retry_read(bio);
@@ -81,7 +87,7 @@ struct BioAccess {
         return 1;
       case BIO_CTRL_PENDING: {
         TlsSession* s = session(bio);
-        return static_cast<long>(s->in_.size() - s->in_off_);
+        return static_cast<long>(s->in_.size() - s->in_off_ + s->lent_.size());
       }
       case BIO_CTRL_WPENDING: {
         TlsSession* s = session(bio);
@@ -158,7 +164,38 @@ void TlsSession::receiveCiphertext(const char* data, size_t len) {
   in_.append(data, len);
 }
 
+void TlsSession::lendCiphertext(const char* data, size_t len) {
+  PROXY_DCHECK(lent_.empty(), "lendCiphertext twice without keepLentCiphertext");
+  if (in_off_ < in_.size()) {
+    receiveCiphertext(data, len);  // after older bytes: keep the order, copy
+    return;
+  }
+  lent_ = std::string_view(data, len);
+}
+
+void TlsSession::keepLentCiphertext() {
+  if (!lent_.empty()) receiveCiphertext(lent_.data(), lent_.size());
+  lent_ = std::string_view();
+}
+
 TlsSession::IoStatus TlsSession::readPlaintext(std::string& out, size_t max) {
+  // Decrypt into a stack buffer and append only what came out: growing `out` first
+  // would zero 16 KiB per call and leave an idle connection holding that capacity.
+  char record[16384];  // one TLS record's plaintext at most
+  size_t total = 0;
+  for (;;) {
+    size_t chunk = std::min<size_t>(max - total, sizeof record);
+    size_t n = 0;
+    IoStatus st = readPlaintext(record, chunk, &n);
+    out.append(record, n);
+    total += n;
+    // Less than asked for: SSL wants more ciphertext (or the session ended).
+    if (st != IoStatus::kOk || n < chunk || total >= max) return st;
+  }
+}
+
+TlsSession::IoStatus TlsSession::readPlaintext(char* out, size_t cap, size_t* produced) {
+  *produced = 0;
   if (failure_ != HandshakeFailure::kNone) return IoStatus::kError;
   if (!handshake_done_) {
     ERR_clear_error();
@@ -170,17 +207,12 @@ TlsSession::IoStatus TlsSession::readPlaintext(std::string& out, size_t max) {
     }
     if (!onHandshakeDone()) return IoStatus::kError;
   }
-  size_t produced = 0;
-  // Decrypt into a stack buffer and append only what came out: growing `out` first
-  // would zero 16 KiB per call and leave an idle connection holding that capacity.
-  char record[16384];  // one TLS record's plaintext at most
-  while (produced < max) {
-    size_t chunk = std::min<size_t>(max - produced, sizeof record);
+  while (*produced < cap) {
+    size_t chunk = std::min<size_t>(cap - *produced, INT_MAX);
     ERR_clear_error();
-    int r = SSL_read(ssl_, record, static_cast<int>(chunk));
+    int r = SSL_read(ssl_, out + *produced, static_cast<int>(chunk));
     if (r > 0) {
-      out.append(record, static_cast<size_t>(r));
-      produced += static_cast<size_t>(r);
+      *produced += static_cast<size_t>(r);
       continue;
     }
     int err = SSL_get_error(ssl_, r);

@@ -22,7 +22,10 @@ void UpstreamConnection::keepForReplay(std::string_view bytes) {
 
 int UpstreamConnection::flush() {
   if (state_ != State::kActive || out_.empty()) return 0;
-  keepForReplay(out_);
+  // The first bytes written become the replay copy by a swap after the write, not by a
+  // copy (issue 12: a keep-alive request is usually all in this one flush).
+  bool adopt = replay_kept_ && replay_copy_.empty() && out_.size() <= kReplayLimit;
+  if (!adopt) keepForReplay(out_);
   int rc = writer_.write(out_);
   if (rc < 0) {
     // Reported to the caller as a value, never through the sink, because the caller
@@ -33,6 +36,7 @@ int UpstreamConnection::flush() {
     close();
     return rc;
   }
+  if (adopt) replay_copy_.swap(out_);
   out_.clear();
   last_io_ms_ = uv_now(pool_.loop());
   markSentIfDone();
