@@ -111,7 +111,17 @@ void UpstreamConnection::armActiveTimer() {
     deadline = std::min(deadline, request_sent_ms_ + toMillis(cfg.response_timeout));
   }
   uint64_t now = uv_now(pool_.loop());
-  uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer, deadline > now ? deadline - now : 0, 0);
+  armAtMost(deadline > now ? deadline - now : 0);
+}
+
+void UpstreamConnection::armAtMost(uint64_t delay_ms) {
+  // An earlier wake-up is kept: the active and idle handlers re-check their deadlines and
+  // re-arm, so firing early costs one callback, while moving the timer costs a removal
+  // and an insertion in libuv's heap, three times per keep-alive request (issue 12).
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)) &&
+      uv_timer_get_due_in(&timer_) <= delay_ms)
+    return;
+  uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer, delay_ms, 0);
 }
 
 bool UpstreamConnection::stillOpen() const {
@@ -142,7 +152,7 @@ void UpstreamConnection::enterIdle() {
     uv_read_start(stream(), &UpstreamConnection::uvOnAlloc, &UpstreamConnection::uvOnRead);
     reading_ = true;
   }
-  uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer, toMillis(pool_.config().idle_timeout), 0);
+  armAtMost(toMillis(pool_.config().idle_timeout));
 }
 
 void UpstreamConnection::close() {
@@ -239,9 +249,17 @@ void UpstreamConnection::onTimer() {
       }
       onActiveTimer();
       return;
-    case State::kIdle:
+    case State::kIdle: {
+      // The timer may be one armed earlier (armAtMost): close only once idle long enough.
+      uint64_t deadline = idle_since_ms_ + toMillis(pool_.config().idle_timeout);
+      uint64_t now = uv_now(pool_.loop());
+      if (now < deadline) {
+        uv_timer_start(&timer_, &UpstreamConnection::uvOnTimer, deadline - now, 0);
+        return;
+      }
       close();
       return;
+    }
     case State::kClosing:
       return;
   }

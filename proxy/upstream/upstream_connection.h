@@ -117,6 +117,8 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   // Arms the timer for the active exchange: the earlier of response_timeout (request
   // sent, no response byte yet) and stream_idle_timeout since the last byte either way.
   void armActiveTimer();
+  // Starts the timer to fire in `delay_ms`, unless it already fires no later than that.
+  void armAtMost(uint64_t delay_ms);
   void finishExchange(bool reusable);
   void markSentIfDone();
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle_); }
