@@ -11,6 +11,7 @@
 #include "proxy/tls/identity.h"
 #include "proxy/tls/tls_context.h"
 #include "proxy/tls/tls_session.h"
+#include "proxy/tls/verified_chains.h"
 
 namespace proxy::tls {
 namespace {
@@ -132,10 +133,17 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
   }
   STACK_OF(X509)* chain = parsed.stack();
   X509* leaf = parsed.at(0);
+  // The same chain passed every check below against this context before (agents
+  // reconnect with the same certificate): only the dates can have changed since.
+  VerifiedChains::Digest digest = VerifiedChains::digestOf(SSL_get0_peer_certificates(ssl));
+  if (context.verifiedChains().contains(digest, std::time(nullptr))) {
+    self->recordClient(leaf, identityOf(leaf));
+    return ssl_verify_ok;
+  }
 
-  X509_STORE_CTX* store_ctx = X509_STORE_CTX_new();
+  bssl::UniquePtr<X509_STORE_CTX> store_owner(X509_STORE_CTX_new());
+  X509_STORE_CTX* store_ctx = store_owner.get();
   if (store_ctx == nullptr || !X509_STORE_CTX_init(store_ctx, context.certStore(), leaf, chain)) {
-    X509_STORE_CTX_free(store_ctx);
     return refuse(HandshakeFailure::kOther, "cannot set up certificate verification",
                   SSL_AD_INTERNAL_ERROR);
   }
@@ -204,7 +212,6 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
                       SSL_AD_BAD_CERTIFICATE);
     }
   }
-  X509_STORE_CTX_free(store_ctx);
   if (result != ssl_verify_ok) return result;
 
   const AllowedClients& allowed = context.options().allowed_clients;
@@ -218,6 +225,7 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
                     SSL_AD_ACCESS_DENIED);
     }
   }
+  context.verifiedChains().remember(digest, X509_STORE_CTX_get0_chain(store_ctx));
   self->recordClient(leaf, id);
   return ssl_verify_ok;
 }

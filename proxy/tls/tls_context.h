@@ -15,6 +15,7 @@
 
 #include "proxy/common/status.h"
 #include "proxy/tls/tls_options.h"
+#include "proxy/tls/verified_chains.h"
 
 namespace proxy::tls {
 
@@ -76,6 +77,8 @@ class TlsContext : public std::enable_shared_from_this<TlsContext> {
   const std::shared_ptr<TicketKeys>& ticketKeys() const { return ticket_keys_; }
   // True when client certificates verify against the system roots (no CAs given).
   bool usesSystemRoots() const { return system_roots_; }
+  // Client chains that passed this context's checks (thread-safe; see verified_chains.h).
+  VerifiedChains& verifiedChains() const { return verified_chains_; }
 
  private:
   TlsContext() = default;
@@ -92,6 +95,7 @@ class TlsContext : public std::enable_shared_from_this<TlsContext> {
   ClientAuth client_auth_ = ClientAuth::kNone;
   std::vector<std::array<uint8_t, 32>> pins_;
   bool system_roots_ = false;
+  mutable VerifiedChains verified_chains_;
   uint16_t min_version_ = 0;
   uint16_t max_version_ = 0;
   std::string cipher_list_;  // BoringSSL names; empty = library defaults
