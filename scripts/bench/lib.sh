@@ -45,6 +45,13 @@ cpu_ns() {
   done
   echo "$total"
 }
+# runq_ns PID...: how long their threads have waited, runnable, for a CPU (nanoseconds;
+# schedstat's second field). Latency that comes from the machine, not from the server.
+runq_ns() {
+  local pid
+  for pid in "$@"; do cat /proc/"$pid"/task/*/schedstat 2>/dev/null; done |
+    awk '{s += $2} END {printf "%.0f", s}'
+}
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 # field KEY TEXT: the value of KEY=VALUE in a client's output line.
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2" | head -1; }

@@ -38,18 +38,19 @@ to_ms() {
     printf "%.2f", n }'
 }
 
-# measure SERVER ENDPOINT CMD...: runs CMD, leaves its output in $out and the server's CPU
-# seconds in $cpu.
+# measure SERVER ENDPOINT CMD...: runs CMD, leaves its output in $out, the server's CPU
+# seconds in $cpu and the milliseconds it waited for a CPU while runnable in $runq_ms.
 measure() {
   local server=$1 endpoint=$2
   shift 2
-  local c0 c1
+  local c0 c1 q0 q1
   local measured
   read -r -a measured <<<"$(cpu_pids "$server" "$endpoint")"
-  c0=$(cpu_ns "${measured[@]}")
+  c0=$(cpu_ns "${measured[@]}") q0=$(runq_ns "${measured[@]}")
   out=$("${pin_load[@]}" "$@" 2>&1) || true
-  c1=$(cpu_ns "${measured[@]}")
+  c1=$(cpu_ns "${measured[@]}") q1=$(runq_ns "${measured[@]}")
   cpu=$(calc "($c1 - $c0) / 1e9" 3)
+  runq_ms=$(calc "($q1 - $q0) / 1e6")
 }
 per_cpu() { [ -n "$1" ] && [ "$1" != 0 ] && awk "BEGIN { exit !($cpu > 0) }" && calc "$1 / $cpu" "${2:-0}"; }
 
@@ -148,7 +149,7 @@ run_rate() {
   local p50 p99
   p50=$(field p50_ms "$out") p99=$(field p99_ms "$out")
   record "$name" "$server" "$p99" "$p50" "$p99" \
-    "rate $rate/s, achieved $(field achieved "$out")/s, p90/p99.9/max $(field p90_ms "$out")/$(field p999_ms "$out")/$(field max_ms "$out") ms, client late p99 $(field client_lag_p99_ms "$out") ms, CPU ${cpu}s, errors $(field errors "$out"), unanswered $(field unanswered "$out"), non-2xx $(field non2xx "$out")"
+    "rate $rate/s, achieved $(field achieved "$out")/s, p90/p99.9/max $(field p90_ms "$out")/$(field p999_ms "$out")/$(field max_ms "$out") ms, client late p99 $(field client_lag_p99_ms "$out") ms, CPU ${cpu}s, waited for a CPU ${runq_ms} ms, errors $(field errors "$out"), unanswered $(field unanswered "$out"), non-2xx $(field non2xx "$out")"
 }
 
 # run_idle NAME SERVER CLIENT-ARGS...: a fresh server, 20 warm-up connections, then
