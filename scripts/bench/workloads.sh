@@ -116,19 +116,31 @@ run_grpc() {
 }
 
 # latency_rate NAME: the request rate of latency workload NAME in this round: $fixed_rate
-# if set, else rate_percent % of the slowest server's wall rate in this round's run of its
-# closed-loop twin (empty when that has no figure).
+# if set, else rate_percent % of the slowest server's closed-loop wall rate in its
+# closed-loop twin, each server's wall rate being its median over this and the earlier
+# rounds (one run that the shared machine stalled must not set the rate). Empty when there
+# is no figure, or under 100 req/s.
 latency_rate() {
   if [ -n "${fixed_rate:-}" ]; then
     echo "$fixed_rate"
     return
   fi
   awk -F'\t' -v r="$round" -v w="${rate_source[$1]}" -v pct="$rate_percent" '
-    $1 == r && $2 == w && match($7, /wall [0-9]+ req\/s/) {
-      v = substr($7, RSTART + 5, RLENGTH - 11) + 0
-      if (v > 0 && (min == "" || v < min)) min = v
+    $1 <= r && $2 == w && match($7, /wall [0-9]+ req\/s/) {
+      n[$3]++
+      v[$3, n[$3]] = substr($7, RSTART + 5, RLENGTH - 11) + 0
     }
-    END { if (min != "") printf "%d\n", min * pct / 100 }' "$tmp/results.tsv"
+    END {
+      for (s in n) {
+        for (i = 1; i <= n[s]; i++) a[i] = v[s, i]
+        for (i = 2; i <= n[s]; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+          t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+        }
+        m = n[s] % 2 ? a[(n[s] + 1) / 2] : (a[n[s] / 2] + a[n[s] / 2 + 1]) / 2
+        if (min == "" || m < min) min = m
+      }
+      if (min != "" && min * pct / 100 >= 100) printf "%d\n", min * pct / 100
+    }' "$tmp/results.tsv"
 }
 
 # run_rate NAME SERVER RATE CLIENT-ARGS...: apm-bench-client's open-loop load at RATE
@@ -140,7 +152,7 @@ run_rate() {
   local name=$1 server=$2 rate=$3
   shift 3
   if [ -z "$rate" ]; then
-    record "$name" "$server" '' - - "no rate: ${rate_source[$name]} has no wall rate this round"
+    record "$name" "$server" '' - - "no rate: ${rate_source[$name]} has no usable wall rate yet"
     return
   fi
   measure "$server" "$(endpoint_of "$name")" timeout $((rate_seconds * 2 + 60)) \
