@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Profiles apm-tls-proxy, nginx and HAProxy under the benchmark's loads (issue 12 item 3):
+# for each workload and server, one run under `perf record -e cpu-clock -g` (CPU split by
+# place: kernel, TLS library, the server's own code, libuv, libc; and the top symbols),
+# then one run under `strace -f` (system calls per unit of work, bytes per read and
+# write). Same servers, certificates and loads as scripts/bench.sh (scripts/bench/*.sh).
+# See docs/benchmarks.md, "Where the remaining gap is".
+#
+# Usage: scripts/bench/profile.sh [--build-dir DIR] [--seconds N] [--keep DIR]
+#                                 [--workloads "ka-tls ..."] [--servers "proxy nginx haproxy"]
+#   --build-dir DIR  apm-tls-proxy, apm-intake-demo, apm-bench-client (default build/release)
+#   --seconds N      length of each perf run (default 4); strace runs last N-1 seconds
+#   --workloads      any of ka-tls ka-plain hs-ecdsa hs-rsa hs-mtls up-tls up-plain
+#   --keep DIR       keep the perf data and strace logs in DIR (for perf report by hand)
+#   --call-graph M   perf's call-graph mode: fp (default) or dwarf (callers inside libc)
+#   --ab DIR --rounds N  no profiles: apm-tls-proxy from DIR (before) against --build-dir
+#                    (after), the workloads run back to back for N rounds (default 4), the
+#                    order alternating; prints each run and the after/before ratio per round
+# Installs linux-perf and strace from Debian if missing (and what bench.sh installs).
+# Loopback only; every process it starts is stopped by PID on exit; every run is bounded.
+# strace slows a server several-fold: its counts are per unit of work, never per second.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+bin=$root/build/release seconds=4 keep='' call_graph=fp ab='' ab_rounds=4
+wanted_workloads="ka-tls ka-plain up-tls hs-ecdsa hs-rsa hs-mtls"
+wanted_servers="proxy nginx haproxy"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) bin=$(cd "${2:?}" && pwd) && shift ;;
+    --seconds) seconds=${2:?} && shift ;;
+    --workloads) wanted_workloads=${2:?} && shift ;;
+    --servers) wanted_servers=${2:?} && shift ;;
+    --keep) keep=${2:?} && mkdir -p "$keep" && shift ;;
+    --call-graph) call_graph=${2:?} && shift ;;
+    --ab) ab=$(cd "${2:?}" && pwd) && shift ;;
+    --rounds) ab_rounds=${2:?} && shift ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    *) echo "profile: unknown argument $1" >&2 && exit 2 ;;
+  esac
+  shift
+done
+
+wrk_seconds=$seconds hs_seconds=$seconds grpc_seconds=$seconds stream_mib=$((seconds * 384)) idle_count=0
+wrk_connections=64 hs_concurrency=32 grpc_clients=8 grpc_streams=32
+source scripts/bench/lib.sh
+source scripts/bench/servers.sh
+source scripts/bench/workloads.sh
+
+missing=()
+for tool in perf:linux-perf strace:strace nginx:nginx-light haproxy:haproxy wrk:wrk; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+fi
+export PATH=$PATH:/usr/sbin
+hz=$(getconf CLK_TCK)
+pin_server=() pin_load=()
+if [ "$(nproc)" -ge 2 ] && taskset -c 1 true 2>/dev/null; then
+  pin_server=(taskset -c 0) pin_load=(taskset -c 1)
+fi
+
+tmp=$(mktemp -d /tmp/apm-profile.XXXXXX)
+pids=() load='' tracer=''
+cleanup() {
+  local pid
+  # The load and strace of a run in progress (each is cleared once reaped, so that a PID
+  # the system gave to someone else since is never signalled).
+  for pid in $load $tracer; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+make_pki
+"${pin_load[@]}" "$bin/apm-intake-demo" --listen 127.0.0.1:0 --quiet \
+  --ready-file "$tmp/demo.ready" 2>"$tmp/demo.log" &
+pids+=($!)
+wait_file "$tmp/demo.ready" 10
+upstream=$(sed -n 's/^listen=//p' "$tmp/demo.ready")
+cat >"$tmp/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1023) .. "\n"
+wrk.headers["Content-Type"] = "application/x-ndjson"
+LUA
+
+# The one process that serves (nginx: its worker; the master is idle under load).
+serving_pid() {
+  case "$1" in
+    nginx) echo "${pid_of[nginx.worker]}" ;;
+    *) echo "${pid_of[$1.$2]}" ;;
+  esac
+}
+# work_done: the unit count of the last run's output ($out), as run_* recorded it.
+work_done() {
+  case "$1" in
+    ka-*) grep -oE '[0-9]+ requests in' <<<"$out" | awk '{print $1}' ;;
+    hs-*) field handshakes "$out" ;;
+    up-*) calc "$(field bytes "$out") / 1e6" 3 ;;
+  esac
+}
+unit_of() { case "$1" in ka-*) echo request ;; hs-*) echo handshake ;; up-*) echo MB ;; esac; }
+
+# in_background CMD...: runs CMD with the load's output in $tmp/load.out; sets $load.
+in_background() {
+  "${pin_load[@]}" "$@" >"$tmp/load.out" 2>&1 &
+  load=$!
+}
+# reap_load: waits for the load started by in_background.
+reap_load() {
+  wait "$load" || true
+  load=''
+}
+# load_cmd WORKLOAD SERVER SECONDS: the load of one workload (as workloads.sh runs it).
+load_cmd() {
+  local w=$1 s=$2 d=$3 a=${addr[$2.$(endpoint_of "$1")]}
+  case "$w" in
+    ka-tls | ka-plain)
+      local scheme=https
+      [ "$w" = ka-plain ] && scheme=http
+      echo timeout $((d + 20)) wrk -t1 -c"$wrk_connections" -d"${d}s" -s "$tmp/post.lua" \
+        "$scheme://$a/intake/v2/events" ;;
+    hs-ecdsa) echo timeout $((d + 30)) "$bin/apm-bench-client" handshake --connect "$a" \
+      --duration "$d" --concurrency "$hs_concurrency" ;;
+    hs-rsa) echo timeout $((d + 30)) "$bin/apm-bench-client" handshake --connect "$a" \
+      --duration "$d" --concurrency "$hs_concurrency" --tls12 ;;
+    hs-mtls) echo timeout $((d + 30)) "$bin/apm-bench-client" handshake --connect "$a" \
+      --duration "$d" --concurrency "$hs_concurrency" --cert "$client_crt" --key "$client_key" ;;
+    up-tls) echo timeout 120 "$bin/apm-bench-client" upload --connect "$a" --chunked \
+      --bytes $((d * 96 << 20)) --requests 1 --tls ;;
+    up-plain) echo timeout 120 "$bin/apm-bench-client" upload --connect "$a" --chunked \
+      --bytes $((d * 160 << 20)) --requests 1 ;;
+  esac
+}
+
+# CPU split of a perf.data by place, in % of samples.
+perf_split() {
+  perf report -i "$1" --stdio --no-children --sort dso -q 2>/dev/null | awk '
+    $1 ~ /%$/ { p = $1; sub(/%/, "", p); d = $2
+      if (d ~ /kernel|vmlinux|\[unknown\]/) k += p
+      else if (d ~ /libssl|libcrypto/) c += p
+      else if (d ~ /^apm-tls-proxy$|^nginx$|^haproxy$/) o += p
+      else if (d ~ /libuv/) u += p
+      else if (d ~ /^libc[.-]|^ld-linux/) l += p
+      else x += p }
+    END { printf "kernel %.0f%%, TLS library %.0f%%, own code %.0f%%, libuv %.0f%%, libc %.0f%%, other %.0f%%\n", k, c, o, u, l, x }'
+}
+perf_top() {
+  perf report -i "$1" --stdio --no-children --sort dso,sym -q 2>/dev/null |
+    awk -v top="${2:-12}" '$1 ~ /%$/ && NF >= 4 && n++ < top { $3 = ""; print "      " $0 }'
+}
+# Per unit: system calls by name, and the mean bytes of successful reads and writes.
+strace_summary() {
+  awk -v units="$2" '
+    match($0, /^[0-9]+ +[a-z_0-9]+\(/) {
+      s = substr($0, RSTART, RLENGTH - 1); sub(/^[0-9]+ +/, "", s); n[s]++; total++
+      if (match($0, /= [0-9]+$/)) { v = substr($0, RSTART + 2) + 0; bytes[s] += v; ok[s]++ }
+    }
+    END {
+      if (units <= 0) { print "      (no work done)"; exit }
+      printf "      %.2f system calls per unit:", total / units
+      for (s in n) if (n[s] / units >= 0.01) printf " %s %.2f", s, n[s] / units
+      printf "\n      mean bytes:"
+      for (s in n) if (s ~ /^(read|write|writev|readv|recvfrom|sendto|sendmsg|recvmsg)$/ && ok[s])
+        printf " %s %.0f", s, bytes[s] / ok[s]
+      printf "\n" }' "$1"
+}
+
+# --ab: before (proxy_a, from $ab) and after (proxy_b) in alternating order, per round.
+if [ -n "$ab" ]; then
+  results_file=$tmp/ab.tsv
+  bin=$ab start_proxy_as proxy_a 1 off plain tls rsa mtls
+  start_proxy_as proxy_b 1 off plain tls rsa mtls
+  echo "profile --ab: before $ab, after $bin, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  for ((round = 1; round <= ab_rounds; round++)); do
+    order=(proxy_a proxy_b)
+    [ $((round % 2)) = 0 ] && order=(proxy_b proxy_a)
+    for w in $wanted_workloads; do
+      for s in "${order[@]}"; do run_workload "$w" "$s"; done
+    done
+  done
+  echo "after / before, per round:"
+  awk -F'\t' '{ v[$1 FS $2 FS $3] = $4; w[$2] = 1; r[$1] = 1 }
+    END { for (k in w) { line = ""; for (i in r) { a = v[i FS k FS "proxy_a"]; b = v[i FS k FS "proxy_b"]
+      if (a > 0) line = line sprintf(" %.3f", b / a) } print "  " k ":" line } }' "$results_file"
+  exit 0
+fi
+
+for s in $wanted_servers; do start_server "$s"; done
+for s in $wanted_servers; do  # warm the upstream pools and session caches
+  "${pin_load[@]}" timeout 20 wrk -t1 -c"$wrk_connections" -d1s -s "$tmp/post.lua" \
+    "https://${addr[$s.tls]}/intake/v2/events" >/dev/null 2>&1 || true
+done
+echo "profile: tree $(git rev-parse --short HEAD), binaries $bin, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for w in $wanted_workloads; do
+  for s in $wanted_servers; do
+    pid=$(serving_pid "$s" "$(endpoint_of "$w")")
+    read -r -a measured <<<"$(cpu_pids "$s" "$(endpoint_of "$w")")"
+    # 1. perf: the load runs a second longer than the recording.
+    c0=$(cpu_ns "${measured[@]}")
+    read -r -a cmd <<<"$(load_cmd "$w" "$s" $((seconds + 1)))"
+    in_background "${cmd[@]}"
+    perf record -e cpu-clock -F 2000 --call-graph "$call_graph" -p "$pid" -o "$tmp/perf.data" -- sleep "$seconds" \
+      >/dev/null 2>&1 || true
+    reap_load
+    c1=$(cpu_ns "${measured[@]}")
+    out=$(cat "$tmp/load.out")
+    cpu=$(calc "($c1 - $c0) / 1e9" 3)
+    echo "$w $s: $(per_cpu "$(work_done "$w")") $(unit_of "$w")s per CPU-second (under perf)"
+    echo "    CPU: $(perf_split "$tmp/perf.data")"
+    perf_top "$tmp/perf.data" 12
+    [ -n "$keep" ] && cp "$tmp/perf.data" "$keep/$w-$s.perf.data"
+    # 2. strace over the whole of a shorter load, so every call is counted once.
+    read -r -a cmd <<<"$(load_cmd "$w" "$s" $((seconds - 1)))"
+    strace -f -qq -s 0 -o "$tmp/strace.log" -p "$pid" &
+    tracer=$!
+    sleep 0.5  # strace attaches to every thread before the load starts
+    in_background "${cmd[@]}"
+    reap_load
+    kill -INT "$tracer" 2>/dev/null || true
+    wait "$tracer" 2>/dev/null || true
+    tracer=''
+    out=$(cat "$tmp/load.out")
+    units=$(work_done "$w")
+    echo "    strace: ${units:-0} $(unit_of "$w")s"
+    sed -i 's/^\([0-9]*\) */\1 /' "$tmp/strace.log"
+    strace_summary "$tmp/strace.log" "${units:-0}"
+    [ -n "$keep" ] && cp "$tmp/strace.log" "$keep/$w-$s.strace"
+  done
+done
