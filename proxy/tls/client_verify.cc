@@ -77,13 +77,15 @@ bool spkiMatches(X509* cert, const std::vector<std::array<uint8_t, 32>>& pins) {
 
 }  // namespace
 
-void TlsSession::recordClient(const X509* leaf, const ClientIdentity& id) {
+std::shared_ptr<const VerifiedClient> TlsSession::describeClient(const X509* leaf,
+                                                                 const ClientIdentity& id) {
   // Only called for a chain that was verified (now, or when the resumed session was
   // established), so this is a verified identity.
-  client_ = std::make_unique<ClientText>();
-  client_->subject = subjectRfc2253(leaf);
-  client_->sans = sansString(id);
-  client_->cert_header = forwardedClientCert(leaf, id);
+  auto client = std::make_shared<VerifiedClient>();
+  client->subject = subjectRfc2253(leaf);
+  client->sans = sansString(id);
+  client->cert_header = forwardedClientCert(leaf, id);
+  return client;
 }
 
 bool TlsSession::resumedChainStillValid() {
@@ -104,7 +106,7 @@ bool TlsSession::resumedChainStillValid() {
       return false;
     }
   }
-  if (chain.size() > 0) recordClient(chain.at(0), identityOf(chain.at(0)));
+  if (chain.size() > 0) client_ = describeClient(chain.at(0), identityOf(chain.at(0)));
   return true;
 }
 
@@ -121,6 +123,17 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
     *out_alert = alert;
     return ssl_verify_invalid;
   };
+  // The same chain passed every check below against this context before (agents
+  // reconnect with the same certificate): only the dates can have changed since, and
+  // its identity text is the same, so nothing of it is parsed again.
+  const STACK_OF(CRYPTO_BUFFER)* sent = SSL_get0_peer_certificates(ssl);
+  VerifiedChains::Digest digest = VerifiedChains::digestOf(sent);
+  if (sent != nullptr && sk_CRYPTO_BUFFER_num(sent) > 0) {
+    if (auto known = context.verifiedChains().find(digest, std::time(nullptr))) {
+      self->client_ = std::move(known);
+      return ssl_verify_ok;
+    }
+  }
   ParsedChain parsed(ssl);
   if (parsed.size() == 0 && parsed.ok()) {
     // BoringSSL calls us only when certificates were sent; be safe anyway.
@@ -133,14 +146,6 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
   }
   STACK_OF(X509)* chain = parsed.stack();
   X509* leaf = parsed.at(0);
-  // The same chain passed every check below against this context before (agents
-  // reconnect with the same certificate): only the dates can have changed since.
-  VerifiedChains::Digest digest = VerifiedChains::digestOf(SSL_get0_peer_certificates(ssl));
-  if (context.verifiedChains().contains(digest, std::time(nullptr))) {
-    self->recordClient(leaf, identityOf(leaf));
-    return ssl_verify_ok;
-  }
-
   bssl::UniquePtr<X509_STORE_CTX> store_owner(X509_STORE_CTX_new());
   X509_STORE_CTX* store_ctx = store_owner.get();
   if (store_ctx == nullptr || !X509_STORE_CTX_init(store_ctx, context.certStore(), leaf, chain)) {
@@ -225,8 +230,8 @@ enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out
                     SSL_AD_ACCESS_DENIED);
     }
   }
-  context.verifiedChains().remember(digest, X509_STORE_CTX_get0_chain(store_ctx));
-  self->recordClient(leaf, id);
+  self->client_ = describeClient(leaf, id);
+  context.verifiedChains().remember(digest, X509_STORE_CTX_get0_chain(store_ctx), self->client_);
   return ssl_verify_ok;
 }
 

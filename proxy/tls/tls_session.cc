@@ -334,8 +334,8 @@ bool TlsSession::onHandshakeDone() {
   ERR_clear_error();
   SSL_write(ssl_, "", 0);
   ERR_clear_error();
-  // client_ was filled by verifyClientCallback (full handshake) or
-  // resumedChainStillValid (resumption), each while it held the parsed chain.
+  // client_ was set by verifyClientCallback (full handshake: made from the parsed chain,
+  // or the one remembered for the same chain) or resumedChainStillValid (resumption).
   return true;
 }
 

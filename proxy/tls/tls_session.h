@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "proxy/common/status.h"
+#include "proxy/tls/verified_chains.h"
 
 namespace proxy::tls {
 
@@ -118,8 +119,9 @@ class TlsSession {
   // resumed session's client chain has expired since it was established.
   bool onHandshakeDone();
   bool resumedChainStillValid();
-  // Keeps the verified client's identity text (X-Forwarded-Client-Cert, subject, SANs).
-  void recordClient(const X509* leaf, const ClientIdentity& id);
+  // The verified client's identity text (X-Forwarded-Client-Cert, subject, SANs).
+  static std::shared_ptr<const VerifiedClient> describeClient(const X509* leaf,
+                                                              const ClientIdentity& id);
 
   SSL* ssl_ = nullptr;
   // Keeps the context (its SSL_CTX, pins and allow-list) alive for this session's
@@ -140,14 +142,10 @@ class TlsSession {
     std::string verify_detail;  // why verifyClientCallback refused
     std::string message;        // errorMessage()
   };
-  struct ClientText {  // a verified client certificate, as headers and logs show it
-    std::string cert_header;
-    std::string subject;
-    std::string sans;
-  };
   Errors& errors();
   std::unique_ptr<Errors> errors_;
-  std::unique_ptr<ClientText> client_;
+  // Shared with the context's VerifiedChains and every session of the same chain.
+  std::shared_ptr<const VerifiedClient> client_;
 
   friend struct BioAccess;
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 namespace proxy::tls {
 namespace {
@@ -43,15 +44,20 @@ size_t VerifiedChains::DigestHash::operator()(const Digest& d) const {
   return h;
 }
 
-bool VerifiedChains::contains(const Digest& digest, std::time_t now) const {
+std::shared_ptr<const VerifiedClient> VerifiedChains::find(const Digest& digest,
+                                                           std::time_t now) const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = entries_.find(digest);
-  return it != entries_.end() && it->second.not_before <= now && now <= it->second.not_after;
+  if (it == entries_.end() || now < it->second.not_before || now > it->second.not_after)
+    return nullptr;
+  return it->second.client;
 }
 
-void VerifiedChains::remember(const Digest& digest, STACK_OF(X509) * built) {
-  Validity v{std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()};
-  if (built == nullptr || sk_X509_num(built) == 0) return;
+void VerifiedChains::remember(const Digest& digest, STACK_OF(X509) * built,
+                              std::shared_ptr<const VerifiedClient> client) {
+  Entry v{std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+          std::move(client)};
+  if (built == nullptr || sk_X509_num(built) == 0 || v.client == nullptr) return;
   for (size_t i = 0; i < sk_X509_num(built); ++i) {
     X509* cert = sk_X509_value(built, i);
     int64_t nb = 0, na = 0;
@@ -62,7 +68,7 @@ void VerifiedChains::remember(const Digest& digest, STACK_OF(X509) * built) {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   if (entries_.size() >= kMaxEntries) entries_.clear();
-  entries_[digest] = v;
+  entries_[digest] = std::move(v);
 }
 
 size_t VerifiedChains::sizeForTest() const {

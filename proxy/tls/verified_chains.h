@@ -12,10 +12,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 namespace proxy::tls {
+
+// A verified client certificate, as headers and logs show it. Immutable once made; shared
+// by every session of the same chain.
+struct VerifiedClient {
+  std::string cert_header;  // X-Forwarded-Client-Cert
+  std::string subject;
+  std::string sans;  // "DNS:a,URI:b"
+};
 
 // Thread-safe: the workers' handshakes share their context's cache.
 class VerifiedChains {
@@ -26,24 +36,27 @@ class VerifiedChains {
 
   // The SHA-256 of the chain as sent (each certificate's length, then its DER).
   static Digest digestOf(const STACK_OF(CRYPTO_BUFFER) * chain);
-  // True when a chain with this digest passed every check and `now` lies within the
-  // validity of every certificate of the chain it was verified with (trust anchor too).
-  bool contains(const Digest& digest, std::time_t now) const;
+  // The client of a chain with this digest that passed every check, when `now` lies
+  // within the validity of every certificate of the chain it was verified with (trust
+  // anchor too); else null.
+  std::shared_ptr<const VerifiedClient> find(const Digest& digest, std::time_t now) const;
   // Remembers a chain that passed every check; `built` is the verified chain, leaf to
   // trust anchor, whose validity periods bound the entry's.
-  void remember(const Digest& digest, STACK_OF(X509) * built);
+  void remember(const Digest& digest, STACK_OF(X509) * built,
+                std::shared_ptr<const VerifiedClient> client);
   size_t sizeForTest() const;
 
  private:
-  struct Validity {
+  struct Entry {
     int64_t not_before = 0;  // the latest notBefore of the chain, unix seconds
     int64_t not_after = 0;   // the earliest notAfter
+    std::shared_ptr<const VerifiedClient> client;
   };
   struct DigestHash {
     size_t operator()(const Digest& d) const;
   };
   mutable std::mutex mutex_;
-  std::unordered_map<Digest, Validity, DigestHash> entries_;
+  std::unordered_map<Digest, Entry, DigestHash> entries_;
 };
 
 }  // namespace proxy::tls

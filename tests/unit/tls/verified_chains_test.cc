@@ -44,19 +44,21 @@ TEST_CASE("A remembered chain is valid only within every certificate's dates", "
   VerifiedChains cache;
   VerifiedChains::Digest d = VerifiedChains::digestOf(chain.stack);
   std::time_t now = std::time(nullptr);
-  CHECK_FALSE(cache.contains(d, now));
+  CHECK(cache.find(d, now) == nullptr);
 
   STACK_OF(X509)* built = sk_X509_new_null();
   sk_X509_push(built, leaf.cert.get());
   sk_X509_push(built, testing::pki().root.cert.get());
-  cache.remember(d, built);
+  auto client = std::make_shared<VerifiedClient>();
+  client->subject = "CN=agent";
+  cache.remember(d, built, client);
   sk_X509_free(built);  // the certificates belong to `leaf` and pki()
 
-  CHECK(cache.contains(d, now));
-  CHECK_FALSE(cache.contains(d, now + 2000));  // the leaf expired
-  CHECK_FALSE(cache.contains(d, now - 1000));  // the leaf not yet valid
+  CHECK(cache.find(d, now) == client);
+  CHECK(cache.find(d, now + 2000) == nullptr);  // the leaf expired
+  CHECK(cache.find(d, now - 1000) == nullptr);  // the leaf not yet valid
   certutil::Issued other = testing::clientCert(spec);
-  CHECK_FALSE(cache.contains(VerifiedChains::digestOf(BufferChain(other.cert.get()).stack), now));
+  CHECK(cache.find(VerifiedChains::digestOf(BufferChain(other.cert.get()).stack), now) == nullptr);
 }
 
 struct MtlsServer {
@@ -67,14 +69,19 @@ struct MtlsServer {
     testing::trustRoot(options, dir);
     ctx = testing::makeContext(options);
   }
-  // One full handshake with `cert`; the server session's failure and subject.
-  std::pair<HandshakeFailure, std::string> connect(const certutil::Issued& cert) {
+  // One full handshake with `cert`; the server's session.
+  std::unique_ptr<TlsSession> session(const certutil::Issued& cert) {
     ClientOptions o;
     o.cert = &cert;
     auto cctx = testing::clientCtx(o);
     auto client = TlsSession::createClient(cctx.get(), "localhost");
     auto server = TlsSession::createServer(*ctx);
     testing::handshake(*client, *server);
+    return server;
+  }
+  // The same: the server session's failure and client subject.
+  std::pair<HandshakeFailure, std::string> connect(const certutil::Issued& cert) {
+    auto server = session(cert);
     return {server->failure(), server->clientSubject()};
   }
 };
@@ -90,6 +97,13 @@ TEST_CASE("A client reconnecting with a verified chain is accepted with its iden
   CHECK(s.connect(good) == std::make_pair(HandshakeFailure::kNone, std::string("CN=agent-1")));
   CHECK(s.ctx->verifiedChains().sizeForTest() == 1);
 
+  SECTION("sessions of the same chain share one copy of its identity text") {
+    auto a = s.session(good);
+    auto b = s.session(good);
+    CHECK(a->clientCertHeader() == b->clientCertHeader());
+    CHECK_FALSE(a->clientCertHeader().empty());
+    CHECK(&a->clientCertHeader() == &b->clientCertHeader());
+  }
   SECTION("a refused chain is never remembered, and stays refused") {
     spec.subject = "CN=agent-1";  // the same name, from an untrusted CA
     certutil::Issued rogue = testing::clientCert(spec, &testing::pki().rogue_root);
