@@ -7,10 +7,11 @@
 # over the best peer in the same round. Prints each run, then a summary table.
 # See docs/benchmarks.md.
 #
-# After the load workloads of each round, p99 latency at the same load: apm-bench-client's
-# open-loop rate mode sends the keep-alive 1 KiB POSTs to every server at one request rate
-# (by default half the slowest server's closed-loop wall rate in that round, TLS and plain
-# each), with latency counted from each request's scheduled send time (issue 12 item 2).
+# After the load workloads of each round, p99 latency at the same load (issue 12 item 2):
+# apm-bench-client's open-loop rate mode sends the keep-alive 1 KiB POSTs to the three
+# servers at the same moment, one client each, each at the same request rate (by default
+# half the slowest server's closed-loop wall rate, TLS and plain each, shared among the
+# three), with latency counted from each request's scheduled send time.
 #
 # Then, in the same rounds, apm-tls-proxy against itself (scripts/bench/variants.sh):
 # `workers = 2` and the access log on next to one worker, and how the kernel spread
@@ -26,8 +27,8 @@
 #   --rounds N       rounds (default 3; at least 3 for the ranges to mean anything)
 #   --variants-only  only apm-tls-proxy against itself (no peers): 1 or 2 workers, access log
 #   --no-variants    only the comparison with the peers
-#   --rate N         the latency workloads' request rate, the same in every round
-#                    (default: 50 % of the slowest server's closed-loop wall rate)
+#   --rate N         each server's request rate in the latency workloads, every round
+#                    (default: 50 % of the slowest server's closed-loop wall rate ÷ 3)
 #
 # Installs nginx-light, haproxy, wrk and nghttp2-client (h2load) from Debian if missing.
 # BENCH_MARKDOWN=FILE also writes the summary as a Markdown table to FILE (and the raw
@@ -58,7 +59,7 @@ while [ $# -gt 0 ]; do
     --variants-only) peers=0 ;;
     --no-variants) variants=0 ;;
     -h | --help)
-      sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -210,14 +211,13 @@ for ((round = 1; round <= rounds; round++)); do
       after_run "$s"
     done
   done
-  # Latency at the same load: after the closed-loop runs that set its rate.
+  # Latency at the same load, the servers loaded together: after the closed-loop runs
+  # that set its rate.
   mapfile -t work < <(rotate $((round - 1)) "${latency_workloads[@]}")
   for w in "${work[@]}"; do
-    echo "  $w at $(latency_rate "$w" || true) req/s"
-    for s in "${order[@]}"; do
-      run_workload "$w" "$s"
-      after_run "$s"
-    done
+    echo "  $w: each server at $(latency_rate "$w" ${#order[@]} || true) req/s, all at once"
+    run_rates_together "$w" "${order[@]}"
+    for s in "${order[@]}"; do after_run "$s"; done
   done
   for s in "${order[@]}"; do stop_server "$s"; done
   if [ "$round" -le "$memory_rounds" ]; then

@@ -115,17 +115,18 @@ run_grpc() {
     "$(grep -oE '[0-9.]+ req/s' <<<"$out" | head -1 || true) wall, CPU ${cpu}s, failed ${failed:-?}, ${protocol:-no ALPN}"
 }
 
-# latency_rate NAME: the request rate of latency workload NAME in this round: $fixed_rate
-# if set, else rate_percent % of the slowest server's closed-loop wall rate in its
-# closed-loop twin, each server's wall rate being its median over this and the earlier
-# rounds (one run that the shared machine stalled must not set the rate). Empty when there
-# is no figure, or under 100 req/s.
+# latency_rate NAME SERVERS: each server's request rate for latency workload NAME in this
+# round, when SERVERS servers are loaded at once: $fixed_rate if set, else rate_percent %
+# of the slowest server's closed-loop wall rate in its closed-loop twin, shared among the
+# SERVERS (they share CPU 0, so together they get that load). Each server's wall rate is
+# its median over this and the earlier rounds (one run that the shared machine stalled
+# must not set the rate). Empty when there is no figure, or under 100 req/s.
 latency_rate() {
   if [ -n "${fixed_rate:-}" ]; then
     echo "$fixed_rate"
     return
   fi
-  awk -F'\t' -v r="$round" -v w="${rate_source[$1]}" -v pct="$rate_percent" '
+  awk -F'\t' -v r="$round" -v w="${rate_source[$1]}" -v pct="$rate_percent" -v share="${2:-1}" '
     $1 <= r && $2 == w && match($7, /wall [0-9]+ req\/s/) {
       n[$3]++
       v[$3, n[$3]] = substr($7, RSTART + 5, RLENGTH - 11) + 0
@@ -139,29 +140,53 @@ latency_rate() {
         m = n[s] % 2 ? a[(n[s] + 1) / 2] : (a[n[s] / 2] + a[n[s] / 2 + 1]) / 2
         if (min == "" || m < min) min = m
       }
-      if (min != "" && min * pct / 100 >= 100) printf "%d\n", min * pct / 100
+      if (min != "" && min * pct / 100 / share >= 100) printf "%d\n", min * pct / 100 / share
     }' "$tmp/results.tsv"
 }
 
-# run_rate NAME SERVER RATE CLIENT-ARGS...: apm-bench-client's open-loop load at RATE
-# requests per second over $wrk_connections connections; the figure is the p99 latency
-# counted from each request's scheduled send time (so a stall is charged to every request
-# it delayed). The rate achieved and the client's own lateness say whether the load was
-# what was asked for.
-run_rate() {
-  local name=$1 server=$2 rate=$3
-  shift 3
+# run_rates_together NAME SERVER...: the servers under the same open-loop load at the same
+# moment: one apm-bench-client rate run per server, all started together, each at the
+# same rate over $wrk_connections connections, so a stall of the shared machine falls on
+# all of them alike. The figure is the p99 latency counted from each request's scheduled
+# send time (a stall is charged to every request it delayed). Each server's CPU time and
+# its wait for a CPU are its own; the rate achieved and the client's own lateness say
+# whether the load was what was asked for.
+run_rates_together() {
+  local name=$1 s endpoint rate
+  shift
+  endpoint=$(endpoint_of "$name")
+  rate=$(latency_rate "$name" $#)
   if [ -z "$rate" ]; then
-    record "$name" "$server" '' - - "no rate: ${rate_source[$name]} has no usable wall rate yet"
+    for s in "$@"; do
+      record "$name" "$s" '' - - "no rate: ${rate_source[$name]} has no usable wall rate yet"
+    done
     return
   fi
-  measure "$server" "$(endpoint_of "$name")" timeout $((rate_seconds * 2 + 60)) \
-    "$bin/apm-bench-client" rate --connect "${addr[$server.$(endpoint_of "$name")]}" \
-    --rate "$rate" --duration "$rate_seconds" --concurrency "$wrk_connections" "$@"
-  local p50 p99
-  p50=$(field p50_ms "$out") p99=$(field p99_ms "$out")
-  record "$name" "$server" "$p99" "$p50" "$p99" \
-    "rate $rate/s, achieved $(field achieved "$out")/s, p90/p99.9/max $(field p90_ms "$out")/$(field p999_ms "$out")/$(field max_ms "$out") ms, client late p99 $(field client_lag_p99_ms "$out") ms, CPU ${cpu}s, waited for a CPU ${runq_ms} ms, errors $(field errors "$out"), unanswered $(field unanswered "$out"), non-2xx $(field non2xx "$out")"
+  local extra=()
+  [ "$endpoint" = tls ] && extra=(--tls)
+  local -A c0=() q0=() rate_client=() measured=()
+  for s in "$@"; do
+    measured[$s]=$(cpu_pids "$s" "$endpoint")
+    # shellcheck disable=SC2086 # one PID or two
+    c0[$s]=$(cpu_ns ${measured[$s]}) q0[$s]=$(runq_ns ${measured[$s]})
+  done
+  for s in "$@"; do
+    "${pin_load[@]}" timeout $((rate_seconds * 2 + 60)) "$bin/apm-bench-client" rate \
+      --connect "${addr[$s.$endpoint]}" --rate "$rate" --duration "$rate_seconds" \
+      --concurrency "$wrk_connections" "${extra[@]}" >"$tmp/rate-$s.out" 2>&1 &
+    rate_client[$s]=$!
+    pids+=($!)
+  done
+  for s in "$@"; do wait "${rate_client[$s]}" || true; done
+  for s in "$@"; do
+    # shellcheck disable=SC2086
+    cpu=$(calc "($(cpu_ns ${measured[$s]}) - ${c0[$s]}) / 1e9" 3)
+    # shellcheck disable=SC2086
+    runq_ms=$(calc "($(runq_ns ${measured[$s]}) - ${q0[$s]}) / 1e6")
+    out=$(cat "$tmp/rate-$s.out")
+    record "$name" "$s" "$(field p99_ms "$out")" "$(field p50_ms "$out")" "$(field p99_ms "$out")" \
+      "rate $rate/s, achieved $(field achieved "$out")/s, p90/p99.9/max $(field p90_ms "$out")/$(field p999_ms "$out")/$(field max_ms "$out") ms, client late p99 $(field client_lag_p99_ms "$out") ms, CPU ${cpu}s, waited for a CPU ${runq_ms} ms, errors $(field errors "$out"), unanswered $(field unanswered "$out"), non-2xx $(field non2xx "$out")"
+  done
 }
 
 # run_idle NAME SERVER CLIENT-ARGS...: a fresh server, 20 warm-up connections, then
@@ -217,8 +242,6 @@ run_workload() {
     up-tls) run_upload "$1" "$2" --tls ;;
     up-plain) run_upload "$1" "$2" ;;
     grpc-tls) run_grpc "$1" "$2" ;;
-    lat-tls) run_rate "$1" "$2" "$(latency_rate "$1")" --tls ;;
-    lat-plain) run_rate "$1" "$2" "$(latency_rate "$1")" ;;
     mem-tls) run_idle "$1" "$2" --tls ;;
     mem-mtls) run_idle "$1" "$2" --tls --cert "$client_crt" --key "$client_key" ;;
     mem-h2) run_idle "$1" "$2" --tls --h2 ;;
