@@ -67,21 +67,22 @@ void RequestStream::onHead(std::string_view method, std::string_view path, bool 
 
 std::string* RequestStream::leaseHttp1() {
   upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
-  h1_ = host_.context().pool->checkout(this, head_request_, &why);
-  if (h1_ == nullptr) {
+  upstream::UpstreamConnection* conn = host_.context().pool->checkout(this, head_request_, &why);
+  if (conn == nullptr) {
     replyLocal(why == upstream::UpstreamError::kOverloaded
                    ? localReplyFor(why)
                    : LocalReply{502, "upstream unavailable"});
     return nullptr;
   }
-  return &h1_->out();
+  lease_ = conn;
+  return &conn->out();
 }
 
 bool RequestStream::openHttp2(const http2::HeaderFields& fields, bool end_stream) {
   request_ended_ = end_stream;
   if (end_stream) request_done_ns_ = uv_hrtime();
-  h2_ = host_.context().h2_pool->open(this, fields, end_stream);
-  if (h2_ == nullptr) {
+  lease_ = host_.context().h2_pool->open(this, fields, end_stream);
+  if (lease_ == nullptr) {
     replyLocal(localReplyFor(upstream::UpstreamError::kOverloaded));
     return false;
   }
@@ -89,87 +90,59 @@ bool RequestStream::openHttp2(const http2::HeaderFields& fields, bool end_stream
 }
 
 void RequestStream::sendBody(const char* data, size_t len) {
-  if (h1_ != nullptr) {
-    int rc = h1_->sendBody(std::string_view(data, len), chunked_);
-    // Small pieces collect in the upstream's buffer; hand them over once they add up, so
-    // the queue the watermarks look at is what is really pending.
-    if (rc == 0 && h1_->out().size() >= kLowWatermark) rc = h1_->flush();
-    if (rc < 0) http1WriteFailed(rc);
-  } else if (h2_ != nullptr) {
-    h2_->sendBody(data, len);  // a failure ends the h2c stream; its outcome follows
-  }
+  if (lease_ == nullptr) return;
+  int rc = lease_->writeBody(std::string_view(data, len), chunked_);
+  if (rc < 0) writeFailed(rc);
 }
 
 void RequestStream::flushRequest() {
-  if (h1_ == nullptr) return;
-  int rc = h1_->flush();
-  if (rc < 0) http1WriteFailed(rc);
+  if (lease_ == nullptr) return;
+  int rc = lease_->flushRequest();
+  if (rc < 0) writeFailed(rc);
 }
 
 void RequestStream::endRequest(const http2::HeaderFields* trailers) {
   request_ended_ = true;
   request_done_ns_ = uv_hrtime();
-  if (h1_ != nullptr) {
-    finishHttp1Request();
-  } else if (h2_ != nullptr) {
-    h2_->endRequest(trailers);
-  }
+  if (lease_ == nullptr) return;
+  int rc = lease_->endRequest(trailers, chunked_);
+  if (rc < 0) writeFailed(rc);  // a replay completes the request on its new connection
 }
 
-void RequestStream::finishHttp1Request() {
-  if (chunked_) h1_->out().append(http::kLastChunk);
-  int rc = h1_->flush();
-  if (rc < 0) {
-    http1WriteFailed(rc);  // a replay completes the request on its new connection
-    return;
-  }
-  h1_->requestComplete();
-}
-
-void RequestStream::http1WriteFailed(int rc) {
-  // The connection closed itself; it stays allocated until its close callback, so its
-  // buffer can still be taken here.
-  upstream::UpstreamConnection* failed = h1_;
-  h1_ = nullptr;
+void RequestStream::writeFailed(int rc) {
+  // The lease closed itself; it stays allocated until its close callback, so its
+  // unsent bytes can still be taken here.
+  upstream::UpstreamRequest* failed = lease_;
+  lease_ = nullptr;
   if (failed->replayable()) {
-    onUpstreamReplayable(std::move(failed->out()), uv_strerror(rc));
+    onUpstreamReplayable(failed->takeUnsent(), uv_strerror(rc));
   } else {
     onUpstreamError(upstream::UpstreamError::kClosedEarly, "write to upstream failed");
   }
 }
 
 size_t RequestStream::upstreamQueued() const {
-  if (h1_ != nullptr) return h1_->queuedBytes();
-  if (h2_ != nullptr) return h2_->queuedBytes();
-  return 0;
+  return lease_ == nullptr ? 0 : lease_->queuedBytes();
 }
 
 void RequestStream::pauseUpstream() {
   if (paused_) return;
   paused_ = true;
   paused_ms_ = uv_now(host_.context().loop);
-  if (h1_ != nullptr) h1_->pauseReading();
-  if (h2_ != nullptr) h2_->pauseReading();
+  if (lease_ != nullptr) lease_->pauseReading();
 }
 
 void RequestStream::resumeUpstream() {
   if (!paused_) return;
   paused_ = false;
-  if (h1_ != nullptr) h1_->resumeReading();
-  if (h2_ != nullptr) h2_->resumeReading();
+  if (lease_ != nullptr) lease_->resumeReading();
 }
 
 void RequestStream::release() {
-  if (h1_ != nullptr) {
-    upstream::UpstreamConnection* conn = h1_;
-    h1_ = nullptr;
-    conn->detach();
-  }
-  if (h2_ != nullptr) {
-    upstream::H2Stream* s = h2_;
-    h2_ = nullptr;
-    s->cancel();
-  }
+  if (lease_ == nullptr) return;
+  upstream::UpstreamRequest* lease = lease_;
+  lease_ = nullptr;
+  lease->release();
 }
 
 // ---- the response side ----
@@ -194,7 +167,7 @@ void RequestStream::onResponseBody(const char* data, size_t len) {
   response_ = Response::kStreaming;
   response_bytes_ += len;
   encoder_.encodeBody(data, len);
-  if (h2_ != nullptr) h2_->consumed(len);  // credit is held back while paused
+  if (lease_ != nullptr) lease_->responseConsumed(len);  // h2c: held back while paused
 }
 
 void RequestStream::onResponseTrailers(const http::MessageHead& trailers) {
@@ -202,8 +175,7 @@ void RequestStream::onResponseTrailers(const http::MessageHead& trailers) {
 }
 
 void RequestStream::onResponseComplete() {
-  h1_ = nullptr;
-  h2_ = nullptr;
+  lease_ = nullptr;
   if (done()) return;
   response_ = Response::kDone;
   encoder_.encodeEnd();
@@ -213,8 +185,7 @@ void RequestStream::onResponseComplete() {
 }
 
 void RequestStream::onUpstreamError(upstream::UpstreamError error, const char* detail) {
-  h1_ = nullptr;
-  h2_ = nullptr;
+  lease_ = nullptr;
   if (done()) return;
   log::debug(
       "upstream error",
@@ -223,7 +194,7 @@ void RequestStream::onUpstreamError(upstream::UpstreamError error, const char* d
 }
 
 void RequestStream::onUpstreamReplayable(std::string unsent, const char* detail) {
-  h1_ = nullptr;
+  lease_ = nullptr;
   if (done()) return;
   // Once per request, and only while no response began: the upstream never saw it
   // (docs/http.md, "Retries"). A second failure of the same kind is the upstream's
@@ -236,15 +207,19 @@ void RequestStream::onUpstreamReplayable(std::string unsent, const char* detail)
   DownstreamContext& ctx = host_.context();
   ctx.stats->upstream_retries.add();
   log::debug("upstream request replayed", {{"conn", host_.connectionId()}, {"detail", detail}});
+  // Only HTTP/1.1 leases hand a request back (the h2c pool retries refused streams
+  // itself), so the replay goes on a fresh HTTP/1.1 connection.
   upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
-  h1_ = ctx.pool->checkout(this, head_request_, &why, /*fresh=*/true);
-  if (h1_ == nullptr) {
+  upstream::UpstreamConnection* conn = ctx.pool->checkout(this, head_request_, &why, true);
+  if (conn == nullptr) {
     onUpstreamError(why, "no upstream connection for the replay");
     return;
   }
-  h1_->out() = std::move(unsent);
+  conn->out() = std::move(unsent);
+  lease_ = conn;
   if (request_ended_) {
-    finishHttp1Request();
+    int rc = lease_->endRequest(nullptr, /*chunked=*/false);  // the last chunk is in `unsent`
+    if (rc < 0) writeFailed(rc);
     return;
   }
   encoder_.leaseChanged();

@@ -15,11 +15,7 @@
 #include "proxy/downstream/access_log.h"
 #include "proxy/http/http2/session_common.h"
 #include "proxy/upstream/response_sink.h"
-
-namespace proxy::upstream {
-class UpstreamConnection;
-class H2Stream;
-}  // namespace proxy::upstream
+#include "proxy/upstream/upstream_request.h"
 
 namespace proxy::downstream {
 
@@ -119,8 +115,8 @@ class RequestStream final : public upstream::ResponseSink {
   // Opens an h2c stream with these fields; false when there is none (answered: 503).
   bool openHttp2(const http2::HeaderFields& fields, bool end_stream);
 
-  // Request body bytes towards the upstream; dropped once the stream has ended. Bytes
-  // gather until the low watermark or flushRequest().
+  // Request body bytes towards the upstream; dropped once the stream has ended. HTTP/1.1
+  // bytes gather until the low watermark or flushRequest().
   void sendBody(const char* data, size_t len);
   void flushRequest();
   // The request is complete (`trailers` reach an h2c upstream only).
@@ -163,18 +159,15 @@ class RequestStream final : public upstream::ResponseSink {
   void onUpstreamEventDone() override;
   void onUpstreamDrained() override;
 
-  // The last chunk, the flush and the pool's "request complete" of an HTTP/1.1 lease.
-  void finishHttp1Request();
-  // A write towards the HTTP/1.1 upstream failed with `rc`: replay or answer.
-  void http1WriteFailed(int rc);
+  // A write through the lease failed with `rc` (the lease is over): replay or answer.
+  void writeFailed(int rc);
   void cut(StreamCut why);
   void observeDuration();
   void writeAccessLog();
 
   CodecHost& host_;
   StreamEncoder& encoder_;
-  upstream::UpstreamConnection* h1_ = nullptr;
-  upstream::H2Stream* h2_ = nullptr;
+  upstream::UpstreamRequest* lease_ = nullptr;  // an HTTP/1.1 connection or an h2c stream
   Response response_ = Response::kWaiting;
   bool head_request_ = false;
   bool chunked_ = false;  // the HTTP/1.1 upstream request body is chunked

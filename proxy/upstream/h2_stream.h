@@ -12,6 +12,7 @@
 
 #include "proxy/http/http2/client_session.h"
 #include "proxy/upstream/response_sink.h"
+#include "proxy/upstream/upstream_request.h"
 
 namespace proxy::upstream {
 
@@ -24,7 +25,7 @@ class H2Pool;
 // inside those two callbacks are harmless no-ops. Once the stream is over (a failure may
 // be on its way to the sink from the zero timer) every method is a no-op, and cancel()
 // still silences the sink. Loop thread only.
-class H2Stream {
+class H2Stream : public UpstreamRequest {
  public:
   H2Stream(H2Pool& pool, ResponseSink* sink, http2::HeaderFields headers, bool end_stream);
   H2Stream(const H2Stream&) = delete;
@@ -38,16 +39,33 @@ class H2Stream {
   void endRequest(const http2::HeaderFields* trailers);
   // Request bytes not yet framed towards the upstream (all of them while waiting for a
   // connection). onUpstreamDrained() tells when this fell below 64 KiB again.
-  size_t queuedBytes() const;
+  size_t queuedBytes() const override;
   // Response backpressure: while paused, consumed() credit is held back, so the
   // upstream stops once the stream window is spent.
-  void pauseReading();
-  void resumeReading();
+  void pauseReading() override;
+  void resumeReading() override;
   // The downstream accepted `n` response body bytes: the upstream may send as many more.
   void consumed(size_t n);
   // The downstream went away: RST_STREAM(CANCEL) upstream; the sink is never called
   // again. The pointer must not be used after this.
   void cancel();
+
+  // UpstreamRequest: the calls above. Failures always reach the sink (from the pool's
+  // zero timer), so nothing returns an error and nothing is replayed by the caller: the
+  // pool retries what the upstream refused (GOAWAY, REFUSED_STREAM) itself.
+  int writeBody(std::string_view data, bool) override {
+    sendBody(data.data(), data.size());
+    return 0;
+  }
+  int flushRequest() override { return 0; }  // frames go out from the connection's timer
+  int endRequest(const http2::HeaderFields* trailers, bool) override {
+    endRequest(trailers);
+    return 0;
+  }
+  bool replayable() const override { return false; }
+  std::string takeUnsent() override { return {}; }
+  void responseConsumed(size_t n) override { consumed(n); }
+  void release() override { cancel(); }
 
   // --- H2Pool and H2Connection ---
   enum class State { kWaiting, kOnConnection, kDone };

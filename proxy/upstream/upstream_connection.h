@@ -14,6 +14,7 @@
 #include "proxy/http/http1_parser.h"
 #include "proxy/upstream/response_sink.h"
 #include "proxy/upstream/upstream_connector.h"
+#include "proxy/upstream/upstream_request.h"
 #include "proxy/uv/stream_writer.h"
 
 namespace proxy::upstream {
@@ -24,7 +25,8 @@ class UpstreamPool;
 // teardown; the pool erases (frees) it in the close callback.
 class UpstreamConnection : public http::Http1Parser::Callbacks,
                            public uv::StreamWriter::Owner,
-                           public UpstreamConnector::Client {
+                           public UpstreamConnector::Client,
+                           public UpstreamRequest {
  public:
   // kWaiting: queued for a free connection slot (no socket yet; the timer bounds the wait).
   enum class State { kWaiting, kConnecting, kActive, kIdle, kClosing };
@@ -59,15 +61,24 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   // detached and closed itself (reported as a value, never through the sink). When
   // replayable() is then true, out() still holds every request byte: none was written.
   int flush();
-  // True when this connection never wrote a request byte to its socket.
-  bool replayable() const { return !writer_.touched(); }
+  // replayable(): true when this connection never wrote a request byte to its socket.
   // The whole request has been queued; the response timer starts once it is sent.
   void requestComplete();
-  // Bytes accepted for the upstream but not yet written to the kernel.
-  size_t queuedBytes() const { return out_.size() + writer_.queued(); }
+  // queuedBytes(): bytes accepted for the upstream but not yet written to the kernel.
   // Response backpressure: stop/start reading from the upstream socket.
-  void pauseReading();
-  void resumeReading();
+  void pauseReading() override;
+  void resumeReading() override;
+
+  // UpstreamRequest: the calls above for a leased exchange. Body bytes gather in out()
+  // until 64 KiB or a flush; endRequest() adds the last chunk, flushes and says
+  // requestComplete(); release() is detach().
+  int writeBody(std::string_view data, bool chunked) override;
+  int flushRequest() override { return flush(); }
+  int endRequest(const http2::HeaderFields* trailers, bool chunked) override;
+  bool replayable() const override { return !writer_.touched(); }
+  std::string takeUnsent() override { return std::move(out_); }
+  size_t queuedBytes() const override { return out_.size() + writer_.queued(); }
+  void release() override { detach(); }
 
   // Starts teardown: stops timers and reads, uv_close()s the handles. Idempotent.
   // Never tells the sink: callers are the sink itself or code that just told it.

@@ -78,6 +78,22 @@ int UpstreamConnection::sendBody(std::string_view data, bool chunked) {
   return 0;
 }
 
+int UpstreamConnection::writeBody(std::string_view data, bool chunked) {
+  int rc = sendBody(data, chunked);
+  // Small pieces collect in out(); hand them over once they add up, so that the queue
+  // the downstream's watermarks look at is what is really pending.
+  if (rc == 0 && out_.size() >= kLowWatermark) rc = flush();
+  return rc;
+}
+
+int UpstreamConnection::endRequest(const http2::HeaderFields*, bool chunked) {
+  if (chunked) out_.append(http::kLastChunk);
+  int rc = flush();
+  if (rc < 0) return rc;
+  requestComplete();
+  return 0;
+}
+
 void UpstreamConnection::requestComplete() {
   request_done_ = true;
   markSentIfDone();

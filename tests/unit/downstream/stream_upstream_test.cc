@@ -75,8 +75,8 @@ struct H2Client {
     REQUIRE(codec.start());
   }
   ~H2Client() { fixture.host.codec = nullptr; }
-  int32_t send(const http2::HeaderFields& request) {
-    int32_t id = client.request(request);
+  int32_t send(const http2::HeaderFields& request, const std::string* body = nullptr) {
+    int32_t id = client.request(request, body);
     std::string bytes = client.send();
     CHECK(feed(codec, bytes) == bytes.size());
     fixture.host.flush();
@@ -230,6 +230,35 @@ TEST_CASE("A request the upstream never saw is replayed once, then answered 502"
     CHECK(f.connector->records.size() == 2);
   }
   f.host.codec = nullptr;
+}
+
+TEST_CASE("HTTP/2: a chunked request replayed after the client ended it ends exactly once",
+          "[unit][downstream]") {
+  PoolFixture f;
+  f.connector->auto_succeed = false;
+  H2Client c(f);
+  const std::string body = "abcd";
+  int32_t id = c.send(Client::post("/chunked"), &body);  // no content-length: chunked
+  REQUIRE(f.connector->records.size() == 1);
+  f.connector->refuse(0);  // head, body and last chunk were all still queued
+  REQUIRE(runUntil(f.host.loop(), [&] { return f.connector->records.size() == 2; }));
+  f.connector->succeed(1);
+  std::string got;
+  REQUIRE(runUntil(f.host.loop(), [&] {
+    got += readAvailable(f.connector->records[1].peer_fd);
+    return got.find("0\r\n\r\n") != std::string::npos;
+  }));
+  CHECK(got.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+  CHECK(got.substr(got.find("\r\n\r\n") + 4) == "4\r\nabcd\r\n0\r\n\r\n");
+  writeAll(f.connector->records[1].peer_fd, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+  REQUIRE(runUntil(f.host.loop(), [&] {
+    got += readAvailable(f.connector->records[1].peer_fd);  // nothing more may follow
+    if (!f.host.out.empty()) c.deliver();
+    return c.client.responses[id].ended;
+  }));
+  CHECK(c.client.responses[id].status == 202);
+  CHECK(got.substr(got.find("\r\n\r\n") + 4) == "4\r\nabcd\r\n0\r\n\r\n");
+  CHECK(f.host.stats.upstream_retries.get() == 1);
 }
 
 }  // namespace proxy::downstream
