@@ -212,6 +212,12 @@ int Engine::wait(epoll_event* events, int max, std::chrono::nanoseconds timeout)
   auto ns = std::max<int64_t>(0, timeout.count());
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
   int n = ::epoll_pwait2(epoll_, events, max, &ts, nullptr);
+  if (n < 0 && errno == ENOSYS) {
+    // Kernels before 5.11 lack epoll_pwait2: millisecond waits, rounded up so that a
+    // short timeout never becomes a busy loop.
+    int64_t ms = std::min<int64_t>((ns + 999999) / 1000000, 1000000);
+    n = ::epoll_wait(epoll_, events, max, static_cast<int>(ms));
+  }
   return n < 0 ? 0 : n;
 }
 
