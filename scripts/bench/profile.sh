@@ -204,15 +204,15 @@ for w in $wanted_workloads; do
     pid=$(serving_pid "$s" "$(endpoint_of "$w")")
     read -r -a measured <<<"$(cpu_pids "$s" "$(endpoint_of "$w")")"
     # 1. perf: the load runs a second longer than the recording.
-    c0=$(cpu_ns "${measured[@]}")
+    cpu_before=$(cpu_ns "${measured[@]}")
     read -r -a cmd <<<"$(load_cmd "$w" "$s" $((seconds + 1)))"
     in_background "${cmd[@]}"
     perf record -e cpu-clock -F 2000 --call-graph "$call_graph" -p "$pid" -o "$tmp/perf.data" -- sleep "$seconds" \
       >/dev/null 2>&1 || true
     reap_load
-    c1=$(cpu_ns "${measured[@]}")
+    cpu_after=$(cpu_ns "${measured[@]}")
     out=$(cat "$tmp/load.out")
-    cpu=$(calc "($c1 - $c0) / 1e9" 3)
+    cpu=$(calc "($cpu_after - $cpu_before) / 1e9" 3)
     echo "$w $s: $(per_cpu "$(work_done "$w")") $(unit_of "$w")s per CPU-second (under perf)"
     echo "    CPU: $(perf_split "$tmp/perf.data")"
     perf_top "$tmp/perf.data" 12
