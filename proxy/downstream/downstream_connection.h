@@ -124,6 +124,9 @@ class DownstreamConnection : public uv::StreamWriter::Owner, public CodecHost {
   void onEof();
   void onTimer();
 
+  // Loop ms at which the open connection's codec (or, before one is chosen, the header
+  // timeout) has something due; 0 outside the open state.
+  uint64_t dueMs() const;
   bool pumpOnce();  // true when TLS produced plaintext in this pass
   // Decrypts what TLS holds: straight to the codec when nothing waits before it (only
   // the rest is kept in in_), else into in_. `decrypted` says whether any came out.
