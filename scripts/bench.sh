@@ -137,17 +137,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 make_pki
-"${pin_load[@]}" "$bin/apm-intake-demo" --listen 127.0.0.1:0 --quiet \
-  --ready-file "$tmp/demo.ready" 2>"$tmp/demo.log" &
-pids+=($!)
-wait_file "$tmp/demo.ready" 10
-upstream=$(sed -n 's/^listen=//p' "$tmp/demo.ready")
-
-cat >"$tmp/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = string.rep("x", 1023) .. "\n"
-wrk.headers["Content-Type"] = "application/x-ndjson"
-LUA
+start_upstream
 # One gRPC message: the 5-byte prefix (uncompressed, 1019-byte length) and its payload.
 python3 -c 'import sys; sys.stdout.buffer.write(b"\0" + (1019).to_bytes(4, "big") + b"x" * 1019)' \
   >"$tmp/grpc.bin"

@@ -65,3 +65,20 @@ record() {
     >>"${results_file:-$tmp/results.tsv}"
   printf '  %-9s %-8s %10s  p50/p99 %s/%s ms  %s\n' "$1" "$2" "${3:--}" "${4:--}" "${5:--}" "$6"
 }
+
+# Starts apm-intake-demo (HTTP/1.1 and h2c on one port) on a free loopback port, pinned
+# with the load, records its PID in `pids` and its address in `upstream`, and writes
+# wrk's 1 KiB POST script to $tmp/post.lua. Needs `bin`, `tmp`, `pids` and `pin_load`.
+start_upstream() {
+  "${pin_load[@]}" "$bin/apm-intake-demo" --listen 127.0.0.1:0 --quiet \
+    --ready-file "$tmp/demo.ready" 2>"$tmp/demo.log" &
+  pids+=($!)
+  wait_file "$tmp/demo.ready" 10
+  # shellcheck disable=SC2034  # read by the caller and servers.sh
+  upstream=$(sed -n 's/^listen=//p' "$tmp/demo.ready")
+  cat >"$tmp/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1023) .. "\n"
+wrk.headers["Content-Type"] = "application/x-ndjson"
+LUA
+}
