@@ -6,36 +6,49 @@
 
 namespace proxy::downstream {
 
+Http1Codec::Core::Core(Http1Codec& codec, CodecHost& host)
+    : parser(http::Http1Parser::Kind::kRequest, codec,
+             host.context().config->server.max_header_size),
+      stream(host, codec) {}
+
 Http1Codec::Http1Codec(CodecHost& host)
     : host_(host),
-      parser_(http::Http1Parser::Kind::kRequest, *this,
-              host.context().config->server.max_header_size),
-      stream_(host, *this),
       // A connection that starts while the proxy drains answers one request, then closes.
       close_after_(host.context().draining) {}
 
 Http1Codec::~Http1Codec() { closeAll(); }
 
+Http1Codec::Core& Http1Codec::core() {
+  if (!core_) core_ = std::make_unique<Core>(*this, host_);
+  return *core_;
+}
+
 // ---- the request side ----
 
-bool Http1Codec::acceptsInput() const { return !parser_.paused() && !requestBlocked(); }
+bool Http1Codec::acceptsInput() const {
+  return !core_ || (!core_->parser.paused() && !requestBlocked());
+}
 
-bool Http1Codec::requestBlocked() const { return stream_.upstreamQueued() > kHighWatermark; }
+bool Http1Codec::requestBlocked() const {
+  return core_ && core_->stream.upstreamQueued() > kHighWatermark;
+}
 
 size_t Http1Codec::receive(const char* data, size_t len) {
   const char* start = data;
-  while (len > 0 && host_.open() && !parser_.paused()) {
+  http::Http1Parser& parser = core().parser;
+  RequestStream& stream = core_->stream;
+  while (len > 0 && host_.open() && !parser.paused()) {
     // Pipelining: the next request is parsed only once the current response is out.
     if (request_state_ == RequestState::kIdle && response_state_ != ResponseState::kNone) break;
-    http::Http1Parser::ExecResult r = parser_.execute(data, len);
+    http::Http1Parser::ExecResult r = parser.execute(data, len);
     if (host_.closing()) return 0;
-    if (request_state_ == RequestState::kIdle && parser_.inMessage()) {
+    if (request_state_ == RequestState::kIdle && parser.inMessage()) {
       beginRequest();  // the head is still incomplete: its timer starts now
       host_.rearmTimer();
     }
     data += r.consumed;
     len -= r.consumed;
-    stream_.countRequestBytes(r.consumed);
+    stream.countRequestBytes(r.consumed);
     if (r.outcome == http::Http1Parser::Outcome::kError) {
       onParseError();
       break;
@@ -46,7 +59,8 @@ size_t Http1Codec::receive(const char* data, size_t len) {
 }
 
 void Http1Codec::onParseError() {
-  switch (parser_.error()) {
+  http::Http1Parser& parser = core().parser;
+  switch (parser.error()) {
     case http::ParseError::kHeadTooLarge:
       respondLocal(431, "request header fields too large");
       break;
@@ -56,7 +70,7 @@ void Http1Codec::onParseError() {
     default:
       log::debug("bad request", {{"conn", host_.connectionId()},
                                  {"peer", host_.peerIp()},
-                                 {"error", parser_.errorReason()}});
+                                 {"error", parser.errorReason()}});
       respondLocal(400, "malformed HTTP request");
       break;
   }
@@ -64,7 +78,7 @@ void Http1Codec::onParseError() {
 
 void Http1Codec::beginRequest() {
   request_state_ = RequestState::kHead;
-  stream_.begin();
+  core().stream.begin();
 }
 
 bool Http1Codec::onHead(http::MessageHead& head) {
@@ -76,31 +90,32 @@ bool Http1Codec::onHead(http::MessageHead& head) {
   client_major_ = head.http_major;
   client_minor_ = head.http_minor;
   head_request_ = head.methodName() == "HEAD";
-  stream_.onHead(head.methodName(), head.url(), head_request_);
-  if (stream_.logging()) stream_.facts().capture(head);
+  RequestStream& stream = core().stream;
+  stream.onHead(head.methodName(), head.url(), head_request_);
+  if (stream.logging()) stream.facts().capture(head);
   if (!head.keep_alive || ctx.draining) close_after_ = true;
   host_.rearmTimer();
   if (head.headerCount() > ctx.config->server.max_header_fields) {
     respondLocal(431, "too many request header fields");
     return false;
   }
-  std::string* out = stream_.leaseHttp1();
+  std::string* out = stream.leaseHttp1();
   if (out == nullptr) return false;  // answered: 502 or 503
   // The same client-address and certificate facts as an HTTP/2 stream's.
   http::BodyFraming framing = http::writeRequestHead(head, host_.forwardContext(), *out);
-  stream_.setChunkedBody(framing == http::BodyFraming::kChunked);
+  stream.setChunkedBody(framing == http::BodyFraming::kChunked);
   return false;
 }
 
 void Http1Codec::onBody(const char* data, size_t len) {
-  if (!discard_body_) stream_.sendBody(data, len);
+  if (!discard_body_) core().stream.sendBody(data, len);
 }
 
 void Http1Codec::onMessageComplete() {
   request_state_ = RequestState::kDone;
   // An early response (the upstream answered before the body ended) said close.
   bool answered = response_state_ == ResponseState::kDone;
-  if (!discard_body_) stream_.endRequest(nullptr);
+  if (!discard_body_) core().stream.endRequest(nullptr);
   if (host_.closing()) return;
   host_.rearmTimer();
   if (answered) host_.finish(host_.closeReason());
@@ -109,7 +124,7 @@ void Http1Codec::onMessageComplete() {
 void Http1Codec::endOfPass() {
   // Request bytes go upstream at the end of every pass: agents stream one request for
   // seconds, and the upstream must see each piece as it comes.
-  stream_.flushRequest();
+  if (core_) core_->stream.flushRequest();
 }
 
 // ---- the response side: StreamEncoder ----
@@ -132,7 +147,7 @@ bool Http1Codec::encodeHead(http::MessageHead& head) {
   http::ResponseContext rc{client_major_, client_minor_, head_request_, close_after_};
   size_t before = out.size();
   response_framing_ = http::writeResponseHead(head, rc, out);
-  stream_.countResponseBytes(out.size() - before);
+  core().stream.countResponseBytes(out.size() - before);
   if (response_framing_ == http::BodyFraming::kUntilClose) close_after_ = true;
   return true;
 }
@@ -215,7 +230,7 @@ void Http1Codec::startNextRequest() {
   head_request_ = false;
   discard_body_ = false;
   host_.markProgress();
-  if (parser_.paused()) parser_.resume();
+  if (core_ && core_->parser.paused()) core_->parser.resume();
   if (host_.context().draining && host_.pendingInput() == 0) {
     host_.finish(CloseReason::kDrain);
     return;
@@ -228,7 +243,7 @@ void Http1Codec::upstreamEventDone() {
   if (host_.closing()) return;
   host_.flush();
   if (host_.closing()) return;
-  if (host_.queuedOutput() > kHighWatermark) stream_.pauseUpstream();
+  if (core_ && host_.queuedOutput() > kHighWatermark) core_->stream.pauseUpstream();
 }
 
 void Http1Codec::upstreamDrained() {
@@ -241,7 +256,7 @@ void Http1Codec::leaseChanged() {
 }
 
 void Http1Codec::onWriteDone() {
-  if (host_.queuedOutput() < kLowWatermark) stream_.resumeUpstream();
+  if (core_ && host_.queuedOutput() < kLowWatermark) core_->stream.resumeUpstream();
 }
 
 void Http1Codec::fillLogEntry(AccessLog::Entry& e) {
@@ -253,13 +268,14 @@ void Http1Codec::fillLogEntry(AccessLog::Entry& e) {
 void Http1Codec::respondLocal(int status, const char* message) {
   // A request refused at its first bytes never reached onHead: it starts (and ends) here.
   if (request_state_ == RequestState::kIdle) beginRequest();
-  if (stream_.done()) {
+  RequestStream& stream = core().stream;
+  if (stream.done()) {
     // Its response is out already (an early one); the rest of the request is bad: the
     // connection has nothing more to say.
     host_.close(CloseReason::kBadRequest);
     return;
   }
-  stream_.replyLocal({status, message});
+  stream.replyLocal({status, message});
 }
 
 // ---- the connection's view ----
@@ -272,9 +288,9 @@ uint64_t Http1Codec::deadline() const {
       return host_.lastProgressMs() +
              toMs(requests_served_ == 0 ? s.request_header_timeout : s.idle_timeout);
     case RequestState::kHead:
-      return stream_.startMs() + toMs(s.request_header_timeout);
+      return core_->stream.startMs() + toMs(s.request_header_timeout);
     case RequestState::kBody:
-      return stream_.startMs() + toMs(s.read_timeout);
+      return core_->stream.startMs() + toMs(s.read_timeout);
     case RequestState::kDone:
       break;  // the upstream's response_timeout runs now
   }
@@ -296,10 +312,10 @@ void Http1Codec::onDeadline(uint64_t) {
       respondLocal(408, "request header not received in time");
       return;
     case RequestState::kBody:
-      if (stream_.done()) {
+      if (core().stream.done()) {
         host_.close(CloseReason::kReadTimeout);  // answered early; the body never ended
       } else {
-        stream_.onDeadline();  // 408, or a plain close once the response streams
+        core_->stream.onDeadline();  // 408, or a plain close once the response streams
       }
       return;
     case RequestState::kDone:
@@ -318,7 +334,7 @@ void Http1Codec::drain() {
 
 bool Http1Codec::idle() const {
   return request_state_ == RequestState::kIdle && response_state_ == ResponseState::kNone &&
-         !parser_.inMessage() && host_.pendingInput() == 0;
+         !(core_ && core_->parser.inMessage()) && host_.pendingInput() == 0;
 }
 
 EofAction Http1Codec::onPeerEof() {
@@ -334,11 +350,15 @@ EofAction Http1Codec::onPeerEof() {
   return EofAction::kIdle;
 }
 
-void Http1Codec::closeAll() { stream_.release(); }
+void Http1Codec::closeAll() {
+  if (core_) core_->stream.release();
+}
 
 void Http1Codec::releaseMemory() {
-  parser_.releaseMemory();
-  stream_.releaseMemory();
+  // Called by the transport between requests, never inside receive(); a stream that just
+  // ended may still be returning from streamDone(), its last act (request_stream.h), and
+  // touches nothing of itself after it.
+  if (core_ && idle() && !core_->parser.inMessage()) core_.reset();
 }
 
 }  // namespace proxy::downstream

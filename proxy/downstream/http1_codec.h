@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "proxy/downstream/access_log.h"
@@ -63,6 +64,16 @@ class Http1Codec : public ServerCodec, public StreamEncoder, public http::Http1P
   void onBody(const char* data, size_t len) override;
   void onMessageComplete() override;
 
+  // What a request needs and an idle connection does not: the parser and the stream.
+  // Made at a request's first byte, freed by releaseMemory() between requests (about
+  // 0.6 KiB per idle keep-alive connection).
+  struct Core {
+    Core(Http1Codec& codec, CodecHost& host);
+    http::Http1Parser parser;
+    RequestStream stream;
+  };
+  Core& core();
+
   void onParseError();
   void beginRequest();  // first byte of a request: its stream starts
   void startNextRequest();
@@ -70,8 +81,7 @@ class Http1Codec : public ServerCodec, public StreamEncoder, public http::Http1P
   void respondLocal(int status, const char* message);
 
   CodecHost& host_;
-  http::Http1Parser parser_;
-  RequestStream stream_;  // the current request; reused
+  std::unique_ptr<Core> core_;  // null while idle
 
   RequestState request_state_ = RequestState::kIdle;
   ResponseState response_state_ = ResponseState::kNone;
