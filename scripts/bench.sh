@@ -127,13 +127,7 @@ fi
 # ---- processes, stopped by PID on every exit path ----
 tmp=$(mktemp -d /tmp/apm-bench.XXXXXX)
 pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap stop_processes EXIT
 trap 'exit 130' INT TERM
 
 make_pki

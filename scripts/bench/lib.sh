@@ -82,3 +82,12 @@ wrk.body = string.rep("x", 1023) .. "\n"
 wrk.headers["Content-Type"] = "application/x-ndjson"
 LUA
 }
+
+# Stops every process in `pids` (TERM, then waits for each) and removes $tmp: the end of
+# every bench script's EXIT trap.
+stop_processes() {
+  local pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}

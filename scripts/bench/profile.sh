@@ -72,9 +72,7 @@ cleanup() {
   # The load and strace of a run in progress (each is cleared once reaped, so that a PID
   # the system gave to someone else since is never signalled).
   for pid in $load $tracer; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
+  stop_processes
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
