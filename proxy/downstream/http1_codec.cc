@@ -99,10 +99,11 @@ bool Http1Codec::onHead(http::MessageHead& head) {
     respondLocal(431, "too many request header fields");
     return false;
   }
-  std::string* out = stream.leaseHttp1();
-  if (out == nullptr) return false;  // answered: 502 or 503
   // The same client-address and certificate facts as an HTTP/2 stream's.
-  http::BodyFraming framing = http::writeRequestHead(head, host_.forwardContext(), *out);
+  http::ForwardContext fwd = host_.forwardContext();
+  std::string* out = stream.leaseHttp1(http::requestBytesBound(head, fwd));
+  if (out == nullptr) return false;  // answered: 502 or 503
+  http::BodyFraming framing = http::writeRequestHead(head, fwd, *out);
   stream.setChunkedBody(framing == http::BodyFraming::kChunked);
   return false;
 }

@@ -36,7 +36,7 @@ void Http2Stream::onRequestHead(http2::RequestHead& head) {
     stream_.openHttp2(http2::upstreamRequestFields(head, fwd), head.end_stream);
     return;
   }
-  std::string* out = stream_.leaseHttp1();
+  std::string* out = stream_.leaseHttp1(http2::http1RequestBytesBound(head, fwd));
   if (out == nullptr) return;  // answered: 502 or 503
   http::BodyFraming framing = http2::writeHttp1Request(head, fwd, *out);
   stream_.setChunkedBody(framing == http::BodyFraming::kChunked);

@@ -65,9 +65,10 @@ void RequestStream::onHead(std::string_view method, std::string_view path, bool 
 
 // ---- the request side ----
 
-std::string* RequestStream::leaseHttp1() {
+std::string* RequestStream::leaseHttp1(uint64_t request_bytes) {
   upstream::UpstreamError why = upstream::UpstreamError::kConnectFailed;
-  upstream::UpstreamConnection* conn = host_.context().pool->checkout(this, head_request_, &why);
+  upstream::UpstreamConnection* conn =
+      host_.context().pool->checkout(this, head_request_, &why, /*fresh=*/false, request_bytes);
   if (conn == nullptr) {
     replyLocal(why == upstream::UpstreamError::kOverloaded
                    ? localReplyFor(why)

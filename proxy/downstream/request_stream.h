@@ -109,7 +109,9 @@ class RequestStream final : public upstream::ResponseSink {
 
   // Leases an HTTP/1.1 upstream connection and returns the buffer the codec writes the
   // request head into; nullptr when there is none (the stream has answered: 502 or 503).
-  std::string* leaseHttp1();
+  // `request_bytes`: at most what the request will take upstream, head and body
+  // (http::kUnknownBytes when not known); see UpstreamPool::kTrustedIdleMs.
+  std::string* leaseHttp1(uint64_t request_bytes);
   // The request head written says the body is chunked towards the upstream.
   void setChunkedBody(bool chunked) { chunked_ = chunked; }
   // Opens an h2c stream with these fields; false when there is none (answered: 503).

@@ -41,6 +41,12 @@ enum class BodyFraming { kNone, kContentLength, kChunked, kUntilClose };
 BodyFraming writeRequestHead(const MessageHead& request, const ForwardContext& ctx,
                              std::string& out);
 
+// What writeRequestHead() writes for `request` plus its body is at most this many bytes;
+// kUnknownBytes when the body's length is not known (chunked). Lets the upstream pool
+// know a request fits its replay copy before the head is written.
+inline constexpr uint64_t kUnknownBytes = UINT64_MAX;
+uint64_t requestBytesBound(const MessageHead& request, const ForwardContext& ctx);
+
 // What the downstream decided about the response it is relaying.
 struct ResponseContext {
   uint8_t client_major = 1;  // the client's request version

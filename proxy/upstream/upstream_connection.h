@@ -28,6 +28,9 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
                            public UpstreamConnector::Client,
                            public UpstreamRequest {
  public:
+  // Request bytes a reused connection keeps for a replay after an unanswered reset.
+  static constexpr size_t kReplayLimit = 64 * 1024;
+
   // kWaiting: queued for a free connection slot (no socket yet; the timer bounds the wait).
   enum class State { kWaiting, kConnecting, kActive, kIdle, kClosing };
 
@@ -139,8 +142,6 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   static constexpr uint64_t kMaxResponseHeadBytes = 1024 * 1024;
   // Request bytes queued towards the upstream below which the client is read again.
   static constexpr size_t kLowWatermark = 64 * 1024;
-  // Request bytes a reused connection keeps for a replay after an unanswered reset.
-  static constexpr size_t kReplayLimit = 64 * 1024;
   // How long an unanswered FIN waits for the RST that tells an unread request (loopback
   // and a pod's network deliver it within microseconds; this is only a failure path).
   static constexpr uint64_t kResetGraceMs = 20;

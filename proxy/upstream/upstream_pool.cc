@@ -19,7 +19,7 @@ UpstreamPool::UpstreamPool(uv_loop_t* loop, const config::UpstreamConfig& config
 UpstreamPool::~UpstreamPool() = default;
 
 UpstreamConnection* UpstreamPool::checkout(ResponseSink* sink, bool head_request,
-                                           UpstreamError* why, bool fresh) {
+                                           UpstreamError* why, bool fresh, uint64_t request_bytes) {
   if (closing_all_) {
     *why = UpstreamError::kConnectFailed;
     return nullptr;
@@ -30,8 +30,11 @@ UpstreamConnection* UpstreamPool::checkout(ResponseSink* sink, bool head_request
     stats_.upstream_connections_idle.sub();
     // An idle connection is read all the time, so an upstream close is normally seen
     // (and the connection dropped) by the loop. The peek catches one that arrived since
-    // the last poll: a request is never written to a connection already known closed.
-    if (conn->stillOpen()) {
+    // the last poll; it is skipped only where a write into a closed connection is
+    // replayed whole (kTrustedIdleMs).
+    bool trusted = request_bytes <= UpstreamConnection::kReplayLimit &&
+                   uv_now(loop_) - conn->idleSinceMs() < kTrustedIdleMs;
+    if (trusted || conn->stillOpen()) {
       conn->attach(sink, head_request);
       return conn;
     }

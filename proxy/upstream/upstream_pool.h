@@ -27,6 +27,16 @@ class UpstreamConnection;
 
 class UpstreamPool {
  public:
+  static constexpr uint64_t kUnknownRequestBytes = UINT64_MAX;
+  // An idle connection is reused without asking the kernel whether the upstream closed
+  // it (a recv(MSG_PEEK), one system call per request) when it went idle less than this
+  // long ago and the whole request fits the copy kept for a replay: an upstream closes
+  // idle connections after seconds (APM Server: 45 s), so within this time only its
+  // shutdown can have closed it, and a request written into a closed connection draws a
+  // RST and is sent again whole (docs/http.md, "Retries"). Any other request, or an
+  // older idle connection, is checked first.
+  static constexpr uint64_t kTrustedIdleMs = 1000;
+
   // `connector` dials every connection; it must outlive the pool.
   UpstreamPool(uv_loop_t* loop, const config::UpstreamConfig& config, WorkerStats& stats,
                uv::ReadBuffer& read_buffer, UpstreamConnector* connector);
@@ -40,9 +50,11 @@ class UpstreamPool {
   // `*why` is then kOverloaded (queue full: answer 503) or kConnectFailed (no socket
   // could be created, e.g. out of file descriptors: answer 502).
   // `fresh`: never an idle connection (a replay goes on a new one: the idle ones may be
-  // closing for the same reason as the one that failed).
+  // closing for the same reason as the one that failed). `request_bytes`: an upper bound
+  // on the request's bytes towards the upstream (head and body), kUnknownRequestBytes
+  // when the codec cannot bound it; see kTrustedIdleMs.
   UpstreamConnection* checkout(ResponseSink* sink, bool head_request, UpstreamError* why,
-                               bool fresh = false);
+                               bool fresh = false, uint64_t request_bytes = kUnknownRequestBytes);
   // A connection finished a clean exchange and may be reused.
   void release(UpstreamConnection* conn);
   // Called from a connection's last close callback: frees it.

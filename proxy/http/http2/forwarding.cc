@@ -90,6 +90,22 @@ http::BodyFraming writeHttp1Request(const RequestHead& head, const http::Forward
   return framing;
 }
 
+uint64_t http1RequestBytesBound(const RequestHead& head, const http::ForwardContext& fwd) {
+  uint64_t body = 0;
+  uint64_t bytes = head.method.size() + head.path.size() + head.authority.size() +
+                   fwd.client_ip.size() + fwd.client_cert_header.size() + 200;
+  bool length_known = head.end_stream;
+  for (const HeaderField& f : head.headers) {
+    bytes += f.name.size() + f.value.size() + 4;
+    if (f.name == "content-length" && !head.end_stream) {
+      length_known = !f.value.empty() && f.value.size() <= 18 &&
+                     f.value.find_first_not_of("0123456789") == std::string::npos;
+      body = length_known ? std::stoull(f.value) : 0;
+    }
+  }
+  return length_known ? bytes + body : http::kUnknownBytes;
+}
+
 HeaderFields responseFields(const http::MessageHead& head) {
   HeaderFields out;
   out.reserve(head.headerCount());

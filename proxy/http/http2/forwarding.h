@@ -27,6 +27,10 @@ HeaderFields upstreamRequestFields(const RequestHead& head, const http::ForwardC
 // Content-Length: 0 for a body-less POST, PUT or PATCH. Returns the framing chosen.
 http::BodyFraming writeHttp1Request(const RequestHead& head, const http::ForwardContext& fwd,
                                     std::string& out);
+// What writeHttp1Request() writes for `head` plus its body is at most this many bytes;
+// http::kUnknownBytes when the body's length is not known (no END_STREAM on the
+// HEADERS and no valid content-length).
+uint64_t http1RequestBytesBound(const RequestHead& head, const http::ForwardContext& fwd);
 
 // A response head from the upstream as HTTP/2 fields: names lower-case, connection-specific
 // fields and those its Connection field names dropped (RFC 9113 §8.2.2), and

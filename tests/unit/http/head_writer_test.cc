@@ -196,6 +196,38 @@ TEST_CASE("writeRequestHead forwards OPTIONS and absolute-form targets unchanged
         "GET http://a/x HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\r\n");
 }
 
+TEST_CASE("requestBytesBound is at least what writeRequestHead writes plus the body",
+          "[unit][http]") {
+  ForwardContext ctx = client("2001:db8::1234:5678:9abc:def0");
+  ctx.tls = true;
+  ctx.client_cert_header = "Hash=0123456789abcdef;Subject=\"CN=agent\"";
+  const std::string body(300, 'x');
+  // The head grows the most where the client sent least: HTTP/1.0 without Host, an
+  // absolute-form target (its authority becomes Host), a trusted proxy's list extended.
+  const std::string heads[] = {
+      "POST /intake/v2/events HTTP/1.1\r\nHost: apm\r\nContent-Length: 300\r\n\r\n",
+      "GET http://apm.example:8200/ HTTP/1.0\r\n\r\n",
+      "POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\nContent-Length: 300\r\n\r\n",
+  };
+  for (bool trusted : {false, true}) {
+    ctx.client_is_trusted_proxy = trusted;
+    for (const std::string& wire : heads) {
+      ParsedHead parsed(Http1Parser::Kind::kRequest, wire);
+      std::string out;
+      writeRequestHead(parsed.head(), ctx, out);
+      const uint64_t body_bytes = parsed.head().has_content_length ? body.size() : 0;
+      CHECK(requestBytesBound(parsed.head(), ctx) >= out.size() + body_bytes);
+      CHECK(requestBytesBound(parsed.head(), ctx) < out.size() + body_bytes + 1024);
+    }
+  }
+  ParsedHead chunked(Http1Parser::Kind::kRequest,
+                     "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+  CHECK(requestBytesBound(chunked.head(), ctx) == kUnknownBytes);
+  ParsedHead huge(Http1Parser::Kind::kRequest,
+                  "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n");
+  CHECK(requestBytesBound(huge.head(), ctx) == kUnknownBytes);  // saturates, never wraps
+}
+
 TEST_CASE("writeResponseHead relays a response with its length", "[unit][http]") {
   BodyFraming framing;
   const std::string out = response(

@@ -117,6 +117,41 @@ TEST_CASE("the HTTP/1.1 head of an HTTP/2 request frames its body per hop", "[un
   }
 }
 
+TEST_CASE("the HTTP/1.1 request's size is bounded when its body's length is known",
+          "[unit][http2]") {
+  http::ForwardContext fwd;
+  fwd.client_ip = "198.51.100.20";
+  fwd.tls = true;
+  fwd.client_cert_header = "Hash=00ff";
+  fwd.client_is_trusted_proxy = true;
+  HeaderFields fields = {{"content-type", "application/x-protobuf"},
+                         {"x-forwarded-for", "192.0.2.1, 192.0.2.2"},
+                         {"user-agent", "OTel-OTLP-Exporter-Go/1.28.0"}};
+  auto written = [&](const RequestHead& head) {
+    std::string out;
+    writeHttp1Request(head, fwd, out);
+    return static_cast<uint64_t>(out.size());
+  };
+  RequestHead ended = requestHead(fields, /*end_stream=*/true);
+  CHECK(http1RequestBytesBound(ended, fwd) >= written(ended));
+  RequestHead no_authority = requestHead({{"host", "apm.example:8200"}}, true, "GET");
+  no_authority.authority.clear();
+  CHECK(http1RequestBytesBound(no_authority, fwd) >= written(no_authority));
+
+  fields.push_back({"content-length", "2048"});
+  RequestHead sized = requestHead(fields);
+  CHECK(http1RequestBytesBound(sized, fwd) >= written(sized) + 2048);
+  CHECK(http1RequestBytesBound(sized, fwd) < written(sized) + 2048 + 1024);
+
+  // No length: the body goes chunked, of a size nobody knows yet.
+  CHECK(http1RequestBytesBound(requestHead({{"content-type", "application/grpc"}}), fwd) ==
+        http::kUnknownBytes);
+  for (const char* bad : {"", "12a", "-1", "99999999999999999999"}) {
+    CHECK(http1RequestBytesBound(requestHead({{"content-length", bad}}), fwd) ==
+          http::kUnknownBytes);
+  }
+}
+
 TEST_CASE("response fields for an HTTP/2 client drop connection-specific fields", "[unit][http2]") {
   withResponse(
       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive, X-Hop\r\n"

@@ -5,9 +5,12 @@
 #include "proxy/upstream/upstream_pool.h"
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "proxy/upstream/upstream_connection.h"
 #include "tests/unit/upstream/fake_connector.h"
@@ -161,7 +164,9 @@ TEST_CASE("released connections are reused, the most recently used first", "[uni
   f.answer(f.attemptOf(cb), c, "/c");
 }
 
-TEST_CASE("an idle connection the upstream closed is never reused", "[unit][upstream]") {
+TEST_CASE("an idle connection the upstream closed is reused only by a request it can replay",
+          "[unit][upstream]") {
+  std::signal(SIGPIPE, SIG_IGN);  // as main() does: a write into a closed socket fails
   Sink first, second;
   Fixture f;
   f.connector->auto_succeed = true;
@@ -170,18 +175,47 @@ TEST_CASE("an idle connection the upstream closed is never reused", "[unit][upst
   f.answer(0, first, "/one");
   REQUIRE(f.pool->idleCount() == 1);
   f.connector->closePeer(0);
+  const std::string req = requestFor("/two");
+  // The closed connection dropped, a fresh one dialled, and the request served on it.
+  auto servedFresh = [&](UpstreamConnection* next) {
+    REQUIRE(next != nullptr);
+    REQUIRE(f.connector->records.size() == 2);
+    CHECK(f.attemptOf(next) == 1);  // (the freed one's address may have been reused)
+    next->out() += req;
+    REQUIRE(next->flush() == 0);
+    next->requestComplete();
+    f.answer(1, second, "/two");
+  };
   SECTION("seen by the loop: the idle connection is dropped at once") {
     REQUIRE(runUntil(&f.loop, [&] { return f.pool->idleCount() == 0; }));
     REQUIRE(runUntil(&f.loop, [&] { return f.pool->size() == 0; }));
+    servedFresh(f.pool->checkout(&second, false, &f.why, false, req.size()));
   }
-  SECTION("not yet seen by the loop: the checkout's peek catches it") {
-    // No loop run between the close and the checkout.
+  // Not yet seen by the loop (no loop run between the close and the checkout):
+  SECTION(
+      "a request that fits the replay copy, idle under a second: unchecked, and the "
+      "write hands it back whole") {
+    UpstreamConnection* next = f.pool->checkout(&second, false, &f.why, false, req.size());
+    REQUIRE(next == conn);
+    CHECK(f.connector->records.size() == 1);
+    next->out() += req;
+    CHECK(next->flush() < 0);
+    REQUIRE(next->replayable());
+    CHECK(next->takeUnsent() == req);
   }
-  UpstreamConnection* next = f.send(second, "/two");
-  REQUIRE(next != nullptr);
-  REQUIRE(f.connector->records.size() == 2);  // a fresh connection was dialled
-  CHECK(f.attemptOf(next) == 1);
-  f.answer(1, second, "/two");
+  SECTION("a request larger than the replay copy: the checkout's peek catches it") {
+    servedFresh(
+        f.pool->checkout(&second, false, &f.why, false, UpstreamConnection::kReplayLimit + 1));
+  }
+  SECTION("a request of unknown size likewise") {
+    servedFresh(
+        f.pool->checkout(&second, false, &f.why, false, UpstreamPool::kUnknownRequestBytes));
+  }
+  SECTION("a connection idle for a second or more is checked whatever the request") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(UpstreamPool::kTrustedIdleMs + 50));
+    uv_update_time(&f.loop);
+    servedFresh(f.pool->checkout(&second, false, &f.why, false, req.size()));
+  }
 }
 
 TEST_CASE("a refused connect hands the unsent request back for a replay", "[unit][upstream]") {
