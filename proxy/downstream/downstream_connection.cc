@@ -262,7 +262,8 @@ void DownstreamConnection::flush() {
   if (codec_) codec_->produce();
   if (!out_.empty()) {
     if (tls_ && tls_->handshakeDone()) {
-      if (tls_->writePlaintext(out_.data(), out_.size()) == tls::TlsSession::IoStatus::kError) {
+      if (tls_->writePlaintext(out_.data(), out_.size(), uv_now(ctx_.loop)) ==
+          tls::TlsSession::IoStatus::kError) {
         out_.clear();
         close(CloseReason::kTlsError);
         return;
@@ -347,8 +348,8 @@ void DownstreamConnection::finish() {
     updateReading();
     if (tls_ && tls_->handshakeDone()) {
       // The last response, then close_notify, both encrypted before anything is sent.
-      if (!out_.empty() &&
-          tls_->writePlaintext(out_.data(), out_.size()) == tls::TlsSession::IoStatus::kError) {
+      if (!out_.empty() && tls_->writePlaintext(out_.data(), out_.size(), uv_now(ctx_.loop)) ==
+                               tls::TlsSession::IoStatus::kError) {
         close(CloseReason::kTlsError);
         return;
       }

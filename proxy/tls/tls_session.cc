@@ -223,13 +223,23 @@ TlsSession::IoStatus TlsSession::readPlaintext(char* out, size_t cap, size_t* pr
   return IoStatus::kOk;
 }
 
-TlsSession::IoStatus TlsSession::writePlaintext(const char* data, size_t len) {
+TlsSession::IoStatus TlsSession::writePlaintext(const char* data, size_t len, uint64_t now_ms) {
   if (failure_ != HandshakeFailure::kNone) return IoStatus::kError;
   PROXY_DCHECK(handshake_done_, "writePlaintext before the handshake completed");
+  // Unsigned 32-bit differences stay right across the wrap of the low bits.
+  const auto now32 = static_cast<uint32_t>(now_ms);
+  if (now32 - last_write_ms_ >= kRecordIdleMs) warm_bytes_ = 0;
+  last_write_ms_ = now32;
   // Our BIO accepts every byte, so SSL_write never takes part of the input: nothing has
   // to be parked here, and backpressure is the caller's look at pendingCiphertext().
+  // One SSL_write of at most kSmallRecord bytes is one record.
   while (len > 0) {
-    int n = static_cast<int>(std::min<size_t>(len, INT_MAX / 2));
+    size_t piece = std::min<size_t>(len, INT_MAX / 2);
+    if (warm_bytes_ < kWarmupBytes) {
+      piece = std::min(piece, kSmallRecord);
+      warm_bytes_ += static_cast<uint32_t>(piece);
+    }
+    int n = static_cast<int>(piece);
     ERR_clear_error();
     int r = SSL_write(ssl_, data, n);
     if (r <= 0) return fail(SSL_get_error(ssl_, r));

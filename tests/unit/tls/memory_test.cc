@@ -33,9 +33,9 @@ size_t bytesPerIdleSession(const TlsContext& ctx, const testing::ClientOptions& 
     REQUIRE(testing::handshake(*client, *server));
     const char request[] = "POST /intake/v2/events HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
     const char response[] = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
-    REQUIRE(client->writePlaintext(request, sizeof request - 1) == TlsSession::IoStatus::kOk);
+    REQUIRE(client->writePlaintext(request, sizeof request - 1, 0) == TlsSession::IoStatus::kOk);
     REQUIRE(testing::pump(*client, *server));
-    REQUIRE(server->writePlaintext(response, sizeof response - 1) == TlsSession::IoStatus::kOk);
+    REQUIRE(server->writePlaintext(response, sizeof response - 1, 0) == TlsSession::IoStatus::kOk);
     REQUIRE(testing::pump(*client, *server));
     server->releaseBuffers();
     return server;

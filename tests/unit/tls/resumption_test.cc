@@ -33,7 +33,7 @@ struct Resumer {
     auto server = TlsSession::createServer(ctx);
     REQUIRE(testing::handshake(*client, *server));
     // Let the client read the TLS 1.3 NewSessionTicket that follows the handshake.
-    REQUIRE(client->writePlaintext("x", 1) == TlsSession::IoStatus::kOk);
+    REQUIRE(client->writePlaintext("x", 1, 0) == TlsSession::IoStatus::kOk);
     REQUIRE(testing::pump(*client, *server));
     if (SSL_SESSION* fresh = testing::takeSession(cctx.get())) {
       SSL_SESSION_free(session);

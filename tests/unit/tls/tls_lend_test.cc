@@ -22,7 +22,7 @@ struct Pair {
 
   // `plain` encrypted by the client, taken from its output.
   std::string ciphertextOf(const std::string& plain) {
-    REQUIRE(client->writePlaintext(plain.data(), plain.size()) == IoStatus::kOk);
+    REQUIRE(client->writePlaintext(plain.data(), plain.size(), 0) == IoStatus::kOk);
     std::string wire(client->pendingCiphertext());
     client->consumeCiphertext(wire.size());
     return wire;

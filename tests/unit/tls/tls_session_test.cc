@@ -1,7 +1,9 @@
 #include "proxy/tls/tls_session.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
+#include <vector>
 
 #include "proxy/tls/tls_context.h"
 #include "tests/unit/tls/tls_test_support.h"
@@ -37,12 +39,12 @@ TEST_CASE("TlsSession completes a handshake entirely in memory", "[unit][tls]") 
   CHECK(std::string(reinterpret_cast<const char*>(alpn), alpn_len) == "http/1.1");
 
   SECTION("data flows both ways and close_notify ends the stream") {
-    REQUIRE(client->writePlaintext("ping", 4) == IoStatus::kOk);
+    REQUIRE(client->writePlaintext("ping", 4, 0) == IoStatus::kOk);
     std::string got_server, got_client;
     REQUIRE(pump(*client, *server, &got_client, &got_server));
     CHECK(got_server == "ping");
     std::string big(100000, 'x');
-    REQUIRE(server->writePlaintext(big.data(), big.size()) == IoStatus::kOk);
+    REQUIRE(server->writePlaintext(big.data(), big.size(), 0) == IoStatus::kOk);
     REQUIRE(pump(*client, *server, &got_client, &got_server));
     CHECK(got_client == big);
     client->shutdown();
@@ -137,7 +139,7 @@ TEST_CASE("Records split into single bytes still complete the handshake", "[unit
   REQUIRE(client->handshakeDone());
   REQUIRE(f.server->handshakeDone());
   std::string msg = "POST /intake/v2/events HTTP/1.1\r\n\r\n";
-  REQUIRE(client->writePlaintext(msg.data(), msg.size()) == IoStatus::kOk);
+  REQUIRE(client->writePlaintext(msg.data(), msg.size(), 0) == IoStatus::kOk);
   std::string record(client->pendingCiphertext());
   client->consumeCiphertext(record.size());
   for (size_t i = 0; i < record.size(); ++i) {
@@ -264,6 +266,61 @@ TEST_CASE("A client that rejects our certificate shows up as a peer alert", "[un
         "certificate)");
 }
 
+TEST_CASE("Records fit one TCP segment for a MiB after an idle second, then are full",
+          "[unit][tls]") {
+  ServerFixture f;
+  f.start();
+  ClientOptions o;
+  o.min_version = o.max_version = GENERATE(as<uint16_t>{}, TLS1_2_VERSION, TLS1_3_VERSION);
+  auto cctx = clientCtx(o);
+  auto client = TlsSession::createClient(cctx.get(), "localhost");
+  REQUIRE(handshake(*client, *f.server));
+  f.server->consumeCiphertext(f.server->pendingCiphertext().size());
+  // The lengths of the records the server produced since the last call (5-byte headers).
+  auto records = [&] {
+    std::vector<size_t> lengths;
+    std::string_view wire = f.server->pendingCiphertext();
+    while (wire.size() >= 5) {
+      size_t len = (static_cast<uint8_t>(wire[3]) << 8) | static_cast<uint8_t>(wire[4]);
+      REQUIRE(wire.size() >= 5 + len);
+      lengths.push_back(len);
+      wire.remove_prefix(5 + len);
+    }
+    CHECK(wire.empty());
+    f.server->consumeCiphertext(f.server->pendingCiphertext().size());
+    return lengths;
+  };
+  // A small record's plaintext plus the AEAD's explicit nonce (TLS 1.2), tag and inner
+  // content type (TLS 1.3).
+  const size_t small_max = TlsSession::kSmallRecord + 8 + 16 + 1;
+  auto allSmall = [&](const std::vector<size_t>& lengths) {
+    for (size_t len : lengths) {
+      if (len > small_max) return false;
+    }
+    return !lengths.empty();
+  };
+  const std::string chunk(64 * 1024, 'r');
+  uint64_t now = 5000;
+  auto write = [&] {
+    REQUIRE(f.server->writePlaintext(chunk.data(), chunk.size(), now) == IoStatus::kOk);
+    return records();
+  };
+  std::vector<size_t> first = write();
+  CHECK(allSmall(first));
+  CHECK(first.size() >= chunk.size() / TlsSession::kSmallRecord);
+  for (size_t sent = chunk.size(); sent < TlsSession::kWarmupBytes; sent += chunk.size()) {
+    CHECK(allSmall(write()));
+  }
+  std::vector<size_t> warm = write();  // past the first MiB: full records
+  REQUIRE_FALSE(warm.empty());
+  CHECK(warm.size() <= 5);
+  CHECK(*std::max_element(warm.begin(), warm.end()) >= 16 * 1024);
+  now += TlsSession::kRecordIdleMs - 1;  // less than the idle time since the last write
+  CHECK(write().size() <= 5);
+  now += TlsSession::kRecordIdleMs;  // a whole idle second: small records again
+  CHECK(allSmall(write()));
+}
+
 TEST_CASE("releaseBuffers frees the session's buffers once they are empty", "[unit][tls]") {
   ServerFixture f;
   f.start();
@@ -271,7 +328,7 @@ TEST_CASE("releaseBuffers frees the session's buffers once they are empty", "[un
   auto client = TlsSession::createClient(cctx.get(), "localhost");
   REQUIRE(handshake(*client, *f.server));
   std::string big(50000, 'y');
-  REQUIRE(f.server->writePlaintext(big.data(), big.size()) == IoStatus::kOk);
+  REQUIRE(f.server->writePlaintext(big.data(), big.size(), 0) == IoStatus::kOk);
   CHECK(f.server->pendingCiphertext().size() > big.size());
   f.server->releaseBuffers();  // not empty: kept
   CHECK(f.server->pendingCiphertext().size() > big.size());
