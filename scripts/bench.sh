@@ -132,9 +132,6 @@ trap 'exit 130' INT TERM
 
 make_pki
 start_upstream
-# One gRPC message: the 5-byte prefix (uncompressed, 1019-byte length) and its payload.
-python3 -c 'import sys; sys.stdout.buffer.write(b"\0" + (1019).to_bytes(4, "big") + b"x" * 1019)' \
-  >"$tmp/grpc.bin"
 for w in "${load_workloads[@]}" "${latency_workloads[@]}" "${memory_workloads[@]}"; do
   echo "$w|${workload_info[$w]}" >>"$tmp/workloads.tsv"
 done

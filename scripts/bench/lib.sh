@@ -67,8 +67,9 @@ record() {
 }
 
 # Starts apm-intake-demo (HTTP/1.1 and h2c on one port) on a free loopback port, pinned
-# with the load, records its PID in `pids` and its address in `upstream`, and writes
-# wrk's 1 KiB POST script to $tmp/post.lua. Needs `bin`, `tmp`, `pids` and `pin_load`.
+# with the load, records its PID in `pids` and its address in `upstream`, and writes the
+# loads' inputs: wrk's 1 KiB POST script ($tmp/post.lua) and h2load's gRPC message
+# ($tmp/grpc.bin). Needs `bin`, `tmp`, `pids` and `pin_load`.
 start_upstream() {
   "${pin_load[@]}" "$bin/apm-intake-demo" --listen 127.0.0.1:0 --quiet \
     --ready-file "$tmp/demo.ready" 2>"$tmp/demo.log" &
@@ -81,6 +82,9 @@ wrk.method = "POST"
 wrk.body = string.rep("x", 1023) .. "\n"
 wrk.headers["Content-Type"] = "application/x-ndjson"
 LUA
+  # One gRPC message: the 5-byte prefix (uncompressed, 1019-byte length) and its payload.
+  python3 -c 'import sys; sys.stdout.buffer.write(b"\0" + (1019).to_bytes(4, "big") + b"x" * 1019)' \
+    >"$tmp/grpc.bin"
 }
 
 # Stops every process in `pids` (TERM, then waits for each) and removes $tmp: the end of

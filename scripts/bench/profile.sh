@@ -16,6 +16,7 @@
 #   --ab DIR --rounds N  no profiles: apm-tls-proxy from DIR (before) against --build-dir
 #                    (after), the workloads run back to back for N rounds (default 4), the
 #                    order alternating; prints each run and the after/before ratio per round
+#                    (round 1 first); --ab also takes grpc-tls (h2load, as in bench.sh)
 # Installs linux-perf and strace from Debian if missing (and what bench.sh installs).
 # Loopback only; every process it starts is stopped by PID on exit; every run is bounded.
 # strace slows a server several-fold: its counts are per unit of work, never per second.
@@ -177,7 +178,7 @@ if [ -n "$ab" ]; then
   done
   echo "after / before, per round:"
   awk -F'\t' '{ v[$1 FS $2 FS $3] = $4; w[$2] = 1; r[$1] = 1 }
-    END { for (k in w) { line = ""; for (i in r) { a = v[i FS k FS "proxy_a"]; b = v[i FS k FS "proxy_b"]
+    END { for (k in w) { line = ""; for (i = 1; i in r; i++) { a = v[i FS k FS "proxy_a"]; b = v[i FS k FS "proxy_b"]
       if (a > 0) line = line sprintf(" %.3f", b / a) } print "  " k ":" line } }' "$results_file"
   exit 0
 fi
