@@ -15,6 +15,10 @@ namespace {
 
 // Between the graceful GOAWAY and the final one (RFC 9113 §6.8: "at least one round trip").
 constexpr uint64_t kGoawayGraceMs = 1000;
+// A connection with no stream that has been quiet this long gives its frame buffer's pages
+// back (ServerSession::releaseIdlePages; issue 12, memory per idle connection). Agents
+// send every few seconds, so this is once per flush at most; a busy connection never.
+constexpr uint64_t kReleasePagesAfterMs = 500;
 
 }  // namespace
 
@@ -136,7 +140,12 @@ uint64_t Http2Codec::idleTimeoutMs() const {
 
 uint64_t Http2Codec::deadline() const {
   uint64_t deadline = streamDeadline();
-  if (openStreams() == 0) deadline = std::min(deadline, host_.lastProgressMs() + idleTimeoutMs());
+  if (openStreams() == 0) {
+    deadline = std::min(deadline, host_.lastProgressMs() + idleTimeoutMs());
+    if (session_->holdsIdlePages()) {
+      deadline = std::min(deadline, host_.lastProgressMs() + kReleasePagesAfterMs);
+    }
+  }
   if (drain_started_ms_ != 0 && !final_goaway_) {
     deadline = std::min(deadline, drain_started_ms_ + kGoawayGraceMs);
   }
@@ -167,6 +176,10 @@ void Http2Codec::onDeadline(uint64_t now_ms) {
   }
   host_.flush();
   if (host_.closing()) return;
+  // After the flush: a frame it wrote makes the buffer busy again until the next quiet.
+  if (openStreams() == 0 && now_ms >= host_.lastProgressMs() + kReleasePagesAfterMs) {
+    session_->releaseIdlePages();
+  }
   host_.rearmTimer();
 }
 

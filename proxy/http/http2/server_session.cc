@@ -38,7 +38,7 @@ struct ServerSession::Stream {
 };
 
 ServerSession::ServerSession(const ServerSettings& settings, Callbacks& callbacks)
-    : settings_(settings), callbacks_(callbacks) {}
+    : settings_(settings), callbacks_(callbacks), pages_(settings.allocator) {}
 
 ServerSession::~ServerSession() = default;
 
@@ -91,9 +91,10 @@ bool ServerSession::start() {
   nghttp2_option_set_no_closed_streams(opt.get(), 1);
 
   nghttp2_session* raw = nullptr;
-  if (nghttp2_session_server_new3(&raw, cbs.get(), this, opt.get(), settings_.allocator) != 0) {
-    return false;
-  }
+  pages_.beginSession();
+  int rv = nghttp2_session_server_new3(&raw, cbs.get(), this, opt.get(), pages_.mem());
+  pages_.endSession();
+  if (rv != 0) return false;
   session_.reset(raw);
   // A server never pushes, so it need not send ENABLE_PUSH (RFC 9113 §6.5.2).
   const nghttp2_settings_entry iv[] = {
@@ -204,6 +205,7 @@ size_t ServerSession::produce(std::string& out, size_t max_bytes) {
   while (out.size() - before < max_bytes) {
     const uint8_t* p = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_.get(), &p);
+    pages_.afterSend(n > 0);
     if (n < 0) {
       fatal_ = true;
       fail(NGHTTP2_INTERNAL_ERROR,

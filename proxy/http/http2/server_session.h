@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/http/http2/frame_buffer_pages.h"
 #include "proxy/http/http2/session_common.h"
 
 namespace proxy::http2 {
@@ -62,8 +63,8 @@ inline constexpr uint32_t kHeaderLimitResetCode = NGHTTP2_ENHANCE_YOUR_CALM;
 // only. Callbacks run only inside receive(), produce() and closeAllStreams(), never inside
 // the submit/send/end/reset/consume calls nor the destructor. Streams live from their
 // first HEADERS to onStreamClose and are freed then. Idle, nghttp2 holds about 25 KiB (a
-// 16 KiB frame buffer, a 4 KiB stream map, 2 KiB of HPACK tables, a 2.9 KiB session) and
-// this object about 300 bytes.
+// 16 KiB frame buffer, whose pages releaseIdlePages() gives back, a 4 KiB stream map,
+// 2 KiB of HPACK tables, a 2.9 KiB session) and this object about 380 bytes.
 class ServerSession {
  public:
   // Response bytes of one stream at or below this many are "drained" (onResponseDrained).
@@ -145,6 +146,12 @@ class ServerSession {
 
   // Streams known to the session (including ones not yet delivered or being refused).
   size_t openStreams() const { return streams_.size(); }
+  // Issue 12: a quiet session gives its frame buffer's pages back to the kernel (about
+  // 4 KiB per idle connection; see FrameBufferPages). holdsIdlePages() is true when
+  // there are pages to give back: frames were written since the last release and none is
+  // still in the buffer. Cheap to ask; the release itself is one system call.
+  bool holdsIdlePages() const { return pages_.releasable(); }
+  void releaseIdlePages() { pages_.release(); }
   // Why the session failed or sent an error GOAWAY; empty while all is well.
   const std::string& errorReason() const { return error_reason_; }
   // Resets and GOAWAYs sent/received by code; streams_opened counts heads delivered.
@@ -178,6 +185,7 @@ class ServerSession {
 
   ServerSettings settings_;
   Callbacks& callbacks_;
+  FrameBufferPages pages_;  // nghttp2's allocator: outlives session_
   SessionPtr session_;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   std::vector<int32_t> pending_heads_;  // heads complete in this receive(), in order

@@ -155,11 +155,24 @@ TEST_CASE("Http2Codec picks the idle and drain deadlines of the connection", "[u
     feed(codec, client.send());  // the client's SETTINGS ack: the stream closes
     codec.collect();
     REQUIRE(codec.idle());
+    // Frames were written: half a second of quiet first gives the frame buffer's pages
+    // back, and only then is the idle timeout the next deadline.
+    REQUIRE(codec.session().holdsIdlePages());
+    CHECK(codec.deadline() == host.last_progress_ms + 500);
+    codec.onDeadline(host.last_progress_ms + 499);  // early: kept
+    CHECK(codec.session().holdsIdlePages());
+    codec.onDeadline(host.last_progress_ms + 500);
+    CHECK_FALSE(codec.session().holdsIdlePages());
+    CHECK_FALSE(host.finished);
     CHECK(codec.deadline() == host.last_progress_ms + 45'000);
   }
   SECTION("a drain: the final GOAWAY one second after the graceful one") {
     host.last_progress_ms = host.now();
     codec.drain();
+    REQUIRE(codec.session().holdsIdlePages());  // SETTINGS and GOAWAY were written
+    CHECK(codec.deadline() == host.now() + 500);
+    codec.onDeadline(host.now() + 500);
+    CHECK_FALSE(codec.goawaySent());
     CHECK(codec.deadline() == host.now() + 1000);
     CHECK_FALSE(codec.goawaySent());
     codec.onDeadline(host.now() + 1000);

@@ -1,0 +1,145 @@
+// FrameBufferPages: nghttp2's frame buffer on pages of its own, given back to the kernel
+// when a session is quiet (issue 12, memory per idle HTTP/2 connection); and a
+// ServerSession that gives them back and then serves the next request as before.
+#include "proxy/http/http2/frame_buffer_pages.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "proxy/http/http2/server_session.h"
+#include "tests/unit/http2/server_test_peer.h"
+
+namespace proxy::http2 {
+namespace {
+
+// Pages of [p, p + n) the kernel has resident (p page-aligned).
+size_t residentPages(const void* p, size_t n) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((n + page - 1) / page);
+  REQUIRE(::mincore(const_cast<void*>(p), n, vec.data()) == 0);
+  size_t resident = 0;
+  for (unsigned char v : vec) resident += v & 1;
+  return resident;
+}
+
+// Counts what reaches the inner allocator, by pointer.
+struct Inner {
+  nghttp2_mem mem{this, &Inner::doMalloc, &Inner::doFree, &Inner::doCalloc, &Inner::doRealloc};
+  int live = 0;
+  static Inner& self(void* u) { return *static_cast<Inner*>(u); }
+  static void* doMalloc(size_t n, void* u) {
+    ++self(u).live;
+    return std::malloc(n);
+  }
+  static void doFree(void* p, void* u) {
+    if (p != nullptr) --self(u).live;
+    std::free(p);
+  }
+  static void* doCalloc(size_t n, size_t s, void* u) {
+    ++self(u).live;
+    return std::calloc(n, s);
+  }
+  static void* doRealloc(void* p, size_t n, void* u) {
+    if (p == nullptr) ++self(u).live;
+    return std::realloc(p, n);
+  }
+};
+
+TEST_CASE(
+    "The frame buffer gets whole pages of its own; everything else goes to the inner "
+    "allocator",
+    "[unit][http2]") {
+  Inner inner;
+  FrameBufferPages pages(&inner.mem);
+  nghttp2_mem* m = pages.mem();
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  pages.beginSession();
+  void* small = m->malloc(64, m->mem_user_data);
+  // nghttp2 1.52 makes its frame buffer with realloc(NULL, 16 KiB + 10).
+  void* frames = m->realloc(nullptr, 16384 + 10, m->mem_user_data);
+  void* second = m->realloc(nullptr, 20000, m->mem_user_data);  // only the first is it
+  pages.endSession();
+  void* later = m->malloc(32 * 1024, m->mem_user_data);
+  REQUIRE(frames != nullptr);
+  CHECK(pages.block() == frames);
+  CHECK(reinterpret_cast<uintptr_t>(frames) % page == 0);
+  CHECK(pages.blockSize() % page == 0);
+  CHECK(pages.blockSize() >= 16384 + 10);
+  CHECK(inner.live == 3);  // small, second, later
+  m->free(small, m->mem_user_data);
+  m->free(second, m->mem_user_data);
+  m->free(later, m->mem_user_data);
+  CHECK(inner.live == 0);
+  m->free(frames, m->mem_user_data);  // never reaches the inner allocator
+  CHECK(inner.live == 0);
+  CHECK(pages.block() == nullptr);
+}
+
+TEST_CASE("Released pages leave memory and read as zeros; only a drained buffer is released",
+          "[unit][http2]") {
+  FrameBufferPages pages(nullptr);
+  nghttp2_mem* m = pages.mem();
+  pages.beginSession();
+  auto* frames = static_cast<char*>(m->realloc(nullptr, 16394, m->mem_user_data));
+  pages.endSession();
+  REQUIRE(frames != nullptr);
+  CHECK_FALSE(pages.releasable());  // nothing written yet
+  std::memset(frames, 'f', pages.blockSize());
+  REQUIRE(residentPages(frames, pages.blockSize()) ==
+          pages.blockSize() / static_cast<size_t>(::sysconf(_SC_PAGESIZE)));
+
+  pages.afterSend(true);  // nghttp2 handed out bytes of the buffer: still in use
+  CHECK_FALSE(pages.releasable());
+  pages.release();
+  CHECK(frames[0] == 'f');
+  pages.afterSend(false);  // its next send had nothing: the buffer holds no frame
+  REQUIRE(pages.releasable());
+  pages.release();
+  CHECK(residentPages(frames, pages.blockSize()) == 0);
+  CHECK_FALSE(pages.releasable());  // until written again
+  CHECK(frames[0] == 0);
+  CHECK(frames[pages.blockSize() - 1] == 0);
+  frames[100] = 'g';  // usable again: a fresh zeroed page
+  CHECK(frames[100] == 'g');
+  m->free(frames, m->mem_user_data);
+}
+
+TEST_CASE("A ServerSession gives its frame buffer back when quiet and serves on as before",
+          "[unit][http2]") {
+  test::Recorder recorder;
+  test::Client client;
+  std::unique_ptr<ServerSession> server = ServerSession::create({}, recorder);
+  recorder.session = server.get();
+  CHECK_FALSE(server->holdsIdlePages());  // SETTINGS queued, not written
+  test::exchange(client, *server);
+  REQUIRE(server->holdsIdlePages());
+  server->releaseIdlePages();
+  CHECK_FALSE(server->holdsIdlePages());
+
+  for (int round = 0; round < 3; ++round) {
+    int32_t id = client.request(test::Client::get("/intake/v2/events"));
+    test::exchange(client, *server);
+    REQUIRE(server->openStreams() == 1);
+    server->submitResponse(id, 202, {{"content-type", "application/json"}}, false);
+    server->sendData(id, "{}", 2);
+    server->endResponse(id, nullptr);
+    test::exchange(client, *server);
+    const test::Client::Response& r = client.responses[id];
+    CHECK(r.status == 202);
+    CHECK(r.body == "{}");
+    CHECK(r.ended);
+    REQUIRE(server->holdsIdlePages());
+    server->releaseIdlePages();
+  }
+  CHECK(server->wantsRead());
+}
+
+}  // namespace
+}  // namespace proxy::http2
