@@ -174,10 +174,11 @@ BodyFraming writeRequestHead(const MessageHead& request, const ForwardContext& c
 
 uint64_t requestBytesBound(const MessageHead& request, const ForwardContext& ctx) {
   if (request.chunked) return kUnknownBytes;
-  // The head as received, plus what writeRequestHead() may add: Host (at most the
-  // target's authority), the framing line, X-Forwarded-For/-Proto/-Client-Cert.
-  uint64_t head = request.wireBytes() + request.url().size() + ctx.client_ip.size() +
-                  ctx.client_cert_header.size() + 160;
+  // The head as received, plus what writeRequestHead() may add: a space after each
+  // field's colon (a client may send "name:value"), Host (at most the target's
+  // authority), the framing line, X-Forwarded-For/-Proto/-Client-Cert.
+  uint64_t head = request.wireBytes() + 2 * request.headerCount() + request.url().size() +
+                  ctx.client_ip.size() + ctx.client_cert_header.size() + 160;
   uint64_t body = request.has_content_length ? request.content_length : 0;
   return body > kUnknownBytes - head ? kUnknownBytes : head + body;
 }

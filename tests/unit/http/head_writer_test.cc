@@ -1,7 +1,9 @@
 #include "proxy/http/head_writer.h"
 
 #include <catch2/catch.hpp>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include "proxy/http/http1_parser.h"
 
@@ -209,9 +211,16 @@ TEST_CASE("requestBytesBound is at least what writeRequestHead writes plus the b
       "GET http://apm.example:8200/ HTTP/1.0\r\n\r\n",
       "POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\nContent-Length: 300\r\n\r\n",
   };
+  // Fields without the optional space after the colon, as many as the default limit
+  // allows: each one is written a byte longer than it came.
+  std::string bare = "POST /x HTTP/1.1\r\nHost:a\r\nContent-Length:300\r\n";
+  for (int i = 0; i < 98; ++i) bare += "a:\r\n";
+  bare += "\r\n";
+  std::vector<std::string> all(std::begin(heads), std::end(heads));
+  all.push_back(bare);
   for (bool trusted : {false, true}) {
     ctx.client_is_trusted_proxy = trusted;
-    for (const std::string& wire : heads) {
+    for (const std::string& wire : all) {
       ParsedHead parsed(Http1Parser::Kind::kRequest, wire);
       std::string out;
       writeRequestHead(parsed.head(), ctx, out);
