@@ -8,6 +8,7 @@
 #include "proxy/common/check.h"
 #include "proxy/common/log.h"
 #include "proxy/upstream/upstream_pool.h"
+#include "proxy/uv/peer_address.h"
 
 namespace proxy::upstream {
 namespace {
@@ -196,6 +197,7 @@ void UpstreamConnection::onUpstreamConnected(const Status& status) {
   }
   state_ = State::kActive;
   last_io_ms_ = uv_now(pool_.loop());
+  local_peer_ = uv::peerIsLocal(reinterpret_cast<const uv_handle_t*>(&handle_));
   if (!read_paused_) {
     uv_read_start(stream(), &UpstreamConnection::uvOnAlloc, &UpstreamConnection::uvOnRead);
     reading_ = true;

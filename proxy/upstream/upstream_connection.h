@@ -98,6 +98,8 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   bool stillOpen() const;
   // Loop time (ms) at which the connection went back to the pool.
   uint64_t idleSinceMs() const { return idle_since_ms_; }
+  // The upstream is on this host (unix socket or loopback address), as connected.
+  bool localPeer() const { return local_peer_; }
   // Pool: put into the idle state (reading so an upstream close is seen at once).
   void enterIdle();
 
@@ -169,6 +171,7 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   bool reading_ = false;
   bool read_paused_ = false;
   bool counted_ = false;  // counted in upstream_connections_active
+  bool local_peer_ = false;
   // A reused connection keeps what it wrote of the current request (up to
   // kReplayLimit) until the first response byte: if the upstream then resets it
   // unanswered, it never read the request (see failOrReplay), which can be sent again.

@@ -32,7 +32,7 @@ UpstreamConnection* UpstreamPool::checkout(ResponseSink* sink, bool head_request
     // (and the connection dropped) by the loop. The peek catches one that arrived since
     // the last poll; it is skipped only where a write into a closed connection is
     // replayed whole (kTrustedIdleMs).
-    bool trusted = request_bytes <= UpstreamConnection::kReplayLimit &&
+    bool trusted = conn->localPeer() && request_bytes <= UpstreamConnection::kReplayLimit &&
                    uv_now(loop_) - conn->idleSinceMs() < kTrustedIdleMs;
     if (trusted || conn->stillOpen()) {
       conn->attach(sink, head_request);

@@ -29,12 +29,14 @@ class UpstreamPool {
  public:
   static constexpr uint64_t kUnknownRequestBytes = UINT64_MAX;
   // An idle connection is reused without asking the kernel whether the upstream closed
-  // it (a recv(MSG_PEEK), one system call per request) when it went idle less than this
-  // long ago and the whole request fits the copy kept for a replay: an upstream closes
-  // idle connections after seconds (APM Server: 45 s), so within this time only its
-  // shutdown can have closed it, and a request written into a closed connection draws a
-  // RST and is sent again whole (docs/http.md, "Retries"). Any other request, or an
-  // older idle connection, is checked first.
+  // it (a recv(MSG_PEEK), one system call per request) when the upstream is on this host
+  // (UpstreamConnection::localPeer), the connection went idle less than this long ago,
+  // and the whole request fits the copy kept for a replay: an upstream closes idle
+  // connections after seconds (APM Server: 45 s), so within this time only its shutdown
+  // can have closed it, and a request written into a connection a local upstream closed
+  // draws its RST at once and is sent again whole (docs/http.md, "Retries"). Any other
+  // request, an older idle connection, or an upstream across a network (whose RST may
+  // come later than the proxy waits for it) is checked first.
   static constexpr uint64_t kTrustedIdleMs = 1000;
 
   // `connector` dials every connection; it must outlive the pool.

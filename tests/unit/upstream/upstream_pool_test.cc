@@ -4,6 +4,9 @@
 // shutdown.
 #include "proxy/upstream/upstream_pool.h"
 
+#include <arpa/inet.h>
+#include <sys/un.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
@@ -13,6 +16,7 @@
 #include <thread>
 
 #include "proxy/upstream/upstream_connection.h"
+#include "proxy/uv/peer_address.h"
 #include "tests/unit/upstream/fake_connector.h"
 #include "tests/unit/upstream/h2_test_upstream.h"
 
@@ -216,6 +220,43 @@ TEST_CASE("an idle connection the upstream closed is reused only by a request it
     uv_update_time(&f.loop);
     servedFresh(f.pool->checkout(&second, false, &f.why, false, req.size()));
   }
+}
+
+TEST_CASE("only an upstream on this host is trusted unchecked: unix sockets and loopback",
+          "[unit][upstream]") {
+  auto v4 = [](const char* ip) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    REQUIRE(inet_pton(AF_INET, ip, &a.sin_addr) == 1);
+    return uv::isLocalAddress(reinterpret_cast<const sockaddr*>(&a));
+  };
+  auto v6 = [](const char* ip) {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    REQUIRE(inet_pton(AF_INET6, ip, &a.sin6_addr) == 1);
+    return uv::isLocalAddress(reinterpret_cast<const sockaddr*>(&a));
+  };
+  CHECK(v4("127.0.0.1"));
+  CHECK(v4("127.3.2.1"));
+  CHECK_FALSE(v4("10.0.0.1"));
+  CHECK_FALSE(v4("128.0.0.1"));
+  CHECK_FALSE(v4("0.0.0.0"));
+  CHECK(v6("::1"));
+  CHECK(v6("::ffff:127.0.0.1"));
+  CHECK_FALSE(v6("::ffff:192.0.2.1"));
+  CHECK_FALSE(v6("2001:db8::1"));
+  CHECK_FALSE(v6("::"));
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  CHECK(uv::isLocalAddress(reinterpret_cast<const sockaddr*>(&un)));
+  // The fake connector's socketpairs are unix sockets: its connections count as local.
+  Sink sink;
+  Fixture f;
+  f.connector->auto_succeed = true;
+  UpstreamConnection* conn = f.send(sink, "/p");
+  REQUIRE(conn != nullptr);
+  f.answer(0, sink, "/p");
+  CHECK(conn->localPeer());
 }
 
 TEST_CASE("a refused connect hands the unsent request back for a replay", "[unit][upstream]") {
