@@ -1,5 +1,6 @@
 #include "tests/unit/upstream/fake_connector.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,11 +33,19 @@ Status FakeConnector::connect(upstream::UpstreamSocket& socket, void* data, Clie
   attempt.socket = &socket;
   if (fail_start) return *fail_start;
   int fds[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
-  REQUIRE(uv_pipe_init(loop_, &socket.pipe, 0) == 0);
-  socket.pipe.data = data;
-  attempt.handle_open = true;
-  REQUIRE(uv_pipe_open(&socket.pipe, fds[0]) == 0);
+  if (tcp) {
+    loopbackPair(fds);
+    REQUIRE(uv_tcp_init(loop_, &socket.tcp) == 0);
+    socket.tcp.data = data;
+    attempt.handle_open = true;
+    REQUIRE(uv_tcp_open(&socket.tcp, fds[0]) == 0);
+  } else {
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
+    REQUIRE(uv_pipe_init(loop_, &socket.pipe, 0) == 0);
+    socket.pipe.data = data;
+    attempt.handle_open = true;
+    REQUIRE(uv_pipe_open(&socket.pipe, fds[0]) == 0);
+  }
   attempt.client = client;
   attempt.address = address_;
   Record r;
@@ -47,6 +56,25 @@ Status FakeConnector::connect(upstream::UpstreamSocket& socket, void* data, Clie
   records.push_back(r);
   if (auto_succeed && !closed_) uv_timer_start(&timer_, &FakeConnector::uvOnTimer, 0, 0);
   return Status::ok();
+}
+
+void FakeConnector::loopbackPair(int fds[2]) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  REQUIRE(::listen(listener, 1) == 0);
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  fds[0] = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fds[0] >= 0);
+  // A loopback connect completes at once against the listen backlog.
+  REQUIRE(::connect(fds[0], reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  fds[1] = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  REQUIRE(fds[1] >= 0);
+  ::close(listener);
 }
 
 FakeConnector::Record* FakeConnector::find(Attempt& attempt) {

@@ -21,7 +21,7 @@ class FakeConnector : public upstream::UpstreamConnector {
   struct Record {
     Client* client = nullptr;    // who asked (the upstream connection)
     Attempt* attempt = nullptr;  // null once reported or abandoned
-    int peer_fd = -1;            // the test's end of the socketpair; -1 once closed
+    int peer_fd = -1;            // the test's end of the pair; -1 once closed
     size_t address = 0;          // the address index it was "dialled" on
     bool reported = false;
     bool abandoned = false;
@@ -37,6 +37,9 @@ class FakeConnector : public upstream::UpstreamConnector {
   bool auto_succeed = false;         // connects succeed from a zero timer
   std::optional<Status> fail_start;  // connect() itself fails with this
   size_t address_count = 1;          // addresses to rotate through on failures
+  // A loopback TCP connection instead of a unix socketpair: a write into a closed peer
+  // then succeeds and draws a RST, as with a real upstream.
+  bool tcp = false;
   // Called with (attempt index, peer fd) as a connect succeeds; true when the test took
   // the fd over (it closes it then).
   std::function<bool(size_t, int)> on_connected;
@@ -63,6 +66,7 @@ class FakeConnector : public upstream::UpstreamConnector {
   Record* find(Attempt& attempt);
   // Marks attempt `i` reported and returns the client to tell.
   Client* take(size_t i);
+  static void loopbackPair(int fds[2]);
   void rotateFrom(size_t address);
 
   uv_loop_t* loop_;

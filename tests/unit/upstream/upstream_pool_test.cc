@@ -222,6 +222,36 @@ TEST_CASE("an idle connection the upstream closed is reused only by a request it
   }
 }
 
+TEST_CASE(
+    "over TCP, a request written unchecked into a connection the upstream closed draws "
+    "its RST and is handed back whole",
+    "[unit][upstream]") {
+  // What the unchecked reuse relies on, with a real loopback TCP connection: the write
+  // into the half-closed socket succeeds, the upstream's kernel answers it with a RST,
+  // and the connection hands the request back (after the FIN, within kResetGraceMs).
+  Sink first, second;
+  Fixture f;
+  f.connector->tcp = true;
+  f.connector->auto_succeed = true;
+  UpstreamConnection* conn = f.send(first, "/one");
+  REQUIRE(conn != nullptr);
+  f.answer(0, first, "/one");
+  REQUIRE(f.pool->idleCount() == 1);
+  CHECK(conn->localPeer());   // 127.0.0.1
+  f.connector->closePeer(0);  // FIN on its way; the loop has not seen it
+  const std::string req = requestFor("/two");
+  UpstreamConnection* next = f.pool->checkout(&second, false, &f.why, false, req.size());
+  REQUIRE(next == conn);
+  next->out() += req;
+  REQUIRE(next->flush() == 0);  // the kernel took it
+  next->requestComplete();
+  REQUIRE(runUntil(&f.loop, [&] { return second.finished(); }));
+  REQUIRE(second.replay.has_value());
+  CHECK(*second.replay == req);
+  CHECK_FALSE(second.error.has_value());
+  CHECK(f.connector->records.size() == 1);  // the replay is the caller's, on a fresh one
+}
+
 TEST_CASE("only an upstream on this host is trusted unchecked: unix sockets and loopback",
           "[unit][upstream]") {
   auto v4 = [](const char* ip) {
