@@ -77,7 +77,7 @@ else
   wrk_seconds=5 hs_seconds=4 grpc_seconds=4 rate_seconds=5 stream_mib=512 idle_count=5000
   memory_rounds=$rounds
 fi
-wrk_connections=64 hs_concurrency=32 grpc_clients=8 grpc_streams=32
+wrk_connections=64 hs_concurrency=32 grpc_clients=8 grpc_streams=32 grpc_rate=6400
 
 source scripts/bench/lib.sh
 source scripts/bench/servers.sh

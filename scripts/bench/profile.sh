@@ -16,7 +16,8 @@
 #   --ab DIR --rounds N  no profiles: apm-tls-proxy from DIR (before) against --build-dir
 #                    (after), the workloads run back to back for N rounds (default 4), the
 #                    order alternating; prints each run and the after/before ratio per round
-#                    (round 1 first); --ab also takes grpc-tls (h2load, as in bench.sh)
+#                    (round 1 first); --ab also takes grpc-tls and grpc-rate (h2load, as
+#                    in bench.sh)
 # Installs linux-perf and strace from Debian if missing (and what bench.sh installs).
 # Loopback only; every process it starts is stopped by PID on exit; every run is bounded.
 # strace slows a server several-fold: its counts are per unit of work, never per second.
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 
 wrk_seconds=$seconds hs_seconds=$seconds grpc_seconds=$seconds stream_mib=$((seconds * 384)) idle_count=0
-wrk_connections=64 hs_concurrency=32 grpc_clients=8 grpc_streams=32
+wrk_connections=64 hs_concurrency=32 grpc_clients=8 grpc_streams=32 grpc_rate=6400
 source scripts/bench/lib.sh
 source scripts/bench/servers.sh
 source scripts/bench/workloads.sh

@@ -15,13 +15,17 @@ declare -A workload_info=(
   [up-tls]="tls|MB/CPU-s|high|1.5||chunked upload $stream_mib MiB, TLS 1.3"
   [up-plain]="plain|MB/CPU-s|high|1.5||chunked upload $stream_mib MiB, plain"
   [grpc-tls]="tls|streams/CPU-s|high|1.5||gRPC unary calls, TLS 1.3 h2 ($grpc_clients conns x $grpc_streams streams)"
+  [grpc-rate]="tls|streams/CPU-s|high|1.5||gRPC unary calls at the same rate, $grpc_rate/s, TLS 1.3 h2 ($grpc_clients conns)"
   [lat-tls]="tls|ms|low|1.0||keep-alive 1 KiB POST, TLS 1.3, $wrk_connections conns, open loop"
   [lat-plain]="plain|ms|low|1.0||keep-alive 1 KiB POST, plain, $wrk_connections conns, open loop"
   [mem-tls]="tls|KiB/conn|low||3|memory per idle TLS conn (after one request)"
   [mem-mtls]="mtls|KiB/conn|low||5|memory per idle mTLS conn (after one request)"
   [mem-h2]="tls|KiB/conn|low||8|memory per idle HTTP/2 TLS conn (after one request)"
 )
-load_workloads=(ka-tls ka-plain hs-ecdsa hs-rsa hs-mtls up-tls up-plain grpc-tls)
+# grpc-rate: the closed loop of grpc-tls gives each server the load it can take, and how
+# many calls a server finds per wake-up changes its CPU per call; at one fixed rate that
+# every server sustains (nginx the slowest), CPU per call is compared at the same load.
+load_workloads=(ka-tls ka-plain hs-ecdsa hs-rsa hs-mtls up-tls up-plain grpc-tls grpc-rate)
 memory_workloads=(mem-tls mem-mtls mem-h2)
 # Run after the load workloads of a round: their rate comes from the closed-loop figures.
 latency_workloads=(lat-tls lat-plain)
@@ -94,10 +98,12 @@ run_upload() {
     "wall $(calc "${bytes:-0} / ${seconds:-1} / 1e6") MB/s, CPU ${cpu}s, non-2xx ${non2xx:-?}, $(field cipher "$out")"
 }
 
+# run_grpc NAME SERVER [H2LOAD_ARGS...]
 run_grpc() {
   local name=$1 server=$2 log=$tmp/h2load.log
+  shift 2
   rm -f "$log"
-  measure "$server" tls timeout $((grpc_seconds + 20)) h2load -D "$grpc_seconds" -t 1 \
+  measure "$server" tls timeout $((grpc_seconds + 20)) h2load -D "$grpc_seconds" -t 1 "$@" \
     -c "$grpc_clients" -m "$grpc_streams" -H 'content-type: application/grpc' \
     -H 'te: trailers' -d "$tmp/grpc.bin" --log-file="$log" \
     "https://${addr[$server.tls]}/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -242,6 +248,7 @@ run_workload() {
     up-tls) run_upload "$1" "$2" --tls ;;
     up-plain) run_upload "$1" "$2" ;;
     grpc-tls) run_grpc "$1" "$2" ;;
+    grpc-rate) run_grpc "$1" "$2" --rps $((grpc_rate / grpc_clients)) ;;
     mem-tls) run_idle "$1" "$2" --tls ;;
     mem-mtls) run_idle "$1" "$2" --tls --cert "$client_crt" --key "$client_key" ;;
     mem-h2) run_idle "$1" "$2" --tls --h2 ;;
