@@ -17,6 +17,7 @@
 
 #include "proxy/common/stats.h"
 #include "proxy/config/config.h"
+#include "proxy/http/head_writer.h"
 #include "proxy/upstream/response_sink.h"
 #include "proxy/upstream/upstream_connector.h"
 #include "proxy/uv/read_buffer.h"
@@ -27,7 +28,6 @@ class UpstreamConnection;
 
 class UpstreamPool {
  public:
-  static constexpr uint64_t kUnknownRequestBytes = UINT64_MAX;
   // An idle connection is reused without asking the kernel whether the upstream closed
   // it (a recv(MSG_PEEK), one system call per request) when the upstream is on this host
   // (UpstreamConnection::localPeer), the connection went idle less than this long ago,
@@ -53,10 +53,10 @@ class UpstreamPool {
   // could be created, e.g. out of file descriptors: answer 502).
   // `fresh`: never an idle connection (a replay goes on a new one: the idle ones may be
   // closing for the same reason as the one that failed). `request_bytes`: an upper bound
-  // on the request's bytes towards the upstream (head and body), kUnknownRequestBytes
+  // on the request's bytes towards the upstream (head and body), http::kUnknownBytes
   // when the codec cannot bound it; see kTrustedIdleMs.
   UpstreamConnection* checkout(ResponseSink* sink, bool head_request, UpstreamError* why,
-                               bool fresh = false, uint64_t request_bytes = kUnknownRequestBytes);
+                               bool fresh = false, uint64_t request_bytes = http::kUnknownBytes);
   // A connection finished a clean exchange and may be reused.
   void release(UpstreamConnection* conn);
   // Called from a connection's last close callback: frees it.

@@ -212,8 +212,7 @@ TEST_CASE("an idle connection the upstream closed is reused only by a request it
         f.pool->checkout(&second, false, &f.why, false, UpstreamConnection::kReplayLimit + 1));
   }
   SECTION("a request of unknown size likewise") {
-    servedFresh(
-        f.pool->checkout(&second, false, &f.why, false, UpstreamPool::kUnknownRequestBytes));
+    servedFresh(f.pool->checkout(&second, false, &f.why, false, http::kUnknownBytes));
   }
   SECTION("a connection idle for a second or more is checked whatever the request") {
     std::this_thread::sleep_for(std::chrono::milliseconds(UpstreamPool::kTrustedIdleMs + 50));
