@@ -47,21 +47,8 @@ LoadResult Loader::load(const std::string& text) {
     root_ = toml::parse(text, config_.file);
   } catch (const toml::parse_error& e) {
     // The one place toml++ throws (Debian builds it with exceptions): turn it into a value.
-    // toml++ quotes the offending bytes of the file as they are: a line break or an
-    // escape sequence there would split the problem line or reach the terminal of whoever
-    // runs `check`, so control bytes are shown escaped.
-    std::string message;
-    for (char ch : std::string_view(e.description())) {
-      auto c = static_cast<unsigned char>(ch);
-      if (c < 0x20 || c == 0x7f) {
-        static constexpr char kHex[] = "0123456789abcdef";
-        message += "\\x";
-        message += kHex[c >> 4];
-        message += kHex[c & 0xf];
-      } else {
-        message += ch;
-      }
-    }
+    // Its description may quote control bytes of the file; Problem::format() escapes them.
+    std::string message(e.description());
     result.problems.push_back(Problem{config_.file, posOf(e.source()), "", std::move(message)});
     return result;
   }

@@ -65,7 +65,24 @@ std::string Problem::format() const {
   if (warning) out += "warning: ";
   if (!key.empty()) out += key + ": ";
   out += message;
-  return out;
+  // A problem is one line for a terminal or a log, and its text may quote the file (a
+  // value, a key, toml++'s "saw '...'"): a line break or an escape sequence there would
+  // split the line or reach the terminal of whoever runs `check`, so control bytes are
+  // shown escaped, whichever message carries them.
+  std::string line;
+  line.reserve(out.size());
+  for (char ch : out) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      line += "\\x";
+      line += kHex[c >> 4];
+      line += kHex[c & 0xf];
+    } else {
+      line += ch;
+    }
+  }
+  return line;
 }
 
 Problem Config::problemAt(const std::string& key, std::string message, bool warning) const {

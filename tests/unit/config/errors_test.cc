@@ -348,3 +348,17 @@ TEST_CASE("A TOML syntax error never carries raw control bytes from the file", "
   CHECK(error.find("bad.toml:2:") == 0);
   for (char c : error) CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
 }
+
+TEST_CASE("A value quoted in a problem never carries raw control bytes either", "[unit][config]") {
+  // Found by config_fuzz: a multi-line string (here a PEM pasted into the wrong key) quoted
+  // by "invalid value" printed its line breaks, splitting the problem over several lines.
+  const std::string text = kTls +
+                           "client_authentication = \"\"\"-----BEGIN CERTIFICATE-----\n"
+                           "MIIB\\u001b[2J\n-----END CERTIFICATE-----\n\"\"\"\n";
+  const std::string error = errorOf(text);
+  INFO(error);
+  CHECK(error ==
+        "bad.toml:4:25: ssl.client_authentication: invalid value \"-----BEGIN "
+        "CERTIFICATE-----\\x0aMIIB\\x1b[2J\\x0a-----END CERTIFICATE-----\\x0a\"; allowed: "
+        "\"none\", \"optional\", \"required\"");
+}

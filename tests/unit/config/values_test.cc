@@ -179,4 +179,6 @@ TEST_CASE("Problems format as FILE:LINE:COLUMN: key: message", "[unit][config]")
   CHECK(p.format() == "proxy.toml:3:7: warning: server.host: missing port");
   Problem unknown{"proxy.toml", {}, "", "cannot read the file", false};
   CHECK(unknown.format() == "proxy.toml: cannot read the file");
+  Problem quoted{"proxy.toml", {1, 1}, "log.level", "invalid value \"a\nb\tc\x7f\"", false};
+  CHECK(quoted.format() == "proxy.toml:1:1: log.level: invalid value \"a\\x0ab\\x09c\\x7f\"");
 }
