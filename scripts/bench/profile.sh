@@ -10,7 +10,8 @@
 #                                 [--workloads "ka-tls ..."] [--servers "proxy nginx haproxy"]
 #   --build-dir DIR  apm-tls-proxy, apm-intake-demo, apm-bench-client (default build/release)
 #   --seconds N      length of each perf run (default 4); strace runs last N-1 seconds
-#   --workloads      any of ka-tls ka-plain hs-ecdsa hs-rsa hs-mtls up-tls up-plain
+#   --workloads      any of ka-tls ka-plain hs-ecdsa hs-rsa hs-mtls up-tls up-plain grpc-tls
+#                    grpc-rate
 #   --keep DIR       keep the perf data and strace logs in DIR (for perf report by hand)
 #   --call-graph M   perf's call-graph mode: fp (default) or dwarf (callers inside libc)
 #   --ab DIR --rounds N  no profiles: apm-tls-proxy from DIR (before) against --build-dir
@@ -95,9 +96,12 @@ work_done() {
     ka-*) grep -oE '[0-9]+ requests in' <<<"$out" | awk '{print $1}' ;;
     hs-*) field handshakes "$out" ;;
     up-*) calc "$(field bytes "$out") / 1e6" 3 ;;
+    grpc-*) sed -n 's/^requests:.* \([0-9]*\) succeeded.*/\1/p' <<<"$out" ;;
   esac
 }
-unit_of() { case "$1" in ka-*) echo request ;; hs-*) echo handshake ;; up-*) echo MB ;; esac; }
+unit_of() {
+  case "$1" in ka-*) echo request ;; hs-*) echo handshake ;; up-*) echo MB ;; grpc-*) echo call ;; esac
+}
 
 # in_background CMD...: runs CMD with the load's output in $tmp/load.out; sets $load.
 in_background() {
@@ -128,6 +132,14 @@ load_cmd() {
       --bytes $((d * 96 << 20)) --requests 1 --tls ;;
     up-plain) echo timeout 120 "$bin/apm-bench-client" upload --connect "$a" --chunked \
       --bytes $((d * 160 << 20)) --requests 1 ;;
+    grpc-tls | grpc-rate)
+      # As run_grpc runs them; the header values are written without a space, since this
+      # command line is split on spaces (h2load reads "name:value" the same).
+      local rate=()
+      [ "$w" = grpc-rate ] && rate=(--rps $((grpc_rate / grpc_clients)))
+      echo timeout $((d + 20)) h2load -D "$d" -t 1 "${rate[@]}" -c "$grpc_clients" -m "$grpc_streams" \
+        -H content-type:application/grpc -H te:trailers -d "$tmp/grpc.bin" \
+        "https://$a/opentelemetry.proto.collector.trace.v1.TraceService/Export" ;;
   esac
 }
 
