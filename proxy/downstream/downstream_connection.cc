@@ -24,6 +24,7 @@ DownstreamConnection::DownstreamConnection(DownstreamContext& ctx, uint64_t id)
 
 DownstreamConnection::~DownstreamConnection() {
   PROXY_CHECK(open_handles_ == 0, "downstream connection freed with open handles");
+  if (flushQueued()) ctx_.flush_queue->remove(this);
 }
 
 // ---- reading ----
@@ -297,6 +298,20 @@ void DownstreamConnection::flush() {
     return;
   }
   if (writer_.writing()) rearmTimer();
+}
+
+void DownstreamConnection::flushLater() {
+  if (closing() || flushQueued()) return;
+  if (ctx_.flush_queue == nullptr) {
+    runQueuedFlush();
+    return;
+  }
+  ctx_.flush_queue->add(this);
+}
+
+void DownstreamConnection::runQueuedFlush() {
+  if (closing() || !codec_) return;
+  codec_->runQueuedFlush();
 }
 
 void DownstreamConnection::onWriteDone(int status) {

@@ -20,6 +20,7 @@
 #include "proxy/http/head_writer.h"
 #include "proxy/tls/tls_session.h"
 #include "proxy/upstream/upstream_pool.h"
+#include "proxy/uv/flush_queue.h"
 #include "proxy/uv/read_buffer.h"
 #include "proxy/uv/stream_writer.h"
 
@@ -44,6 +45,7 @@ struct DownstreamContext {
   upstream::H2Pool* h2_pool = nullptr;  // gRPC calls of HTTP/2 clients go over h2c
   WorkerStats* stats = nullptr;
   uv::ReadBuffer* read_buffer = nullptr;
+  uv::FlushQueue* flush_queue = nullptr;  // nullptr: flushLater() runs at once
   // Where TLS connections decrypt before the codec reads (kMaxPendingInput bytes,
   // allocated by the first one), so that only what the codec leaves is copied into the
   // connection. `plaintext_busy` while a codec reads it: a nested use takes the slow path.
@@ -60,7 +62,9 @@ struct DownstreamContext {
 
 // Owned by the Listener (unique_ptr in its map). Loop thread only. close() starts the
 // teardown; the context erases (frees) the connection in the last close callback.
-class DownstreamConnection : public uv::StreamWriter::Owner, public CodecHost {
+class DownstreamConnection : public uv::StreamWriter::Owner,
+                             public CodecHost,
+                             private uv::FlushQueue::Target {
  public:
   DownstreamConnection(DownstreamContext& ctx, uint64_t id);
   ~DownstreamConnection() override;
@@ -101,6 +105,7 @@ class DownstreamConnection : public uv::StreamWriter::Owner, public CodecHost {
   void pump() override;
   // Sends buffered plaintext (encrypting it under TLS). May close this connection.
   void flush() override;
+  void flushLater() override;
   void inputUnblocked() override;
   void rearmTimer() override;
   void updateReading() override;
@@ -109,6 +114,8 @@ class DownstreamConnection : public uv::StreamWriter::Owner, public CodecHost {
   void finish(CloseReason reason) override;
   // StreamWriter::Owner
   void onWriteDone(int status) override;
+  // FlushQueue::Target
+  void runQueuedFlush() override;
 
   // The protocol of a plain connection: true once decided (the h2c preface or not).
   bool detectPreface();

@@ -82,7 +82,14 @@ void Http2Codec::onWriteDone() {
 
 void Http2Codec::flushSoon() {
   // Inside a pump pass the pass flushes at its end; inside receive() nothing may produce.
+  // Otherwise (an upstream event: a response head, data, its end) the flush waits for
+  // the loop's round of I/O to end, so the answers one upstream read brings for several
+  // streams of this connection go out in one TLS record and one write.
   if (host_.pumping() || receiving_) return;
+  host_.flushLater();
+}
+
+void Http2Codec::runQueuedFlush() {
   host_.flush();
   if (host_.closing()) return;
   if (final_goaway_ && openStreams() == 0) {

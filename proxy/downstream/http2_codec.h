@@ -40,6 +40,7 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   bool readBlocked() const override;
   void produce() override;
   void onWriteDone() override;
+  void runQueuedFlush() override;
   void collect() override;
   uint64_t deadline() const override;
   void onDeadline(uint64_t now_ms) override;
@@ -49,8 +50,9 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   void closeAll() override;
   uint64_t requestsServed() const override { return 0; }
 
-  // Frames wait to be sent: write them now, or at the end of the current event when the
-  // connection is inside a call that must not produce (may free closed streams then).
+  // Frames wait to be sent: write them at the end of the loop's round of I/O
+  // (CodecHost::flushLater), or at the end of the pump pass or receive() the connection
+  // is inside.
   void flushSoon();
   bool receiving() const { return receiving_; }
   size_t openStreams() const { return streams_.size(); }

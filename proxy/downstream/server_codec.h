@@ -54,6 +54,11 @@ class CodecHost {
   virtual void pump() = 0;
   // Sends output() now. May close this connection.
   virtual void flush() = 0;
+  // Calls the codec's runQueuedFlush() once, after the loop's current round of I/O
+  // callbacks (uv::FlushQueue): what several upstream events bring for this connection
+  // then leaves in one write. Idempotent until it runs; dropped once the connection
+  // closes.
+  virtual void flushLater() = 0;
   // The request side can take input again: pump if reads were stopped or input waits.
   virtual void inputUnblocked() = 0;
   virtual void rearmTimer() = 0;
@@ -94,6 +99,8 @@ class ServerCodec {
   virtual void endOfPass() {}
   // A write completed: the write queue has room again.
   virtual void onWriteDone() = 0;
+  // What the codec asked for with CodecHost::flushLater(), now. May close the connection.
+  virtual void runQueuedFlush() {}
   // Frees per-request objects that ended (called from loop callbacks only).
   virtual void collect() {}
   // The codec's next deadline in loop ms (UINT64_MAX when none) and its expiry.

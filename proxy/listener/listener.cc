@@ -8,8 +8,9 @@
 namespace proxy::listener {
 
 Listener::Listener(uv_loop_t* loop_in, std::atomic<uint32_t>& connection_count)
-    : acceptor_(loop_in, *this, connection_count) {
+    : acceptor_(loop_in, *this, connection_count), flush_queue_(loop_in) {
   loop = loop_in;
+  flush_queue = &flush_queue_;
 }
 
 Listener::~Listener() = default;
@@ -56,6 +57,9 @@ void Listener::closeAll() {
   for (auto* c : all) c->close(downstream::CloseReason::kShutdown);
 }
 
-void Listener::closeHandles() { acceptor_.closeHandles(); }
+void Listener::closeHandles() {
+  acceptor_.closeHandles();
+  flush_queue_.closeHandle();
+}
 
 }  // namespace proxy::listener

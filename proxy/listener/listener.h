@@ -47,6 +47,7 @@ class Listener : public downstream::DownstreamContext, private Acceptor::Sink {
   void onAcceptError(int status) override;
 
   Acceptor acceptor_;
+  uv::FlushQueue flush_queue_;
   uint64_t next_id_ = 1;
   uint64_t last_accept_error_log_ms_ = 0;
   std::unordered_map<downstream::DownstreamConnection*,

@@ -53,6 +53,21 @@ class FakeHost : public CodecHost {
   void flush() override {
     if (codec != nullptr) codec->produce();
   }
+  // As the transport's FlushQueue does, but at once unless `defer_flushes`; then
+  // runQueuedFlush() runs it, as the loop would after its round of I/O.
+  void flushLater() override {
+    ++flushes_asked;
+    if (defer_flushes) {
+      flush_queued = true;
+    } else if (codec != nullptr) {
+      codec->runQueuedFlush();
+    }
+  }
+  void runQueuedFlush() {
+    if (!flush_queued) return;
+    flush_queued = false;
+    if (codec != nullptr && !closed) codec->runQueuedFlush();
+  }
   void inputUnblocked() override {}
   void rearmTimer() override {}
   void updateReading() override {}
@@ -78,6 +93,9 @@ class FakeHost : public CodecHost {
   bool finished = false;
   bool closed = false;
   bool was_reset = false;
+  bool defer_flushes = false;
+  bool flush_queued = false;
+  int flushes_asked = 0;
 
  private:
   uv_loop_t loop_{};

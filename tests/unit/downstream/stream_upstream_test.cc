@@ -147,6 +147,36 @@ TEST_CASE("HTTP/2: a head held for a body-less answer goes out with the end, in 
   CHECK(http2::test::countFrames(frames, NGHTTP2_DATA) == 0);
 }
 
+TEST_CASE("HTTP/2: answers to several streams from one round of upstream reads leave together",
+          "[unit][downstream]") {
+  // The transport flushes an HTTP/2 connection once per round of I/O (uv::FlushQueue),
+  // not once per upstream event: one TLS record and one write for all of them.
+  PoolFixture f;
+  H2Client c(f);
+  int32_t first = c.send(Client::get("/one"));
+  int32_t second = c.send(Client::get("/two"));
+  f.awaitRequest(0);
+  f.awaitRequest(1);
+  f.host.defer_flushes = true;
+  const int asked_before = f.host.flushes_asked;
+  writeAll(f.connector->records[0].peer_fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na");
+  writeAll(f.connector->records[1].peer_fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb");
+  // Both answers reach the codec; neither is written from the upstream's read callback.
+  // (Each upstream connection goes back to the pool once its answer was delivered.)
+  REQUIRE(runUntil(f.host.loop(), [&] { return f.pool->idleCount() == 2; }));
+  CHECK(f.host.flushes_asked > asked_before);
+  CHECK(f.host.flush_queued);
+  CHECK(f.host.out.empty());
+  f.host.runQueuedFlush();
+  std::vector<http2::test::Frame> frames = http2::test::parseFrames(f.host.out);
+  CHECK(http2::test::countFrames(frames, NGHTTP2_HEADERS) == 2);
+  c.deliver();
+  CHECK(c.client.responses[first].body == "a");
+  CHECK(c.client.responses[second].body == "b");
+  CHECK(c.client.responses[first].ended);
+  CHECK(c.client.responses[second].ended);
+}
+
 TEST_CASE("HTTP/2: an upstream cut after the head resets that stream only", "[unit][downstream]") {
   PoolFixture f;
   H2Client c(f);
