@@ -1,6 +1,7 @@
 #include "proxy/downstream/http2_stream.h"
 
 #include <string_view>
+#include <utility>
 
 #include "proxy/common/log.h"
 #include "proxy/downstream/downstream_connection.h"
@@ -33,7 +34,8 @@ void Http2Stream::onRequestHead(http2::RequestHead& head) {
   CodecHost& host = codec_.host();
   http::ForwardContext fwd = host.forwardContext();
   if (grpc_ && host.context().h2_pool != nullptr) {
-    stream_.openHttp2(http2::upstreamRequestFields(head, fwd), head.end_stream);
+    bool end_stream = head.end_stream;
+    stream_.openHttp2(http2::upstreamRequestFields(std::move(head), fwd), end_stream);
     return;
   }
   std::string* out = stream_.leaseHttp1(http2::http1RequestBytesBound(head, fwd));

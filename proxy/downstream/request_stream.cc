@@ -3,6 +3,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "proxy/common/log.h"
 #include "proxy/downstream/downstream_connection.h"
@@ -79,10 +80,10 @@ std::string* RequestStream::leaseHttp1(uint64_t request_bytes) {
   return &conn->out();
 }
 
-bool RequestStream::openHttp2(const http2::HeaderFields& fields, bool end_stream) {
+bool RequestStream::openHttp2(http2::HeaderFields fields, bool end_stream) {
   request_ended_ = end_stream;
   if (end_stream) request_done_ns_ = uv_hrtime();
-  lease_ = host_.context().h2_pool->open(this, fields, end_stream);
+  lease_ = host_.context().h2_pool->open(this, std::move(fields), end_stream);
   if (lease_ == nullptr) {
     replyLocal(localReplyFor(upstream::UpstreamError::kOverloaded));
     return false;

@@ -115,7 +115,7 @@ class RequestStream final : public upstream::ResponseSink {
   // The request head written says the body is chunked towards the upstream.
   void setChunkedBody(bool chunked) { chunked_ = chunked; }
   // Opens an h2c stream with these fields; false when there is none (answered: 503).
-  bool openHttp2(const http2::HeaderFields& fields, bool end_stream);
+  bool openHttp2(http2::HeaderFields fields, bool end_stream);
 
   // Request body bytes towards the upstream; dropped once the stream has ended. HTTP/1.1
   // bytes gather until the low watermark or flushRequest().

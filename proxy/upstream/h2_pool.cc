@@ -1,6 +1,7 @@
 #include "proxy/upstream/h2_pool.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "proxy/common/check.h"
 #include "proxy/common/log.h"
@@ -41,9 +42,9 @@ H2Pool::~H2Pool() {
   PROXY_CHECK(connections_.empty(), "H2Pool freed with open connections (closeAll, then run)");
 }
 
-H2Stream* H2Pool::open(ResponseSink* sink, const http2::HeaderFields& headers, bool end_stream) {
+H2Stream* H2Pool::open(ResponseSink* sink, http2::HeaderFields headers, bool end_stream) {
   if (closed_) return nullptr;
-  auto owned = std::make_unique<H2Stream>(*this, sink, headers, end_stream);
+  auto owned = std::make_unique<H2Stream>(*this, sink, std::move(headers), end_stream);
   H2Stream* stream = owned.get();
   streams_.emplace(stream, std::move(owned));
   ++counters_.streams_opened;

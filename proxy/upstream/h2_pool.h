@@ -52,7 +52,8 @@ class H2Pool {
   // Returns nullptr only when no connection can be created (the caller answers 503 or
   // UNAVAILABLE); every other failure reaches sink->onUpstreamError later, never from
   // inside this call.
-  H2Stream* open(ResponseSink* sink, const http2::HeaderFields& headers, bool end_stream);
+  // The stream keeps `headers` (moved in) for a replay.
+  H2Stream* open(ResponseSink* sink, http2::HeaderFields headers, bool end_stream);
   // Shutdown: every stream's sink gets onUpstreamError, every connection and timer
   // closes; run the loop afterwards to let the close callbacks free them. Not from a
   // sink callback.

@@ -13,37 +13,41 @@ std::string lowerCase(std::string_view s) {
   return out;
 }
 
-// The end-to-end fields of `head` plus ours; `to_http2` selects HTTP/2's lower-case names
-// for ours and keeps `te: trailers`.
-HeaderFields forwardedFields(const RequestHead& head, const http::ForwardContext& fwd,
-                             bool to_http2) {
-  HeaderFields out;
-  out.reserve(head.headers.size() + 3);
-  std::string xff;
-  for (const HeaderField& f : head.headers) {
-    if (http::isHopByHop(f.name)) {
-      if (to_http2 && f.name == "te" && f.value == "trailers") out.push_back(f);
-      continue;
-    }
-    if (http::isForwardingHeader(f.name)) {
-      if (fwd.client_is_trusted_proxy && f.name == "x-forwarded-for" && !f.value.empty()) {
-        xff += xff.empty() ? f.value : ", " + f.value;
-      }
-      continue;
-    }
-    if (f.name == "host") continue;  // :authority (or this host) travels as Host/:authority
-    out.push_back(f);
+// What the forwarding policy does with one field of the client's request: forward it,
+// drop it (hop-by-hop, a forwarding field, Host), or join it into X-Forwarded-For (a
+// trusted proxy's chain). HTTP/2 keeps `te: trailers` (gRPC needs it, RFC 9113 §8.2.2).
+enum class FieldRule { kForward, kDrop, kJoinChain };
+FieldRule ruleFor(const HeaderField& f, const http::ForwardContext& fwd, bool to_http2) {
+  if (http::isHopByHop(f.name)) {
+    return to_http2 && f.name == "te" && f.value == "trailers" ? FieldRule::kForward
+                                                               : FieldRule::kDrop;
   }
-  if (!fwd.client_ip.empty()) {
-    xff += xff.empty() ? std::string(fwd.client_ip) : ", " + std::string(fwd.client_ip);
+  if (http::isForwardingHeader(f.name)) {
+    return fwd.client_is_trusted_proxy && f.name == "x-forwarded-for" && !f.value.empty()
+               ? FieldRule::kJoinChain
+               : FieldRule::kDrop;
   }
-  if (!xff.empty()) out.push_back({to_http2 ? "x-forwarded-for" : "X-Forwarded-For", xff});
-  out.push_back({to_http2 ? "x-forwarded-proto" : "X-Forwarded-Proto", fwd.tls ? "https" : "http"});
+  // :authority (or this host) travels as Host/:authority.
+  return f.name == "host" ? FieldRule::kDrop : FieldRule::kForward;
+}
+
+void joinChain(std::string& xff, std::string_view hop) {
+  if (!xff.empty()) xff += ", ";
+  xff += hop;
+}
+
+// Calls `emit(name, value)` for the fields we add: X-Forwarded-For (the trusted chain
+// `xff` plus the client), -Proto and -Client-Cert; lower-case names for HTTP/2.
+template <class Emit>
+void emitOurs(std::string xff, const http::ForwardContext& fwd, bool to_http2, Emit emit) {
+  if (!fwd.client_ip.empty()) joinChain(xff, fwd.client_ip);
+  if (!xff.empty()) emit(to_http2 ? "x-forwarded-for" : "X-Forwarded-For", std::move(xff));
+  emit(to_http2 ? "x-forwarded-proto" : "X-Forwarded-Proto",
+       std::string(fwd.tls ? "https" : "http"));
   if (!fwd.client_cert_header.empty()) {
-    out.push_back({to_http2 ? "x-forwarded-client-cert" : "X-Forwarded-Client-Cert",
-                   std::string(fwd.client_cert_header)});
+    emit(to_http2 ? "x-forwarded-client-cert" : "X-Forwarded-Client-Cert",
+         std::string(fwd.client_cert_header));
   }
-  return out;
 }
 
 }  // namespace
@@ -56,15 +60,24 @@ std::string authorityOf(const RequestHead& head) {
   return {};
 }
 
-HeaderFields upstreamRequestFields(const RequestHead& head, const http::ForwardContext& fwd) {
-  HeaderFields fields = forwardedFields(head, fwd, /*to_http2=*/true);
+HeaderFields upstreamRequestFields(RequestHead&& head, const http::ForwardContext& fwd) {
+  // The head is not used after this: its strings move into the fields instead of being
+  // copied (a gRPC call's path and content-type are longer than a short string's room).
   HeaderFields all;
-  all.reserve(fields.size() + 4);
-  all.push_back({":method", head.method});
+  all.reserve(head.headers.size() + 7);
+  all.push_back({":method", std::move(head.method)});
   all.push_back({":scheme", "http"});
   all.push_back({":authority", authorityOf(head)});
-  all.push_back({":path", head.path});
-  for (HeaderField& f : fields) all.push_back(std::move(f));
+  all.push_back({":path", std::move(head.path)});
+  std::string xff;
+  for (HeaderField& f : head.headers) {
+    FieldRule rule = ruleFor(f, fwd, /*to_http2=*/true);
+    if (rule == FieldRule::kForward) all.push_back(std::move(f));
+    if (rule == FieldRule::kJoinChain) joinChain(xff, f.value);
+  }
+  emitOurs(std::move(xff), fwd, /*to_http2=*/true, [&](const char* name, std::string value) {
+    all.push_back({name, std::move(value)});
+  });
   return all;
 }
 
@@ -73,10 +86,17 @@ http::BodyFraming writeHttp1Request(const RequestHead& head, const http::Forward
   out.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\n");
   out.append("Host: ").append(authorityOf(head)).append("\r\n");
   http::BodyFraming framing = http::BodyFraming::kNone;
-  for (const HeaderField& f : forwardedFields(head, fwd, /*to_http2=*/false)) {
+  std::string xff;
+  for (const HeaderField& f : head.headers) {
+    FieldRule rule = ruleFor(f, fwd, /*to_http2=*/false);
+    if (rule == FieldRule::kJoinChain) joinChain(xff, f.value);
+    if (rule != FieldRule::kForward) continue;
     if (f.name == "content-length") framing = http::BodyFraming::kContentLength;
     out.append(f.name).append(": ").append(f.value).append("\r\n");
   }
+  emitOurs(std::move(xff), fwd, /*to_http2=*/false, [&](const char* name, std::string value) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  });
   if (framing == http::BodyFraming::kNone) {
     if (!head.end_stream) {
       out.append("Transfer-Encoding: chunked\r\n");

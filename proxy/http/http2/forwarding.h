@@ -19,7 +19,8 @@ std::string authorityOf(const RequestHead& head);
 // The request's forwarded fields towards an h2c upstream: pseudo-headers first (:scheme
 // http, the upstream hop being cleartext), then the end-to-end fields, `te: trailers`
 // kept (gRPC needs it, RFC 9113 §8.2.2), then X-Forwarded-For/-Proto/-Client-Cert.
-HeaderFields upstreamRequestFields(const RequestHead& head, const http::ForwardContext& fwd);
+// Takes the strings out of `head`, which is not to be used afterwards.
+HeaderFields upstreamRequestFields(RequestHead&& head, const http::ForwardContext& fwd);
 
 // Appends the HTTP/1.1 request head for `head` to `out` (RFC 9113 §8.3.1: request line
 // and Host from the pseudo-headers). Framing is per hop (RFC 9112 §6): the client's

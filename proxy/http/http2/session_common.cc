@@ -57,10 +57,21 @@ std::string toLowerCase(std::string_view s) {
   return out;
 }
 
+void NvList::reserve(size_t n) {
+  if (n <= kInline) return;
+  if (!spilled_) {
+    heap_.reserve(n);
+    heap_.assign(inline_.begin(), inline_.begin() + static_cast<std::ptrdiff_t>(size_));
+    spilled_ = true;
+  } else {
+    heap_.reserve(n);
+  }
+}
+
 void NvList::add(std::string_view name, std::string_view value) {
   if (!isLowerCase(name)) {
-    lowered_.push_back(toLowerCase(name));
-    name = lowered_.back();
+    lowered_.push_front(toLowerCase(name));
+    name = lowered_.front();
   }
   nghttp2_nv nv{};
   nv.name = bytes(name);
@@ -68,17 +79,24 @@ void NvList::add(std::string_view name, std::string_view value) {
   nv.value = bytes(value);
   nv.valuelen = value.size();
   nv.flags = neverIndex(name, value) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-  nva_.push_back(nv);
+  if (size_ == kInline) reserve(kInline * 2);
+  if (spilled_) {
+    heap_.push_back(nv);
+  } else {
+    inline_[size_] = nv;
+  }
+  ++size_;
 }
 
 void NvList::addAll(const HeaderFields& fields) {
-  nva_.reserve(nva_.size() + fields.size());
+  reserve(size_ + fields.size());
   for (const HeaderField& f : fields) add(f.name, f.value);
 }
 
 uint64_t NvList::listSize() const {
   uint64_t size = 0;
-  for (const nghttp2_nv& nv : nva_) size += nv.namelen + nv.valuelen + kFieldOverhead;
+  const nghttp2_nv* nva = data();
+  for (size_t i = 0; i < size_; ++i) size += nva[i].namelen + nva[i].valuelen + kFieldOverhead;
   return size;
 }
 

@@ -9,7 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <forward_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,7 +58,7 @@ class NvList {
   NvList(const NvList&) = delete;
   NvList& operator=(const NvList&) = delete;
 
-  void reserve(size_t n) { nva_.reserve(n); }
+  void reserve(size_t n);
   // Adds one field; `name` and `value` must outlive the submit call. Credentials
   // (authorization, proxy-authorization) and short cookies are marked never-indexed
   // (RFC 7541 §7.1.3) so HPACK does not expose them to compression attacks.
@@ -66,14 +66,22 @@ class NvList {
   // Adds every field of `fields` in order.
   void addAll(const HeaderFields& fields);
 
-  const nghttp2_nv* data() const { return nva_.data(); }
-  size_t size() const { return nva_.size(); }
+  const nghttp2_nv* data() const { return spilled_ ? heap_.data() : inline_.data(); }
+  size_t size() const { return size_; }
   // The list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2).
   uint64_t listSize() const;
 
  private:
-  std::vector<nghttp2_nv> nva_;
-  std::deque<std::string> lowered_;  // deque: push_back never moves earlier strings
+  // A list lives on the stack for one submit: up to kInline fields (every answer and
+  // request of an intake or gRPC exchange) need no allocation; more spill to heap_.
+  static constexpr size_t kInline = 24;
+  std::array<nghttp2_nv, kInline> inline_;
+  std::vector<nghttp2_nv> heap_;
+  size_t size_ = 0;
+  bool spilled_ = false;
+  // Lower-cased names; a forward_list allocates nothing until a name needs it, and its
+  // strings never move.
+  std::forward_list<std::string> lowered_;
 };
 
 // RFC 7541 §4.1: a field counts as its name, its value and 32 bytes of overhead.

@@ -57,13 +57,15 @@ TEST_CASE(
                                   {"forwarded", "for=10.0.0.1"},
                                   {"x-forwarded-client-cert", "Hash=spoofed"},
                                   {"user-agent", "grpc-node-js/1.12"}});
-  HeaderFields fields = upstreamRequestFields(head, fwd);
+  const RequestHead original = head;
+  HeaderFields fields = upstreamRequestFields(RequestHead(original), fwd);
   REQUIRE(fields.size() >= 4);
   CHECK(fields[0].name == ":method");
   CHECK(fields[1].name == ":scheme");
   CHECK(fields[1].value == "http");  // the upstream hop is cleartext
   CHECK(fields[2].value == "apm.example");
-  CHECK(fields[3].value == head.path);
+  CHECK(fields[3].value == original.path);
+  CHECK(fields[0].value == original.method);
   CHECK(valueOf(fields, "te") == "trailers");
   CHECK(valueOf(fields, "x-forwarded-for") == "192.0.2.7");  // the client's list is replaced
   CHECK(valueOf(fields, "forwarded") == "<absent>");
@@ -73,8 +75,11 @@ TEST_CASE(
 
   fwd.client_is_trusted_proxy = true;
   fwd.client_cert_header = "Hash=abc";
-  fields = upstreamRequestFields(head, fwd);
+  fields = upstreamRequestFields(std::move(head), fwd);  // the strings move, the same fields
   CHECK(valueOf(fields, "x-forwarded-for") == "10.0.0.1, 192.0.2.7");
+  CHECK(valueOf(fields, "user-agent") == "grpc-node-js/1.12");
+  CHECK(valueOf(fields, "content-type") == "application/grpc");
+  CHECK(fields[3].value == original.path);
   CHECK(valueOf(fields, "x-forwarded-client-cert") == "Hash=abc");
 }
 

@@ -43,6 +43,31 @@ TEST_CASE("NvList keeps lowered names valid as more are added", "[unit][http2]")
   for (int i = 0; i < 200; ++i) CHECK(name(nv.data()[i]) == "x-header-number-" + std::to_string(i));
 }
 
+TEST_CASE("NvList keeps every field in order when added one by one past its inline room",
+          "[unit][http2]") {
+  // The first fields live inside the list, the rest spill to the heap: the order, the
+  // pointers into the caller's strings and the size count must not notice.
+  std::vector<std::string> values;
+  for (int i = 0; i < 60; ++i) values.push_back("value-" + std::to_string(i));
+  NvList nv;
+  uint64_t expected = 0;
+  for (int i = 0; i < 60; ++i) {
+    std::string n = (i % 3 == 0 ? "Upper-" : "lower-") + std::to_string(i);
+    nv.add(n, values[static_cast<size_t>(i)]);  // `n` dies: upper-case names are copied
+    expected += n.size() + values[static_cast<size_t>(i)].size() + 32;
+    if (i == 5) nv.reserve(3);  // smaller than what it holds: changes nothing
+  }
+  REQUIRE(nv.size() == 60);
+  for (int i = 0; i < 60; i += 3) {
+    CHECK(name(nv.data()[i]) == "upper-" + std::to_string(i));
+  }
+  for (int i = 0; i < 60; ++i) {
+    CHECK(nv.data()[i].value ==
+          reinterpret_cast<const uint8_t*>(values[static_cast<size_t>(i)].data()));
+  }
+  CHECK(nv.listSize() == expected);
+}
+
 TEST_CASE("BodyBuffer hands out bytes in order and frees them", "[unit][http2]") {
   BodyBuffer b;
   std::string in;
