@@ -100,6 +100,10 @@ void H2Connection::consume(H2Stream* stream, size_t n) {
 void H2Connection::scheduleFlush() {
   // While connecting, onConnect() flushes; once closing, nothing is sent.
   if (state_ == State::kConnecting || state_ == State::kClosing) return;
+  // Already due: starting it again would only move it within libuv's timer heap (a
+  // gRPC call asks four to six times: open, body, end, window credit). The callback
+  // runs with the timer stopped, so a flush asked for from inside it schedules anew.
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_timer_)) != 0) return;
   uv_timer_start(&flush_timer_, &H2Connection::uvOnFlushTimer, 0, 0);
 }
 

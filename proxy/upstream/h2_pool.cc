@@ -155,7 +155,10 @@ void H2Pool::onConnectFailed(H2Connection* conn, const char* detail) {
 
 void H2Pool::scheduleReap(H2Stream* stream) {
   finished_.push_back(stream);
-  if (!closed_) uv_timer_start(&reap_timer_, &H2Pool::uvOnReapTimer, 0, 0);
+  // A zero timer already due stays due (see H2Connection::scheduleFlush).
+  if (!closed_ && uv_is_active(reinterpret_cast<uv_handle_t*>(&reap_timer_)) == 0) {
+    uv_timer_start(&reap_timer_, &H2Pool::uvOnReapTimer, 0, 0);
+  }
 }
 
 void H2Pool::uvOnReapTimer(uv_timer_t* t) { static_cast<H2Pool*>(t->data)->reap(); }
