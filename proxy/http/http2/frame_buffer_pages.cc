@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -26,28 +27,36 @@ FrameBufferPages::FrameBufferPages(nghttp2_mem* inner)
       inner_(inner) {}
 
 void FrameBufferPages::release() {
-  if (!releasable()) return;
-  // The block is whole pages of its own (allocateBlock), so no other allocation and no
-  // allocator header shares them; nghttp2 rewrites a frame buffer from its start before
+  // Each block is whole pages of its own (allocatePages), so no other allocation and no
+  // allocator header shares them. nghttp2 rewrites a frame buffer from its start before
   // reading it, so zeros are as good as the old bytes.
-  ::madvise(block_, block_size_, MADV_DONTNEED);
-  dirty_ = false;
+  if (block_ != nullptr && dirty_ && drained_) {
+    ::madvise(block_, block_size_, MADV_DONTNEED);
+    dirty_ = false;
+  }
+  if (map_block_ != nullptr && map_dirty_) {
+    map_dirty_ = false;
+    // Only a table that is all zeros already: then a fresh zero page is the same bytes.
+    const auto* p = static_cast<const unsigned char*>(map_block_);
+    if (p[0] == 0 && std::memcmp(p, p + 1, map_block_size_ - 1) == 0) {
+      ::madvise(map_block_, map_block_size_, MADV_DONTNEED);
+    }
+  }
 }
 
-void* FrameBufferPages::allocateBlock(size_t size) {
+void* FrameBufferPages::allocatePages(size_t size, size_t* rounded) {
   const size_t page = pageSize();
-  const size_t rounded = (size + page - 1) / page * page;
-  void* p = std::aligned_alloc(page, rounded);
-  if (p != nullptr) {
-    block_ = p;
-    block_size_ = rounded;
-  }
-  return p;
+  *rounded = (size + page - 1) / page * page;
+  return std::aligned_alloc(page, *rounded);
 }
 
 void* FrameBufferPages::doMalloc(size_t size, void* user) {
   FrameBufferPages& s = self(user);
-  if (s.constructing_ && s.block_ == nullptr && size >= kMinBlock) return s.allocateBlock(size);
+  if (s.constructing_ && s.block_ == nullptr && size >= kMinBlock) {
+    s.block_ = allocatePages(size, &s.block_size_);
+    if (s.block_ == nullptr) s.block_size_ = 0;
+    return s.block_;
+  }
   return s.inner_ != nullptr ? s.inner_->malloc(size, s.inner_->mem_user_data) : std::malloc(size);
 }
 
@@ -59,6 +68,12 @@ void FrameBufferPages::doFree(void* ptr, void* user) {
     s.block_size_ = 0;
     return;
   }
+  if (ptr != nullptr && ptr == s.map_block_) {  // the map grew (or the session ends)
+    std::free(ptr);
+    s.map_block_ = nullptr;
+    s.map_block_size_ = 0;
+    return;
+  }
   if (s.inner_ != nullptr) {
     s.inner_->free(ptr, s.inner_->mem_user_data);
   } else {
@@ -68,6 +83,17 @@ void FrameBufferPages::doFree(void* ptr, void* user) {
 
 void* FrameBufferPages::doCalloc(size_t count, size_t size, void* user) {
   FrameBufferPages& s = self(user);
+  const size_t page = pageSize();
+  if (s.constructing_ && s.map_block_ == nullptr && size != 0 && count <= SIZE_MAX / size &&
+      count * size >= page && count * size % page == 0) {
+    s.map_block_ = allocatePages(count * size, &s.map_block_size_);
+    if (s.map_block_ == nullptr) {
+      s.map_block_size_ = 0;
+      return nullptr;
+    }
+    std::memset(s.map_block_, 0, s.map_block_size_);
+    return s.map_block_;
+  }
   return s.inner_ != nullptr ? s.inner_->calloc(count, size, s.inner_->mem_user_data)
                              : std::calloc(count, size);
 }
@@ -75,6 +101,19 @@ void* FrameBufferPages::doCalloc(size_t count, size_t size, void* user) {
 void* FrameBufferPages::doRealloc(void* ptr, size_t size, void* user) {
   FrameBufferPages& s = self(user);
   if (ptr == nullptr) return doMalloc(size, user);  // how nghttp2 makes its buffers
+  if (ptr != nullptr && ptr == s.map_block_) {
+    // Not seen with nghttp2 1.52 (the map makes a new table to grow): the table leaves
+    // the page path and becomes an ordinary allocation.
+    void* moved = size == 0 ? nullptr
+                            : (s.inner_ != nullptr ? s.inner_->malloc(size, s.inner_->mem_user_data)
+                                                   : std::malloc(size));
+    if (size != 0 && moved == nullptr) return nullptr;
+    if (moved != nullptr) std::memcpy(moved, ptr, std::min(size, s.map_block_size_));
+    std::free(ptr);
+    s.map_block_ = nullptr;
+    s.map_block_size_ = 0;
+    return moved;
+  }
   if (ptr == s.block_) {
     if (size != 0 && size <= s.block_size_) return ptr;
     // Not seen with nghttp2 1.52 (a frame buffer chunk keeps its size): the block

@@ -1,10 +1,14 @@
 // FrameBufferPages: the allocator (nghttp2_mem) a ServerSession hands nghttp2, so that the
-// one large block nghttp2 keeps for a session's whole life, its outbound frame buffer
-// (16 KiB, allocated as the session is made), sits on pages of its own, which a quiet
-// session gives back to the kernel (issue 12: memory per idle HTTP/2 connection). An idle
-// connection that wrote small frames keeps the first page of that buffer resident (4 KiB,
-// a quarter of what nghttp2 holds per idle session); after release() it keeps none, and
-// the next frame nghttp2 writes faults a zeroed page back in.
+// two blocks nghttp2 keeps for a session's whole life that sit idle between requests sit
+// on pages of their own, which a quiet session gives back to the kernel (issue 12: memory
+// per idle HTTP/2 connection):
+// - its outbound frame buffer (16 KiB, allocated as the session is made). An idle
+//   connection that wrote small frames keeps the first page of it resident; after
+//   release() it keeps none, and the next frame nghttp2 writes faults a zeroed page in.
+// - its stream map's table (4 KiB, calloc'ed as the session is made: 256 buckets). With
+//   no stream in it every byte is zero again (nghttp2 clears a removed bucket); release()
+//   gives the page back only when it finds it all zeros, so a zero page in its place
+//   reads exactly the same, whatever nghttp2 keeps there.
 //
 // Every other allocation goes to the inner allocator unchanged (malloc, or a test's
 // counting one). Pure code over libc; loop thread only, like its session.
@@ -21,6 +25,8 @@ class FrameBufferPages {
   // Blocks at least this large, allocated while the session is being made, are its frame
   // buffer (nghttp2 1.52 allocates it first and nothing else that large then).
   static constexpr size_t kMinBlock = 16 * 1024;
+  // A calloc of whole pages while the session is being made is its stream map's table
+  // (nghttp2 1.52: 256 buckets of 16 bytes; nothing else it callocs then is that large).
 
   // `inner`: where every other allocation goes; null = malloc and friends.
   explicit FrameBufferPages(nghttp2_mem* inner);
@@ -37,19 +43,29 @@ class FrameBufferPages {
   // After each nghttp2_session_mem_send: `produced` = it returned bytes (which came from
   // the frame buffer and may be referenced until the next call).
   void afterSend(bool produced) {
-    if (produced) dirty_ = true;
+    if (produced) {
+      dirty_ = true;
+      map_dirty_ = true;  // a frame sent may have closed a stream
+    }
     drained_ = !produced;
   }
-  // True when release() would give pages back: the buffer was written since the last
-  // release and nghttp2's last send returned nothing (it holds no frame bytes there).
-  bool releasable() const { return block_ != nullptr && dirty_ && drained_; }
-  // Gives the frame buffer's pages back to the kernel (madvise MADV_DONTNEED: they read
-  // as zeros next time); does nothing unless releasable().
+  // After each nghttp2_session_mem_recv: streams may have come and gone.
+  void afterReceive() { map_dirty_ = true; }
+  // True when release() may give pages back: the frame buffer was written since the last
+  // release and nghttp2's last send returned nothing (it holds no frame bytes there), or
+  // the session ran since the last look at the stream map.
+  bool releasable() const {
+    return (block_ != nullptr && dirty_ && drained_) || (map_block_ != nullptr && map_dirty_);
+  }
+  // Gives those pages back to the kernel (madvise MADV_DONTNEED: they read as zeros next
+  // time): the frame buffer's when releasable, the stream map's when it is all zeros.
   void release();
 
-  // For tests: the page-aligned block and its size (null when there is none).
+  // For tests: the page-aligned blocks and their sizes (null when there is none).
   const void* block() const { return block_; }
   size_t blockSize() const { return block_size_; }
+  const void* mapBlock() const { return map_block_; }
+  size_t mapBlockSize() const { return map_block_size_; }
 
  private:
   static FrameBufferPages& self(void* user) { return *static_cast<FrameBufferPages*>(user); }
@@ -57,16 +73,19 @@ class FrameBufferPages {
   static void doFree(void* ptr, void* user);
   static void* doCalloc(size_t count, size_t size, void* user);
   static void* doRealloc(void* ptr, size_t size, void* user);
-  // The frame buffer, page-aligned and a whole number of pages.
-  void* allocateBlock(size_t size);
+  // Page-aligned memory of whole pages (`size` rounded up to them); null when out of it.
+  static void* allocatePages(size_t size, size_t* rounded);
 
   nghttp2_mem mem_;
   nghttp2_mem* inner_;
   void* block_ = nullptr;
   size_t block_size_ = 0;
+  void* map_block_ = nullptr;
+  size_t map_block_size_ = 0;
   bool constructing_ = false;
   bool dirty_ = false;
   bool drained_ = true;
+  bool map_dirty_ = false;
 };
 
 }  // namespace proxy::http2

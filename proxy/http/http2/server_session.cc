@@ -139,6 +139,7 @@ bool ServerSession::receive(const char* data, size_t len) {
   if (failed_) return false;
   ssize_t rv =
       nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const uint8_t*>(data), len);
+  pages_.afterReceive();
   if (rv < 0) {
     // Every error mem_recv returns is fatal: nghttp2 may not be used again, so the GOAWAY
     // is ours (RFC 9113 §5.4.1).

@@ -63,7 +63,7 @@ inline constexpr uint32_t kHeaderLimitResetCode = NGHTTP2_ENHANCE_YOUR_CALM;
 // only. Callbacks run only inside receive(), produce() and closeAllStreams(), never inside
 // the submit/send/end/reset/consume calls nor the destructor. Streams live from their
 // first HEADERS to onStreamClose and are freed then. Idle, nghttp2 holds about 25 KiB (a
-// 16 KiB frame buffer, whose pages releaseIdlePages() gives back, a 4 KiB stream map,
+// 16 KiB frame buffer and a 4 KiB stream map, whose pages releaseIdlePages() gives back,
 // 2 KiB of HPACK tables, a 2.9 KiB session) and this object about 380 bytes.
 class ServerSession {
  public:
@@ -146,12 +146,13 @@ class ServerSession {
 
   // Streams known to the session (including ones not yet delivered or being refused).
   size_t openStreams() const { return streams_.size(); }
-  // Issue 12: a quiet session gives its frame buffer's pages back to the kernel (about
-  // 4 KiB per idle connection; see FrameBufferPages). holdsIdlePages() is true when
-  // there are pages to give back: frames were written since the last release and none is
-  // still in the buffer. Cheap to ask; the release itself is one system call.
+  // Issue 12: a quiet session gives its frame buffer's and its empty stream map's pages
+  // back to the kernel (about 8 KiB per idle connection; see FrameBufferPages).
+  // holdsIdlePages() is true when there may be pages to give back: the session ran since
+  // the last release. Cheap to ask; the release is at most two system calls.
   bool holdsIdlePages() const { return pages_.releasable(); }
   void releaseIdlePages() { pages_.release(); }
+  const FrameBufferPages& pagesForTest() const { return pages_; }
   // Why the session failed or sent an error GOAWAY; empty while all is well.
   const std::string& errorReason() const { return error_reason_; }
   // Resets and GOAWAYs sent/received by code; streams_opened counts heads delivered.

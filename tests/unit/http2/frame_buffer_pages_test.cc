@@ -111,6 +111,54 @@ TEST_CASE("Released pages leave memory and read as zeros; only a drained buffer 
   m->free(frames, m->mem_user_data);
 }
 
+TEST_CASE("The stream map's table gets a page of its own, given back only when all zeros",
+          "[unit][http2]") {
+  Inner inner;
+  FrameBufferPages pages(&inner.mem);
+  nghttp2_mem* m = pages.mem();
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  pages.beginSession();
+  void* odd = m->calloc(3, 1000, m->mem_user_data);  // not whole pages: inner
+  // nghttp2 1.52's map: 256 buckets of 16 bytes.
+  auto* table = static_cast<unsigned char*>(m->calloc(256, 16, m->mem_user_data));
+  void* second = m->calloc(256, 16, m->mem_user_data);  // only the first is it
+  pages.endSession();
+  void* later = m->calloc(512, 16, m->mem_user_data);  // a grown table: inner
+  REQUIRE(table != nullptr);
+  CHECK(pages.mapBlock() == table);
+  CHECK(reinterpret_cast<uintptr_t>(table) % page == 0);
+  CHECK(pages.mapBlockSize() == 4096);
+  for (size_t i = 0; i < 4096; ++i) REQUIRE(table[i] == 0);  // calloc's promise
+  CHECK(inner.live == 3);
+  CHECK_FALSE(pages.releasable());  // the session has not run yet
+
+  pages.afterReceive();  // a stream arrived: a bucket is set
+  table[1234] = 7;
+  REQUIRE(pages.releasable());
+  pages.release();
+  CHECK(residentPages(table, 4096) == 1);  // not all zeros: kept, bytes and all
+  CHECK(table[1234] == 7);
+  CHECK_FALSE(pages.releasable());  // looked at; until the session runs again
+
+  pages.afterSend(true);  // its response went out and the stream closed: bucket cleared
+  table[1234] = 0;
+  pages.afterSend(false);
+  REQUIRE(pages.releasable());
+  pages.release();
+  CHECK(residentPages(table, 4096) == 0);
+  CHECK(table[1234] == 0);  // reads as zeros, as it was
+  table[99] = 1;            // and can be written again
+  CHECK(table[99] == 1);
+
+  m->free(odd, m->mem_user_data);
+  m->free(second, m->mem_user_data);
+  m->free(later, m->mem_user_data);
+  CHECK(inner.live == 0);
+  m->free(table, m->mem_user_data);  // never reaches the inner allocator
+  CHECK(inner.live == 0);
+  CHECK(pages.mapBlock() == nullptr);
+}
+
 TEST_CASE("A ServerSession gives its frame buffer back when quiet and serves on as before",
           "[unit][http2]") {
   test::Recorder recorder;
@@ -137,6 +185,12 @@ TEST_CASE("A ServerSession gives its frame buffer back when quiet and serves on 
     CHECK(r.ended);
     REQUIRE(server->holdsIdlePages());
     server->releaseIdlePages();
+    // Nothing of the session's two idle blocks stays resident: the stream map is empty
+    // again once the stream closed, so its zeros went too.
+    const FrameBufferPages& pages = server->pagesForTest();
+    REQUIRE(pages.mapBlock() != nullptr);
+    CHECK(residentPages(pages.mapBlock(), pages.mapBlockSize()) == 0);
+    CHECK(residentPages(pages.block(), pages.blockSize()) == 0);
   }
   CHECK(server->wantsRead());
 }
