@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -52,6 +53,17 @@ struct Inner {
   }
 };
 
+// Frees the inner allocator's blocks (none left after), then the paged one, which never
+// reaches the inner allocator.
+void freeAllThenPaged(FrameBufferPages& pages, Inner& inner, std::initializer_list<void*> ptrs,
+                      void* paged) {
+  nghttp2_mem* m = pages.mem();
+  for (void* p : ptrs) m->free(p, m->mem_user_data);
+  CHECK(inner.live == 0);
+  m->free(paged, m->mem_user_data);
+  CHECK(inner.live == 0);
+}
+
 TEST_CASE(
     "The frame buffer gets whole pages of its own; everything else goes to the inner "
     "allocator",
@@ -73,12 +85,7 @@ TEST_CASE(
   CHECK(pages.blockSize() % page == 0);
   CHECK(pages.blockSize() >= 16384 + 10);
   CHECK(inner.live == 3);  // small, second, later
-  m->free(small, m->mem_user_data);
-  m->free(second, m->mem_user_data);
-  m->free(later, m->mem_user_data);
-  CHECK(inner.live == 0);
-  m->free(frames, m->mem_user_data);  // never reaches the inner allocator
-  CHECK(inner.live == 0);
+  freeAllThenPaged(pages, inner, {small, second, later}, frames);
   CHECK(pages.block() == nullptr);
 }
 
@@ -150,12 +157,7 @@ TEST_CASE("The stream map's table gets a page of its own, given back only when a
   table[99] = 1;            // and can be written again
   CHECK(table[99] == 1);
 
-  m->free(odd, m->mem_user_data);
-  m->free(second, m->mem_user_data);
-  m->free(later, m->mem_user_data);
-  CHECK(inner.live == 0);
-  m->free(table, m->mem_user_data);  // never reaches the inner allocator
-  CHECK(inner.live == 0);
+  freeAllThenPaged(pages, inner, {odd, second, later}, table);
   CHECK(pages.mapBlock() == nullptr);
 }
 
