@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proxy/common/status.h"
@@ -34,6 +35,10 @@ struct Problem {
   // empty); warnings read "FILE:LINE:COLUMN: warning: key: message".
   std::string format() const;
 };
+
+// `text` with every control byte (below 0x20, and 0x7f) written as \xNN: one line, and
+// nothing a terminal would act on. Problem::format() applies it to the whole line.
+std::string escapeControlBytes(std::string_view text);
 
 // A parsed listen or upstream TCP address. `host` is a literal IP or a name
 // ("localhost"); IPv6 literals are written "[::1]:8200" in TOML and stored without brackets.

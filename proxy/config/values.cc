@@ -67,11 +67,15 @@ std::string Problem::format() const {
   out += message;
   // A problem is one line for a terminal or a log, and its text may quote the file (a
   // value, a key, toml++'s "saw '...'"): a line break or an escape sequence there would
-  // split the line or reach the terminal of whoever runs `check`, so control bytes are
-  // shown escaped, whichever message carries them.
+  // split the line or reach the terminal of whoever runs `check`, whichever message
+  // carries it.
+  return escapeControlBytes(out);
+}
+
+std::string escapeControlBytes(std::string_view text) {
   std::string line;
-  line.reserve(out.size());
-  for (char ch : out) {
+  line.reserve(text.size());
+  for (char ch : text) {
     auto c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c == 0x7f) {
       static constexpr char kHex[] = "0123456789abcdef";

@@ -274,7 +274,9 @@ std::string formatReport(const ImportReport& report) {
   auto section = [&](const char* title, const std::vector<std::string>& lines) {
     if (lines.empty()) return;
     out << title << "\n";
-    for (const std::string& line : lines) out << "  " << line << "\n";
+    // Items quote apm-server.yml (keys, values, the loader's complaints): a multi-line
+    // value must not split an item or bring escape sequences to the terminal.
+    for (const std::string& line : lines) out << "  " << config::escapeControlBytes(line) << "\n";
   };
   section("Change these lines in apm-server.yml:", report.apm_changes);
   section("Not carried over (the proxy cannot take these; review them):", report.not_carried);

@@ -216,6 +216,27 @@ TEST_CASE("Settings that cannot be carried over are listed, never dropped", "[un
   loads(r.toml);
 }
 
+TEST_CASE("A report item never carries a line break or escape sequence from the YAML",
+          "[unit][import]") {
+  // The loader's complaint quotes the value; a multi-line one (or one with ESC) must
+  // stay on its item's line and never reach the terminal raw.
+  ImportReport r = imported(
+      "apm-server:\n"
+      "  ssl.enabled: true\n"
+      "  ssl.certificate: /c.crt\n"
+      "  ssl.key: /c.key\n"
+      "  ssl.client_authentication: \"-----BEGIN CERTIFICATE-----\\nMIIB\\e[2J\"\n");
+  REQUIRE(anyContains(r.not_carried, "apm-server.ssl.client_authentication (line 5)"));
+  std::string report = formatReport(r);
+  CHECK(contains(report, "\\x0aMIIB\\x1b[2J"));
+  std::istringstream lines(report);
+  std::string line;
+  while (std::getline(lines, line)) {
+    INFO(line);
+    for (char c : line) CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
+  }
+}
+
 TEST_CASE("The report says what to change in apm-server.yml", "[unit][import]") {
   ImportReport r = imported("apm-server:\n  host: \"0.0.0.0:8200\"\n  ssl.enabled: false\n");
   REQUIRE(r.apm_changes.size() == 2);
