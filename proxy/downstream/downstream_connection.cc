@@ -302,10 +302,6 @@ void DownstreamConnection::flush() {
 
 void DownstreamConnection::flushLater() {
   if (closing() || flushQueued()) return;
-  if (ctx_.flush_queue == nullptr) {
-    runQueuedFlush();
-    return;
-  }
   ctx_.flush_queue->add(this);
 }
 
@@ -431,6 +427,7 @@ void DownstreamConnection::close(CloseReason reason, bool reset) {
   if (closing()) return;
   conn_state_ = ConnState::kClosing;
   close_reason_ = reason;
+  if (flushQueued()) ctx_.flush_queue->remove(this);  // a closing connection sends nothing
   if (codec_) codec_->closeAll();
   ctx_.stats->connections_active.sub();
   log::debug("conn closed", {{"conn", id_},

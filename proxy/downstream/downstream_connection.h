@@ -45,7 +45,7 @@ struct DownstreamContext {
   upstream::H2Pool* h2_pool = nullptr;  // gRPC calls of HTTP/2 clients go over h2c
   WorkerStats* stats = nullptr;
   uv::ReadBuffer* read_buffer = nullptr;
-  uv::FlushQueue* flush_queue = nullptr;  // nullptr: flushLater() runs at once
+  uv::FlushQueue* flush_queue = nullptr;  // the Listener's; set before any connection
   // Where TLS connections decrypt before the codec reads (kMaxPendingInput bytes,
   // allocated by the first one), so that only what the codec leaves is copied into the
   // connection. `plaintext_busy` while a codec reads it: a nested use takes the slow path.

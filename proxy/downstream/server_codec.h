@@ -57,7 +57,7 @@ class CodecHost {
   // Calls the codec's runQueuedFlush() once, after the loop's current round of I/O
   // callbacks (uv::FlushQueue): what several upstream events bring for this connection
   // then leaves in one write. Idempotent until it runs; dropped once the connection
-  // closes.
+  // closes. Never calls back from inside.
   virtual void flushLater() = 0;
   // The request side can take input again: pump if reads were stopped or input waits.
   virtual void inputUnblocked() = 0;

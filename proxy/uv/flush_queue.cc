@@ -15,12 +15,14 @@ FlushQueue::~FlushQueue() {
   PROXY_CHECK(closed_, "FlushQueue freed with its idle handle open (closeHandle, then run)");
 }
 
+// Why an idle handle: the loop calls it after its timers and before it polls again, and
+// while one is active that poll does not block. So a flush queued by an I/O callback waits
+// only for the rest of that round of I/O (HTTP/2: the answers to many streams that one
+// read of the worker's h2c upstream brings leave in one TLS record and one write, not one
+// each), and one queued by a timer still goes out in the same iteration.
+
 void FlushQueue::add(Target* target) {
-  if (target->queued_) return;
-  if (closed_) {
-    target->runQueuedFlush();
-    return;
-  }
+  if (target->queued_ || closed_) return;
   target->queued_ = true;
   if (queued_.empty()) uv_idle_start(&idle_, &FlushQueue::uvOnIdle);
   queued_.push_back(target);
@@ -46,9 +48,9 @@ void FlushQueue::closeHandle() {
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
 }
 
-void FlushQueue::uvOnIdle(uv_idle_t* handle) { static_cast<FlushQueue*>(handle->data)->run(); }
+void FlushQueue::uvOnIdle(uv_idle_t* handle) { static_cast<FlushQueue*>(handle->data)->onIdle(); }
 
-void FlushQueue::run() {
+void FlushQueue::onIdle() {
   // One pass over what was queued when it started; what a flush queues (itself or
   // another connection) waits for the next pass, which the active handle makes come
   // without blocking.

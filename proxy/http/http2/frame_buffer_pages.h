@@ -1,17 +1,8 @@
-// FrameBufferPages: the allocator (nghttp2_mem) a ServerSession hands nghttp2, so that the
-// two blocks nghttp2 keeps for a session's whole life that sit idle between requests sit
-// on pages of their own, which a quiet session gives back to the kernel (issue 12: memory
-// per idle HTTP/2 connection):
-// - its outbound frame buffer (16 KiB, allocated as the session is made). An idle
-//   connection that wrote small frames keeps the first page of it resident; after
-//   release() it keeps none, and the next frame nghttp2 writes faults a zeroed page in.
-// - its stream map's table (4 KiB, calloc'ed as the session is made: 256 buckets). With
-//   no stream in it every byte is zero again (nghttp2 clears a removed bucket); release()
-//   gives the page back only when it finds it all zeros, so a zero page in its place
-//   reads exactly the same, whatever nghttp2 keeps there.
-//
-// Every other allocation goes to the inner allocator unchanged (malloc, or a test's
-// counting one). Pure code over libc; loop thread only, like its session.
+// FrameBufferPages: the allocator (nghttp2_mem) a ServerSession hands nghttp2. It puts the
+// two blocks nghttp2 keeps for a session's life and uses only while busy, the outbound
+// frame buffer and the stream map's table, on pages of their own, which a quiet session
+// gives back to the kernel (issue 12: memory per idle HTTP/2 connection). Every other
+// allocation goes to the inner allocator unchanged. Pure code over libc; loop thread only.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
@@ -25,8 +16,6 @@ class FrameBufferPages {
   // Blocks at least this large, allocated while the session is being made, are its frame
   // buffer (nghttp2 1.52 allocates it first and nothing else that large then).
   static constexpr size_t kMinBlock = 16 * 1024;
-  // A calloc of whole pages while the session is being made is its stream map's table
-  // (nghttp2 1.52: 256 buckets of 16 bytes; nothing else it callocs then is that large).
 
   // `inner`: where every other allocation goes; null = malloc and friends.
   explicit FrameBufferPages(nghttp2_mem* inner);
@@ -61,11 +50,11 @@ class FrameBufferPages {
   // time): the frame buffer's when releasable, the stream map's when it is all zeros.
   void release();
 
-  // For tests: the page-aligned blocks and their sizes (null when there is none).
-  const void* block() const { return block_; }
-  size_t blockSize() const { return block_size_; }
-  const void* mapBlock() const { return map_block_; }
-  size_t mapBlockSize() const { return map_block_size_; }
+  // The page-aligned blocks and their sizes (null when there is none).
+  const void* blockForTest() const { return block_; }
+  size_t blockSizeForTest() const { return block_size_; }
+  const void* mapBlockForTest() const { return map_block_; }
+  size_t mapBlockSizeForTest() const { return map_block_size_; }
 
  private:
   static FrameBufferPages& self(void* user) { return *static_cast<FrameBufferPages*>(user); }

@@ -58,6 +58,7 @@ class NvList {
   NvList(const NvList&) = delete;
   NvList& operator=(const NvList&) = delete;
 
+  // Room for `n` fields in all, so that adding them does not grow the list step by step.
   void reserve(size_t n);
   // Adds one field; `name` and `value` must outlive the submit call. Credentials
   // (authorization, proxy-authorization) and short cookies are marked never-indexed

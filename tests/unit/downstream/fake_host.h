@@ -53,8 +53,9 @@ class FakeHost : public CodecHost {
   void flush() override {
     if (codec != nullptr) codec->produce();
   }
-  // As the transport's FlushQueue does, but at once unless `defer_flushes`; then
-  // runQueuedFlush() runs it, as the loop would after its round of I/O.
+  // As the transport's FlushQueue does, but at once unless `defer_flushes` (as if the
+  // round of I/O ended there); with it, runQueuedFlush() runs what was asked, as the loop
+  // would after its round of I/O.
   void flushLater() override {
     ++flushes_asked;
     if (defer_flushes) {
