@@ -93,7 +93,7 @@ void Http2Codec::runQueuedFlush() {
   host_.flush();
   if (host_.closing()) return;
   if (final_goaway_ && openStreams() == 0) {
-    host_.finish(host_.closeReason());
+    host_.finish(endReason());  // the drain's last stream just ended
     return;
   }
   host_.rearmTimer();  // a stream's deadline may have changed (a response paused, a stream done)
@@ -106,6 +106,10 @@ void Http2Codec::drain() {
   host_.flush();
   if (host_.closing()) return;
   host_.rearmTimer();
+}
+
+CloseReason Http2Codec::endReason() const {
+  return drain_started_ms_ != 0 ? CloseReason::kDrain : CloseReason::kIdleTimeout;
 }
 
 void Http2Codec::finalGoaway() {
@@ -178,7 +182,7 @@ void Http2Codec::onDeadline(uint64_t now_ms) {
   if (idle_expired || (final_goaway_ && openStreams() == 0)) {
     // RFC 9113 §6.8: say why before closing, so the client opens no stream in vain.
     finalGoaway();
-    host_.finish(drain_started_ms_ != 0 ? CloseReason::kDrain : CloseReason::kIdleTimeout);
+    host_.finish(endReason());
     return;
   }
   host_.flush();

@@ -54,6 +54,8 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   // (CodecHost::flushLater), or at the end of the pump pass or receive() the connection
   // is inside.
   void flushSoon();
+  // Why the connection ends once its last stream has: a drain, else the idle timeout.
+  CloseReason endReason() const;
   bool receiving() const { return receiving_; }
   size_t openStreams() const { return streams_.size(); }
   // Streams that carried a request on this connection so far.

@@ -180,6 +180,24 @@ TEST_CASE("Http2Codec picks the idle and drain deadlines of the connection", "[u
     CHECK(host.finished);
     CHECK(host.reason == CloseReason::kDrain);
   }
+  SECTION("a drain whose last stream ends after the final GOAWAY finishes as a drain") {
+    http2::test::RawClient raw;  // a CONNECT (answered 405 here) the client keeps open
+    feed(codec, http2::test::RawClient::preface() +
+                    http2::test::RawClient::frame(
+                        NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1,
+                        raw.block({{":method", "CONNECT"}, {":authority", "a.test:443"}})));
+    REQUIRE(codec.openStreams() == 1);
+    host.last_progress_ms = host.now();
+    codec.drain();
+    codec.onDeadline(host.now() + 1000);  // the final GOAWAY; the stream is still open
+    REQUIRE(codec.goawaySent());
+    CHECK_FALSE(host.finished);
+    feed(codec, http2::test::RawClient::rst(1, NGHTTP2_CANCEL));  // the client gives up
+    REQUIRE(codec.openStreams() == 0);
+    codec.runQueuedFlush();  // as the loop does after that read
+    CHECK(host.finished);
+    CHECK(host.reason == CloseReason::kDrain);
+  }
   SECTION("the idle deadline sends GOAWAY and finishes") {
     codec.onDeadline(700 + 10'000);
     CHECK(codec.goawaySent());
