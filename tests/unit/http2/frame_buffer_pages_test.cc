@@ -53,6 +53,14 @@ struct Inner {
   }
 };
 
+// A FrameBufferPages over a counting inner allocator, its nghttp2_mem and the page size.
+struct Paged {
+  Inner inner;
+  FrameBufferPages pages{&inner.mem};
+  nghttp2_mem* m = pages.mem();
+  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+};
+
 // Frees the inner allocator's blocks (none left after), then the paged one, which never
 // reaches the inner allocator.
 void freeAllThenPaged(FrameBufferPages& pages, Inner& inner, std::initializer_list<void*> ptrs,
@@ -68,10 +76,8 @@ TEST_CASE(
     "The frame buffer gets whole pages of its own; everything else goes to the inner "
     "allocator",
     "[unit][http2]") {
-  Inner inner;
-  FrameBufferPages pages(&inner.mem);
-  nghttp2_mem* m = pages.mem();
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  Paged p;
+  auto& [inner, pages, m, page] = p;
   pages.beginSession();
   void* small = m->malloc(64, m->mem_user_data);
   // nghttp2 1.52 makes its frame buffer with realloc(NULL, 16 KiB + 10).
@@ -120,10 +126,8 @@ TEST_CASE("Released pages leave memory and read as zeros; only a drained buffer 
 
 TEST_CASE("The stream map's table gets a page of its own, given back only when all zeros",
           "[unit][http2]") {
-  Inner inner;
-  FrameBufferPages pages(&inner.mem);
-  nghttp2_mem* m = pages.mem();
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  Paged p;
+  auto& [inner, pages, m, page] = p;
   pages.beginSession();
   void* odd = m->calloc(3, 1000, m->mem_user_data);  // not whole pages: inner
   // nghttp2 1.52's map is 256 buckets of 16 bytes, one page where pages are 4 KiB; here
