@@ -57,6 +57,19 @@ void* FrameBufferPages::allocatePages(size_t size, size_t* rounded) {
   return std::aligned_alloc(page, *rounded);
 }
 
+void* FrameBufferPages::unpage(void*& block, size_t& block_size, size_t size) {
+  void* moved = nullptr;
+  if (size != 0) {
+    moved = inner_ != nullptr ? inner_->malloc(size, inner_->mem_user_data) : std::malloc(size);
+    if (moved == nullptr) return nullptr;  // realloc keeps the old block
+    std::memcpy(moved, block, std::min(size, block_size));
+  }
+  std::free(block);
+  block = nullptr;
+  block_size = 0;
+  return moved;
+}
+
 void* FrameBufferPages::doMalloc(size_t size, void* user) {
   FrameBufferPages& s = self(user);
   if (s.constructing_ && s.block_ == nullptr && size >= kMinBlock) {
@@ -111,30 +124,12 @@ void* FrameBufferPages::doCalloc(size_t count, size_t size, void* user) {
 void* FrameBufferPages::doRealloc(void* ptr, size_t size, void* user) {
   FrameBufferPages& s = self(user);
   if (ptr == nullptr) return doMalloc(size, user);  // how nghttp2 makes its buffers
-  if (ptr != nullptr && ptr == s.map_block_) {
-    // Not seen with nghttp2 1.52 (the map makes a new table to grow): the table leaves
-    // the page path and becomes an ordinary allocation.
-    void* moved = size == 0 ? nullptr
-                            : (s.inner_ != nullptr ? s.inner_->malloc(size, s.inner_->mem_user_data)
-                                                   : std::malloc(size));
-    if (size != 0 && moved == nullptr) return nullptr;
-    if (moved != nullptr) std::memcpy(moved, ptr, std::min(size, s.map_block_size_));
-    std::free(ptr);
-    s.map_block_ = nullptr;
-    s.map_block_size_ = 0;
-    return moved;
-  }
+  // Neither paged block is reallocated by nghttp2 1.52 (a frame buffer chunk keeps its
+  // size; the map makes a new table to grow); if one were, it leaves the page path.
+  if (ptr == s.map_block_) return s.unpage(s.map_block_, s.map_block_size_, size);
   if (ptr == s.block_) {
     if (size != 0 && size <= s.block_size_) return ptr;
-    // Not seen with nghttp2 1.52 (a frame buffer chunk keeps its size): the block
-    // leaves the page-aligned path and becomes an ordinary allocation.
-    void* moved = size == 0 ? nullptr : doMalloc(size, user);
-    if (size != 0 && moved == nullptr) return nullptr;  // realloc keeps the old block
-    if (moved != nullptr) std::memcpy(moved, ptr, std::min(size, s.block_size_));
-    std::free(ptr);
-    s.block_ = nullptr;
-    s.block_size_ = 0;
-    return moved;
+    return s.unpage(s.block_, s.block_size_, size);
   }
   return s.inner_ != nullptr ? s.inner_->realloc(ptr, size, s.inner_->mem_user_data)
                              : std::realloc(ptr, size);

@@ -64,6 +64,10 @@ class FrameBufferPages {
   static void* doRealloc(void* ptr, size_t size, void* user);
   // Page-aligned memory of whole pages (`size` rounded up to them); null when out of it.
   static void* allocatePages(size_t size, size_t* rounded);
+  // realloc of a paged block (`block`, `block_size`: which one): it becomes an ordinary
+  // allocation of `size` bytes from the inner allocator (none when 0), or stays where it
+  // is and nullptr is returned when that fails.
+  void* unpage(void*& block, size_t& block_size, size_t size);
 
   nghttp2_mem mem_;
   nghttp2_mem* inner_;

@@ -59,12 +59,10 @@ std::string toLowerCase(std::string_view s) {
 
 void NvList::reserve(size_t n) {
   if (n <= kInline) return;
+  heap_.reserve(n);
   if (!spilled_) {
-    heap_.reserve(n);
     heap_.assign(inline_.begin(), inline_.begin() + static_cast<std::ptrdiff_t>(size_));
     spilled_ = true;
-  } else {
-    heap_.reserve(n);
   }
 }
 
