@@ -127,7 +127,7 @@ struct SslConfig {
   std::string key_passphrase;
   std::string key_passphrase_path;
   std::vector<std::string> supported_protocols{"TLSv1.2", "TLSv1.3"};
-  std::vector<std::string> cipher_suites;            // APM names; empty = library defaults
+  std::vector<std::string> cipher_suites;            // APM names; empty = Go's defaults
   std::vector<std::string> curve_types;              // empty = library defaults
   std::vector<std::string> certificate_authorities;  // paths or inline PEM
   ClientAuth client_authentication = ClientAuth::kNone;

@@ -77,7 +77,7 @@ const std::vector<KeyInfo>& knownKeys() {
       {"ssl.supported_protocols", "array of strings", "[\"TLSv1.2\", \"TLSv1.3\"]",
        "apm-server.ssl.supported_protocols", "TLS versions; the range min .. max is enabled"},
       {"ssl.cipher_suites", "array of strings", "[]", "apm-server.ssl.cipher_suites",
-       "TLS 1.2 and older cipher suites, APM names; empty = library defaults"},
+       "TLS 1.2 and older cipher suites, APM names; empty = Go's (APM Server's) defaults"},
       {"ssl.curve_types", "array of strings", "[]", "apm-server.ssl.curve_types",
        "key-exchange groups (P-256, P-384, P-521, X25519); empty = library defaults"},
       {"ssl.certificate_authorities", "array of strings", "[]",

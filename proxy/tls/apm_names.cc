@@ -119,11 +119,10 @@ bool boringSupportsCipher(const char* boring_name) {
   return ok;
 }
 
-std::string mapCipherSuites(const ServerOptions& options, std::vector<Problem>& problems,
+CipherOrder mapCipherSuites(const ServerOptions& options, std::vector<Problem>& problems,
                             std::vector<Problem>& warnings) {
   const auto& names = options.cipher_suites;
   const auto& table = apmCipherTable();
-  std::string list;
   std::vector<std::string> added;  // both ChaCha spellings map to one suite
   bool only_tls13 = !names.empty();
   for (size_t i = 0; i < names.size(); ++i) {
@@ -170,17 +169,15 @@ std::string mapCipherSuites(const ServerOptions& options, std::vector<Problem>& 
     }
     if (std::find(added.begin(), added.end(), it->boring_name) == added.end()) {
       added.emplace_back(it->boring_name);
-      if (!list.empty()) list += ':';
-      list += it->boring_name;
     }
   }
   if (only_tls13) {
     warnings.push_back(Problem{"ssl.cipher_suites",
                                "only TLS 1.3 suites are listed, so TLS 1.2 and below use the "
-                               "library's default suites",
+                               "default suites",
                                true});
   }
-  return list;
+  return cipherOrder(added.empty() ? goDefaultSuites() : std::move(added));
 }
 
 std::string mapCurves(const ServerOptions& options, std::vector<Problem>& problems) {

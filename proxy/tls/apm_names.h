@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/tls/cipher_order.h"
 #include "proxy/tls/tls_options.h"
 
 namespace proxy::tls {
@@ -36,10 +37,11 @@ const std::vector<CipherMapping>& apmCipherTable();
 // True when this BoringSSL build provides the (TLS <= 1.2) suite `boring_name`.
 bool boringSupportsCipher(const char* boring_name);
 
-// The BoringSSL cipher string ("A:B:C") for ssl.cipher_suites, or "" for library
-// defaults. Unknown names and suites BoringSSL lacks (RC4, some CBC-SHA256, ECDHE 3DES)
-// are errors; TLS 1.3 names and weak-but-available suites (3DES) are warnings.
-std::string mapCipherSuites(const ServerOptions& options, std::vector<Problem>& problems,
+// The server's order of the suites in ssl.cipher_suites (cipher_order.h: Go's order,
+// whatever order they are listed in, as APM Server), or of Go's defaults when no TLS <= 1.2
+// suite is listed. Unknown names and suites BoringSSL lacks (RC4, some CBC-SHA256, ECDHE
+// 3DES) are errors; TLS 1.3 names and weak-but-available suites (3DES) are warnings.
+CipherOrder mapCipherSuites(const ServerOptions& options, std::vector<Problem>& problems,
                             std::vector<Problem>& warnings);
 
 // The BoringSSL curve list ("P-256:X25519") for ssl.curve_types, or "" for defaults.

@@ -424,14 +424,14 @@ struct ContextBuilder {
     SSL_CTX_set_min_proto_version(ctx->ctx_, range.min_version);
     SSL_CTX_set_max_proto_version(ctx->ctx_, range.max_version);
 
-    ctx->cipher_list_ = mapCipherSuites(ssl, problems, warnings);
-    if (!ctx->cipher_list_.empty()) {
-      ERR_clear_error();
-      // Strict: fails rather than skipping a name it does not know.
-      if (!SSL_CTX_set_strict_cipher_list(ctx->ctx_, ctx->cipher_list_.c_str())) {
-        error("ssl.cipher_suites",
-              "BoringSSL rejected the cipher list \"" + ctx->cipher_list_ + "\": " + drainErrors());
-      }
+    // Never BoringSSL's own default list, which offers RSA key exchange (no forward
+    // secrecy) with an RSA certificate: Go's defaults, as APM Server. And the server's
+    // order decides, Go's, so a client listing CBC first still gets an AEAD.
+    ctx->cipher_order_ = mapCipherSuites(ssl, problems, warnings);
+    ERR_clear_error();
+    if (!applyCipherOrder(ctx->ctx_, &ctx->cipher_order_)) {
+      error("ssl.cipher_suites", "BoringSSL rejected the cipher list \"" +
+                                     ctx->cipher_order_.aes_first + "\": " + drainErrors());
     }
     ctx->curve_list_ = mapCurves(ssl, problems);
     if (!ctx->curve_list_.empty()) {

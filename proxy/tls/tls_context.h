@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proxy/common/status.h"
+#include "proxy/tls/cipher_order.h"
 #include "proxy/tls/tls_options.h"
 #include "proxy/tls/verified_chains.h"
 
@@ -98,9 +99,9 @@ class TlsContext : public std::enable_shared_from_this<TlsContext> {
   mutable VerifiedChains verified_chains_;
   uint16_t min_version_ = 0;
   uint16_t max_version_ = 0;
-  std::string cipher_list_;  // BoringSSL names; empty = library defaults
-  bool http2_ = false;       // ALPN offers h2 before http/1.1
-  std::string curve_list_;   // empty = library defaults
+  CipherOrder cipher_order_;  // TLS <= 1.2 suites, the server's order (cipher_order.h)
+  bool http2_ = false;        // ALPN offers h2 before http/1.1
+  std::string curve_list_;    // empty = library defaults
   friend struct ContextBuilder;
 };
 

@@ -232,6 +232,72 @@ TEST_CASE("cipher_suites admits the listed APM suite and refuses another TLS 1.2
   }
 }
 
+TEST_CASE("TLS 1.2 suites: the server's order decides, and no RSA key exchange by default",
+          "[integration][tls]") {
+  SECTION("ECDSA leaf: a client listing CBC first still gets an AEAD (openssl s_client)") {
+    TlsStack stack;
+    RunResult r = sClient(
+        stack, {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-GCM-SHA384"},
+        "s_client_cbc_first");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.out, "Cipher is ECDHE-ECDSA-AES256-GCM-SHA384"));
+    // Between AEADs too: AES-128-GCM before AES-256-GCM, whichever the client lists first
+    // (what testssl.sh's "server cipher order" check sends, both ways).
+    RunResult r256 = sClient(
+        stack,
+        {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"},
+        "s_client_256_first");
+    INFO(r256.out << r256.err);
+    CHECK(contains(r256.out, "Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"));
+    // A client that lists ChaCha20 first (no AES hardware) gets it, as from Go.
+    ClientOptions tls12 = stack.clientOptions();
+    tls12.max_version = TLS1_2_VERSION;
+    tls12.ciphers = "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256";
+    TlsClient client(stack.port(), tls12);
+    Response ok = getThrough(client);
+    INFO(client.error());
+    CHECK(ok.status == 200);
+    CHECK(client.cipher() == "ECDHE-ECDSA-CHACHA20-POLY1305");
+    // CBC only when the client offers nothing better.
+    tls12.ciphers = "ECDHE-ECDSA-AES256-SHA";
+    TlsClient cbc(stack.port(), tls12);
+    CHECK(getThrough(cbc).status == 200);
+    CHECK(cbc.cipher() == "ECDHE-ECDSA-AES256-SHA");
+  }
+  SECTION("RSA leaf: RSA key exchange (no forward secrecy) is refused unless listed") {
+    TlsStack stack({}, KeyType::kRsa2048);
+    ClientOptions tls12 = stack.clientOptions();
+    tls12.max_version = TLS1_2_VERSION;
+    tls12.ciphers = "AES128-GCM-SHA256:AES128-SHA";
+    TlsClient rsa_kex(stack.port(), tls12);
+    CHECK_FALSE(rsa_kex.handshake());
+    INFO(rsa_kex.error());
+    stack.expectFailureRecorded("no_shared_cipher");
+    tls12.ciphers = "AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256";
+    TlsClient client(stack.port(), tls12);
+    Response ok = getThrough(client);
+    INFO(client.error());
+    CHECK(ok.status == 200);
+    CHECK(client.cipher() == "ECDHE-RSA-AES128-GCM-SHA256");
+  }
+  SECTION("RSA leaf with RSA key exchange listed: still after every ECDHE suite") {
+    TlsStack stack(
+        {"cipher_suites = [\"RSA-AES-128-GCM-SHA256\", \"ECDHE-RSA-AES-128-CBC-SHA\"]\n", "", {}},
+        KeyType::kRsa2048);
+    ClientOptions tls12 = stack.clientOptions();
+    tls12.max_version = TLS1_2_VERSION;
+    tls12.ciphers = "AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA";
+    TlsClient client(stack.port(), tls12);
+    CHECK(getThrough(client).status == 200);
+    CHECK(client.cipher() == "ECDHE-RSA-AES128-SHA");
+    tls12.ciphers = "AES128-GCM-SHA256";
+    TlsClient rsa_only(stack.port(), tls12);
+    CHECK(getThrough(rsa_only).status == 200);
+    CHECK(rsa_only.cipher() == "AES128-GCM-SHA256");
+  }
+}
+
 TEST_CASE("curve_types = [\"P-384\"] refuses an X25519-only client and accepts P-384",
           "[integration][tls]") {
   TlsStack stack({"curve_types = [\"P-384\"]\n", "", {}});

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <iterator>
+#include <memory>
 
 #include "proxy/app/tls_options.h"
 
@@ -68,11 +69,11 @@ TEST_CASE("Every APM cipher name maps to BoringSSL or to a precise error", "[uni
     ServerOptions c;
     c.cipher_suites = {m.apm_name};
     std::vector<Problem> problems, warnings;
-    std::string list = mapCipherSuites(c, problems, warnings);
+    std::string list = mapCipherSuites(c, problems, warnings).aes_first;
     INFO(m.apm_name);
     if (m.tls13) {
       CHECK(problems.empty());
-      CHECK(list.empty());
+      CHECK(list == cipherOrder(goDefaultSuites()).aes_first);
       REQUIRE(warnings.size() == 2);  // "fixed", then "only TLS 1.3 suites listed"
       CHECK(warnings[0].warning);
       CHECK(warnings[0].message.find("TLS 1.3 suites are fixed in BoringSSL") != std::string::npos);
@@ -81,7 +82,7 @@ TEST_CASE("Every APM cipher name maps to BoringSSL or to a precise error", "[uni
       CHECK(problems.empty());
       CHECK(list == m.boring_name);
     } else {
-      CHECK(list.empty());
+      CHECK(list == cipherOrder(goDefaultSuites()).aes_first);  // moot: the problem stops start-up
       REQUIRE(problems.size() == 1);
       CHECK(problems[0].key == "ssl.cipher_suites[0]");
       CHECK(problems[0].message.find("is not available") != std::string::npos);
@@ -101,8 +102,10 @@ TEST_CASE("Cipher suite errors name the value, the index and why", "[unit][tls]"
                      "RSA-3DES-CBC3-SHA",
                      "ECDHE-RSA-CHACHA20-POLY1305",
                      "TLS-AES-128-GCM-SHA256"};
-  std::string list = mapCipherSuites(c, problems, warnings);
-  CHECK(list == "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:DES-CBC3-SHA");
+  CipherOrder order = mapCipherSuites(c, problems, warnings);
+  CHECK(order.aes_first == "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:DES-CBC3-SHA");
+  CHECK(order.chacha_first ==
+        "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:DES-CBC3-SHA");
   REQUIRE(problems.size() == 4);
   CHECK(problems[0].key == "ssl.cipher_suites[2]");
   CHECK(posOf(problems[0]).line == 7);
@@ -138,12 +141,70 @@ TEST_CASE("Cipher suite errors name the value, the index and why", "[unit][tls]"
         "below");
 }
 
-TEST_CASE("An empty cipher list means the library defaults", "[unit][tls]") {
+TEST_CASE("An empty cipher list means Go's defaults, as APM Server's", "[unit][tls]") {
   ServerOptions c;
   std::vector<Problem> problems, warnings;
-  CHECK(mapCipherSuites(c, problems, warnings).empty());
+  CipherOrder order = mapCipherSuites(c, problems, warnings);
   CHECK(problems.empty());
   CHECK(warnings.empty());
+  // Forward-secret suites only (no RSA key exchange, no 3DES), AEADs before CBC.
+  CHECK(order.aes_first ==
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+        "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA");
+  CHECK(order.chacha_first ==
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA");
+  // BoringSSL takes both as they are: exactly those ten suites.
+  for (const std::string* list : {&order.aes_first, &order.chacha_first}) {
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+    REQUIRE(SSL_CTX_set_strict_cipher_list(ctx.get(), list->c_str()) == 1);
+    CHECK(sk_SSL_CIPHER_num(SSL_CTX_get_ciphers(ctx.get())) == 10);
+  }
+}
+
+TEST_CASE("Listed suites are ordered as Go orders them, whatever the list's order", "[unit][tls]") {
+  ServerOptions c;
+  std::vector<Problem> problems, warnings;
+  c.cipher_suites = {"RSA-AES-128-CBC-SHA",         "RSA-3DES-CBC3-SHA",
+                     "ECDHE-RSA-AES-128-CBC-SHA",   "RSA-AES-256-GCM-SHA384",
+                     "ECDHE-RSA-CHACHA20-POLY1305", "RSA-AES-128-GCM-SHA256",
+                     "ECDHE-ECDSA-AES-256-CBC-SHA", "ECDHE-RSA-AES-256-GCM-SHA384"};
+  CipherOrder order = mapCipherSuites(c, problems, warnings);
+  CHECK(problems.empty());
+  CHECK(order.aes_first ==
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA:"
+        "ECDHE-ECDSA-AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA:DES-CBC3-SHA");
+  CHECK(order.chacha_first ==
+        "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA:"
+        "ECDHE-ECDSA-AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA:DES-CBC3-SHA");
+  // Without a ChaCha20 suite there is one order only.
+  c.cipher_suites = {"ECDHE-ECDSA-AES-128-CBC-SHA", "ECDHE-ECDSA-AES-128-GCM-SHA256"};
+  order = mapCipherSuites(c, problems, warnings);
+  CHECK(order.aes_first == "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA");
+  CHECK(order.chacha_first.empty());
+}
+
+TEST_CASE("A client prefers AES-GCM when its first known suite is AES-GCM, as Go decides",
+          "[unit][tls]") {
+  auto prefers = [](std::vector<uint16_t> suites) {
+    std::vector<uint8_t> wire;
+    for (uint16_t s : suites) {
+      wire.push_back(static_cast<uint8_t>(s >> 8));
+      wire.push_back(static_cast<uint8_t>(s & 0xff));
+    }
+    return clientPrefersAesGcm(wire.data(), wire.size());
+  };
+  CHECK(prefers({0x1301, 0x1303, 0xc02b}));        // TLS_AES_128_GCM_SHA256 first
+  CHECK(prefers({0x0a0a, 0xc02c, 0xcca9}));        // GREASE skipped, then AES-256-GCM
+  CHECK_FALSE(prefers({0x1a1a, 0x1303, 0x1301}));  // ChaCha20 first
+  CHECK_FALSE(prefers({0xcca9, 0xc02b}));          // ECDHE-ECDSA-CHACHA20 first
+  CHECK_FALSE(prefers({0xc009, 0xc02b}));          // CBC first (Go: not AES-GCM)
+  CHECK_FALSE(prefers({0x00ff, 0xfefe}));          // nothing known
+  CHECK_FALSE(prefers({}));
 }
 
 TEST_CASE("Curve names map one to one; X25519MLKEM768 is refused clearly", "[unit][tls]") {
