@@ -3,7 +3,7 @@
 
 Starts the real binary with TLS in front of tests/chaos/chaos_upstream.py. After a quiet
 warm-up, keep-alive TLS clients post bodies of 1-64 KiB (some chunked), each with a unique
-id, while the upstream is killed and restarted every few seconds (sometimes staying down,
+id, and HTTP/2 clients (chaos_h2.py) do the same three streams at a time, while the upstream is killed and restarted every few seconds (sometimes staying down,
 so connections are refused, sometimes resetting the first connections it accepts), cuts
 or stalls responses, stops reading bodies and closes keep-alive connections; clients
 abort mid-request and mid-response; idle TLS and TCP connections come and go in bursts;
@@ -37,6 +37,10 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from chaos_clients import Client, IdleBursts  # noqa: E402
+try:
+    from chaos_h2 import H2Client  # noqa: E402
+except ImportError:  # python3-h2 missing: main() says so when HTTP/2 clients are asked for
+    H2Client = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -207,10 +211,14 @@ def chaos_loop(upstream, work, proxy_proc, stop, rng, counters):
             next_rotation = time.monotonic() + rng.uniform(1.5, 4)
 
 
-def run_load(args, ctx, port, stop, aborts, outcomes, seed):
-    """Starts args.clients keep-alive clients; each appends its Outcomes to `outcomes`."""
-    clients = [Client(f"client-{i}", ctx, port, args.bound, stop, aborts, seed * 100 + i,
+def run_load(args, ctxs, port, stop, aborts, outcomes, seed, problems):
+    """Starts args.clients HTTP/1.1 and args.h2_clients HTTP/2 clients (TLS contexts
+    ctxs[0] and ctxs[1]); each appends its Outcomes to `outcomes`."""
+    clients = [Client(f"client-{i}", ctxs[0], port, args.bound, stop, aborts, seed * 100 + i,
                       outcomes.append) for i in range(args.clients)]
+    clients += [H2Client(f"h2-client-{i}", ctxs[1], port, args.bound, stop, aborts,
+                         seed * 100 + 50 + i, outcomes.append, problems)
+                for i in range(args.h2_clients)]
     for c in clients:
         c.start()
     return clients
@@ -317,6 +325,9 @@ def summary(outcomes, records, counters, rss, upstream):
              f"{len(while_up)} while it was listening (resets after accept, closed keep-alive "
              f"connections; a retry on a fresh connection can save some)"]
     lines += [f"  {k}: {n}" for k, n in sorted(kinds.items())]
+    h2 = [o for o in outcomes if o.http2]
+    h2_ok = sum(1 for o in h2 if o.kind == "response" and 200 <= o.status < 300)
+    lines.append(f"  of all requests over HTTP/2: {len(h2)}, answered 2xx: {h2_ok}")
     lines += [f"{k}: {n}" for k, n in sorted(counters.items())]
     lines.append("RSS KiB: start {start}, warm baseline {warm}, peak {peak}, "
                  "after the load {after} (limit {limit})".format(**rss))
@@ -328,7 +339,9 @@ def main():
     ap.add_argument("--proxy", required=True, help="the apm-tls-proxy binary")
     ap.add_argument("--seconds", type=float, default=45, help="length of the chaos phase")
     ap.add_argument("--warmup", type=float, default=6, help="quiet load before it")
-    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--clients", type=int, default=16, help="HTTP/1.1 clients")
+    ap.add_argument("--h2-clients", type=int, default=4,
+                    help="HTTP/2 clients, 3 requests in flight each")
     ap.add_argument("--bound", type=float, default=20,
                     help="seconds within which every request must be answered")
     ap.add_argument("--rss-slack", type=float, default=1.5,
@@ -336,9 +349,13 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--work", required=True, help="scratch directory (emptied)")
     args = ap.parse_args()
+    if args.h2_clients and H2Client is None:
+        print("chaos: the HTTP/2 clients need python3-h2 (scripts/setup.sh installs it); "
+              "or run with --h2-clients 0", file=sys.stderr)
+        return 2
     rng = random.Random(args.seed)
     print(f"chaos: seed {args.seed}, {args.warmup:.0f}s warm-up, {args.seconds:.0f}s chaos, "
-          f"{args.clients} clients", flush=True)
+          f"{args.clients} HTTP/1.1 and {args.h2_clients} HTTP/2 clients", flush=True)
 
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
@@ -378,10 +395,13 @@ def main():
             time.sleep(0.05)
         rss["start"] = rss_kib(proxy.pid)
         ctx = ssl.create_default_context(cafile=f"{work}/ca/ca.crt")
+        h2_ctx = ssl.create_default_context(cafile=f"{work}/ca/ca.crt")
+        h2_ctx.set_alpn_protocols(["h2"])
+        ctxs = (ctx, h2_ctx)
 
         # Warm-up: the same load without faults, to reach the allocator's working set.
         stop, aborts = threading.Event(), threading.Event()
-        clients = run_load(args, ctx, port, stop, aborts, outcomes, args.seed)
+        clients = run_load(args, ctxs, port, stop, aborts, outcomes, args.seed, problems)
         time.sleep(args.warmup)
         stop.set()
         violations += [f"client {n} still busy after the warm-up"
@@ -397,7 +417,7 @@ def main():
         aborts.set()
         upstream.kill()
         upstream.start(faults=True)
-        clients = run_load(args, ctx, port, stop, aborts, outcomes, args.seed + 1)
+        clients = run_load(args, ctxs, port, stop, aborts, outcomes, args.seed + 1, problems)
         bursts = IdleBursts(ctx, port, stop, args.seed, problems)
         bursts.start()
         chaos = threading.Thread(target=chaos_loop, name="chaos",

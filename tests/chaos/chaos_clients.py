@@ -28,6 +28,7 @@ class Outcome:
         self.seconds = seconds
         self.started = 0.0  # time.monotonic() when the request began
         self.detail = detail
+        self.http2 = False  # made by an HTTP/2 client (chaos_h2.py)
 
 
 class Timeout(Exception):
