@@ -121,11 +121,13 @@ StreamEncoder::Encoded Http2Stream::encodeLocalReply(const LocalReply& reply) {
   if (grpc_) {
     // gRPC clients read the outcome from grpc-status, never from :status (a trailers-only
     // response, "gRPC over HTTP/2").
-    session.submitResponse(id_, 200,
-                           {{"content-type", "application/grpc"},
-                            {"grpc-status", http2::grpcStatusFor(reply.status)},
-                            {"grpc-message", http2::grpcMessage(reply.message)}},
-                           true);
+    session.submitResponse(
+        id_, 200,
+        {{"content-type", "application/grpc"},
+         {"grpc-status",
+          reply.grpc_status != nullptr ? reply.grpc_status : http2::grpcStatusFor(reply.status)},
+         {"grpc-message", http2::grpcMessage(reply.message)}},
+        true);
     return {200, 0};
   }
   std::string body = http::localResponseBody(reply.message);

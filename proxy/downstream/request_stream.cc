@@ -21,6 +21,12 @@ LocalReply localReplyFor(upstream::UpstreamError error) {
       return {504, "upstream did not respond in time"};
     case upstream::UpstreamError::kOverloaded:
       return {503, "no upstream connection available; retry later"};
+    case upstream::UpstreamError::kStreamReset:
+      return {502, "upstream reset the stream", "13"};
+    case upstream::UpstreamError::kStreamCancelled:
+      return {502, "upstream cancelled the stream", "1"};
+    case upstream::UpstreamError::kStreamRefusedBusy:
+      return {503, "upstream is overloaded (ENHANCE_YOUR_CALM)", "8"};
     default:
       return {502, "upstream connection failed"};
   }

@@ -27,6 +27,9 @@ class CodecHost;
 struct LocalReply {
   int status;           // 400, 405, 408, 413, 431, 502, 503, 504
   const char* message;  // for the client, and the gRPC grpc-message
+  // The grpc-status for a gRPC call; nullptr: the one `status` stands for
+  // (http2::grpcStatusFor: 4 for 408 and 504, else 14).
+  const char* grpc_status = nullptr;
 };
 // What the client is told when the upstream exchange failed before a response started.
 LocalReply localReplyFor(upstream::UpstreamError error);

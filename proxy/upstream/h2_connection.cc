@@ -320,8 +320,13 @@ void H2Connection::onStreamClose(int32_t id, uint32_t error_code, bool reset_by_
       error_code == NGHTTP2_NO_ERROR
           ? std::string("upstream ended the stream before the response")
           : std::string("upstream reset the stream: ") + http2::errorCodeName(error_code);
-  s->fail(s->finalHeadSeen() ? UpstreamError::kClosedMidBody : UpstreamError::kClosedEarly,
-          detail.c_str());
+  // Not REFUSED_STREAM (above): the upstream may have processed the call. The client
+  // hears the reset's own meaning, whether or not a response head came first.
+  UpstreamError error = error_code == NGHTTP2_CANCEL ? UpstreamError::kStreamCancelled
+                        : error_code == NGHTTP2_ENHANCE_YOUR_CALM
+                            ? UpstreamError::kStreamRefusedBusy
+                            : UpstreamError::kStreamReset;
+  s->fail(error, detail.c_str());
 }
 
 void H2Connection::onRequestNotSent(int32_t id) {

@@ -20,6 +20,13 @@ enum class UpstreamError {
   kClosedMidBody,    // closed inside the response body: the client must see a cut
   kStalled,          // no byte either way for stream_idle_timeout after the head: a cut
   kOverloaded,       // every upstream connection busy and the wait queue full or timed out -> 503
+  // An h2c upstream reset the stream with a code other than REFUSED_STREAM: it may have
+  // processed the request, so the client is told what it would read from that reset
+  // itself (gRPC's mapping of RST_STREAM codes), never "unavailable", which gRPC clients
+  // retry. A cut if the client already has the response head.
+  kStreamReset,        // INTERNAL_ERROR and every other code -> 502; gRPC 13 INTERNAL
+  kStreamCancelled,    // CANCEL -> 502; gRPC 1 CANCELLED
+  kStreamRefusedBusy,  // ENHANCE_YOUR_CALM -> 503; gRPC 8 RESOURCE_EXHAUSTED
 };
 const char* toString(UpstreamError e);
 

@@ -33,6 +33,12 @@ const char* toString(UpstreamError e) {
       return "upstream_stalled";
     case UpstreamError::kOverloaded:
       return "upstream_overloaded";
+    case UpstreamError::kStreamReset:
+      return "upstream_stream_reset";
+    case UpstreamError::kStreamCancelled:
+      return "upstream_stream_cancelled";
+    case UpstreamError::kStreamRefusedBusy:
+      return "upstream_enhance_your_calm";
   }
   return "upstream_error";
 }
