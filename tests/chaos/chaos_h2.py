@@ -1,9 +1,12 @@
 """The chaos test's HTTP/2 clients: TLS connections (ALPN h2) that keep up to STREAMS
 requests in flight, each a POST of 1 KiB to 64 KiB with a unique X-Chaos-Id (some without
-content-length, so the proxy sends them upstream chunked), and abort some on purpose:
+content-length, so the proxy sends them upstream chunked; half of them gRPC calls, which
+the proxy sends to the upstream over h2c), and abort some on purpose:
 RST_STREAM mid-body or after the response head, or a TCP reset of the whole connection
 mid-body. Every request ends in one chaos_clients.Outcome, with the same meanings, so the
-driver's checks apply unchanged; nothing blocks past a request's bound. Needs python3-h2
+driver's checks apply unchanged (a gRPC call counts as 2xx only when its grpc-status is
+0: the proxy answers its own failures with :status 200); nothing blocks past a request's
+bound. Needs python3-h2
 (Debian), which scripts/setup.sh installs."""
 import random
 import socket
@@ -23,6 +26,7 @@ import chaos_common
 from chaos_clients import PATH, Outcome
 
 STREAMS = 3  # requests in flight per connection
+GRPC_PATH = b"/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 POLL = 0.05  # seconds a read waits before the loop looks at sends and deadlines again
 
 
@@ -47,6 +51,8 @@ class _Stream:
         self.sent = 0
         self.ended = False  # END_STREAM sent
         self.status = 0
+        self.grpc = False  # a gRPC call: content-type application/grpc
+        self.grpc_status = None
 
 
 class H2Client(threading.Thread):
@@ -89,8 +95,10 @@ class H2Client(threading.Thread):
             r = rng.random()
             action = ("abort_request" if r < 0.03 else "abort_response" if r < 0.06 else
                       "abort_connection" if r < 0.07 else "normal")
-        return _Stream(chaos_id, length, action, rng.randint(1, length - 1), time.monotonic(),
-                       self.bound, rng.random() < 0.7)
+        st = _Stream(chaos_id, length, action, rng.randint(1, length - 1), time.monotonic(),
+                     self.bound, rng.random() < 0.7)
+        st.grpc = rng.random() < 0.5
+        return st
 
     def _connection(self):
         """One connection's life: its streams all end in an Outcome before it returns."""
@@ -118,7 +126,10 @@ class H2Client(threading.Thread):
 
         def finish(sid, kind, detail=""):
             st = streams.pop(sid)
-            o = Outcome(st.chaos_id, kind, st.status, detail=detail)
+            status = st.status
+            if st.grpc and kind == "response":  # whole: its grpc-status decides
+                status = 200 if st.grpc_status == 0 else 600 + (st.grpc_status or 99)
+            o = Outcome(st.chaos_id, kind, status, detail=detail)
             o.started = st.start
             o.seconds = time.monotonic() - st.start
             o.http2 = True
@@ -136,10 +147,14 @@ class H2Client(threading.Thread):
                     st = pending.pop() if pending else self._new_stream()
                     sid = conn.get_next_available_stream_id()
                     headers = [(b":method", b"POST"), (b":scheme", b"https"),
-                               (b":authority", b"localhost"), (b":path", PATH.encode()),
-                               (b"content-type", b"application/x-ndjson"),
+                               (b":authority", b"localhost"),
+                               (b":path", GRPC_PATH if st.grpc else PATH.encode()),
+                               (b"content-type",
+                                b"application/grpc" if st.grpc else b"application/x-ndjson"),
                                (b"x-chaos-id", st.chaos_id.encode()),
                                (b"x-chaos-len", b"%d" % len(st.body))]
+                    if st.grpc:
+                        headers.append((b"te", b"trailers"))
                     if st.with_length:
                         headers.append((b"content-length", b"%d" % len(st.body)))
                     conn.send_headers(sid, headers)
@@ -219,8 +234,14 @@ class H2Client(threading.Thread):
         """Applies one h2 event; True for a GOAWAY."""
         sid = getattr(ev, "stream_id", None)
         st = streams.get(sid)
-        if isinstance(ev, h2.events.ResponseReceived) and st is not None:
-            st.status = int(dict(ev.headers)[b":status"])
+        if isinstance(ev, (h2.events.ResponseReceived, h2.events.TrailersReceived)) and (
+                st is not None):
+            fields = dict(ev.headers)
+            if b"grpc-status" in fields:
+                st.grpc_status = int(fields[b"grpc-status"])
+            if isinstance(ev, h2.events.TrailersReceived):
+                return False
+            st.status = int(fields[b":status"])
             if st.action == "abort_response":
                 _reset(conn, sid, h2.errors.ErrorCodes.CANCEL)
                 finish(sid, "aborted_response")

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """The chaos test's upstream: a plain-HTTP/1.1 server on 127.0.0.1 that answers 202 and
 records every request it received completely and intact, and that misbehaves on purpose.
+A connection that opens with the HTTP/2 preface (the proxy's gRPC calls, h2c) is served
+by chaos_upstream_h2.py, with the same records and faults of its own.
 
 Each request carries X-Chaos-Id (unique) and X-Chaos-Len (body length); its body is
 chaos_common.body_for(id, len). A request whose body arrived whole and equal to that is
@@ -35,6 +37,9 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chaos_common  # noqa: E402
+from chaos_upstream_h2 import serve_h2  # noqa: E402
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # the proxy's gRPC calls (h2c)
 
 FAULTS = {"reset": 0.03, "cut": 0.03, "stall": 0.01, "noread": 0.01, "idleclose": 0.08}
 # A stall holds a client until the proxy's deadline ends it; a few per start keep most
@@ -146,8 +151,7 @@ def pick(rng, faults_on):
     return "ok"
 
 
-def serve(conn, recorder, rng, faults_on, holder):
-    reader = Reader(conn)
+def serve(conn, reader, recorder, rng, faults_on, holder):
     while True:
         head = read_head(reader)
         if head is None:
@@ -190,7 +194,14 @@ def reset(conn):
 def handle(conn, recorder, seed, faults_on, holder):
     rng = random.Random(seed)
     try:
-        serve(conn, recorder, rng, faults_on, holder)
+        reader = Reader(conn)
+        while len(reader.buf) < len(H2_PREFACE) and H2_PREFACE.startswith(reader.buf):
+            if not reader._fill():
+                return
+        if reader.buf.startswith(H2_PREFACE):
+            serve_h2(conn, reader.buf, recorder, rng, faults_on)
+        else:
+            serve(conn, reader, recorder, rng, faults_on, holder)
     except (OSError, ValueError):
         pass
     finally:
