@@ -116,6 +116,7 @@ std::string AccessLog::format(const Entry& e) {
   number(out, "bytes_out", e.bytes_out);
   seconds(out, "duration_s", e.duration_s);
   if (e.upstream_s >= 0) seconds(out, "upstream_s", e.upstream_s);
+  if (e.grpc_status >= 0) number(out, "grpc_status", static_cast<uint64_t>(e.grpc_status));
   if (!e.close_reason.empty()) field(out, "close_reason", e.close_reason);
   out.append("}\n");
   return out;

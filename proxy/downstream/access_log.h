@@ -50,6 +50,7 @@ class AccessLog {
     std::string_view client_cert_sha256;   // hex SHA-256 of the client leaf's DER; empty: none
     uint64_t request_head_bytes = 0;       // 0: unknown (then no http.request.body.bytes)
     uint64_t response_head_bytes = 0;      // 0: unknown (then no http.response.body.bytes)
+    int grpc_status = -1;  // a gRPC call's grpc-status as the client got it; -1: none
   };
 
   // The request headers the ECS line needs, copied from a request head when it is parsed

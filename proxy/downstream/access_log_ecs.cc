@@ -121,8 +121,10 @@ std::string AccessLog::formatEcs(const Entry& e) {
   out.reserve(768);
   log::appendEcsPrologue(out, "info", message, "access", "apm_tls_proxy.access");
   out.append(R"(,"event.kind":"event","event.category":["web"],"event.type":["access"])");
-  // ECS event.outcome for HTTP: a 4xx or 5xx (or no response at all) did not succeed.
+  // ECS event.outcome for HTTP: a 4xx or 5xx (or no response at all) did not succeed; nor
+  // did a gRPC call whose grpc-status is not 0 (OK), whatever its HTTP 200 says.
   const char* outcome = e.status == 0 ? "unknown" : (e.status < 400 ? "success" : "failure");
+  if (e.grpc_status > 0) outcome = "failure";
   appendEcsString(out, "event.outcome", outcome);
   appendEcsNumber(out, "event.duration", nanoseconds(e.duration_s));
   if (!e.peer_ip.empty()) {
@@ -149,6 +151,9 @@ std::string AccessLog::formatEcs(const Entry& e) {
   }
   if (e.upstream_s >= 0) {
     appendEcsNumber(out, "apm_tls_proxy.upstream.duration", nanoseconds(e.upstream_s));
+  }
+  if (e.grpc_status >= 0) {
+    appendEcsNumber(out, "apm_tls_proxy.grpc.status_code", static_cast<uint64_t>(e.grpc_status));
   }
   if (!e.close_reason.empty()) appendEcsString(out, "apm_tls_proxy.close_reason", e.close_reason);
   out.append("}\n");

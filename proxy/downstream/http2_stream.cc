@@ -1,5 +1,8 @@
 #include "proxy/downstream/http2_stream.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -83,6 +86,7 @@ void Http2Stream::onClosed(uint32_t error_code) {
 bool Http2Stream::encodeHead(http::MessageHead& head) {
   status_ = head.status;
   held_head_ = http2::responseFields(head);
+  if (grpc_) noteGrpcStatus(held_head_);  // a trailers-only answer carries it here
   head_pending_ = true;
   return false;
 }
@@ -102,6 +106,20 @@ void Http2Stream::encodeBody(const char* data, size_t len) {
 
 void Http2Stream::encodeTrailers(const http::MessageHead& trailers) {
   trailers_ = http2::trailerFields(trailers);
+  if (grpc_) noteGrpcStatus(trailers_);
+}
+
+void Http2Stream::noteGrpcStatus(const http2::HeaderFields& fields) {
+  for (const http2::HeaderField& f : fields) {
+    if (f.name != "grpc-status") continue;
+    // A gRPC status is 0..16; anything else is logged as absent, not guessed at.
+    int value = -1;
+    if (!f.value.empty() && f.value.size() <= 2 &&
+        std::all_of(f.value.begin(), f.value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      value = std::stoi(f.value);
+    }
+    grpc_status_ = value <= 16 ? value : -1;
+  }
 }
 
 void Http2Stream::encodeEnd() {
@@ -121,13 +139,14 @@ StreamEncoder::Encoded Http2Stream::encodeLocalReply(const LocalReply& reply) {
   if (grpc_) {
     // gRPC clients read the outcome from grpc-status, never from :status (a trailers-only
     // response, "gRPC over HTTP/2").
-    session.submitResponse(
-        id_, 200,
-        {{"content-type", "application/grpc"},
-         {"grpc-status",
-          reply.grpc_status != nullptr ? reply.grpc_status : http2::grpcStatusFor(reply.status)},
-         {"grpc-message", http2::grpcMessage(reply.message)}},
-        true);
+    const char* grpc_status =
+        reply.grpc_status != nullptr ? reply.grpc_status : http2::grpcStatusFor(reply.status);
+    grpc_status_ = std::atoi(grpc_status);
+    session.submitResponse(id_, 200,
+                           {{"content-type", "application/grpc"},
+                            {"grpc-status", grpc_status},
+                            {"grpc-message", http2::grpcMessage(reply.message)}},
+                           true);
     return {200, 0};
   }
   std::string body = http::localResponseBody(reply.message);
@@ -162,6 +181,7 @@ void Http2Stream::upstreamDrained() {
 void Http2Stream::fillLogEntry(AccessLog::Entry& e) {
   codec_.host().fillAccessLog(e);
   e.http_version = "2";
+  e.grpc_status = grpc_status_;
 }
 
 }  // namespace proxy::downstream

@@ -55,6 +55,8 @@ class Http2Stream : public StreamEncoder {
   void upstreamDrained() override;
   void fillLogEntry(AccessLog::Entry& e) override;
 
+  // Keeps the grpc-status among `fields` (a gRPC call's head or trailers) for the log.
+  void noteGrpcStatus(const http2::HeaderFields& fields);
   // Sends the response head now if it is still held (see head_pending_).
   void submitHead(bool end_stream);
   // Gives request bytes back to the client's window once the upstream took them.
@@ -63,6 +65,7 @@ class Http2Stream : public StreamEncoder {
   Http2Codec& codec_;
   int32_t id_;
   bool grpc_ = false;
+  int grpc_status_ = -1;       // the grpc-status the client was sent; -1: none (yet)
   bool head_pending_ = false;  // an upstream head is held until body or end
   int status_ = 0;             // of the held head
   size_t unconsumed_ = 0;      // request bytes not yet given back to the client's window

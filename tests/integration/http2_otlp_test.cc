@@ -231,5 +231,46 @@ TEST_CASE("When the proxy fails a gRPC call itself, the client reads a gRPC stat
   }
 }
 
+TEST_CASE("The access log gives each gRPC call the grpc-status its client read",
+          "[integration][http2][grpc]") {
+  TempDir side;
+  std::string log_path = side.file("access.log");
+  // The status the access log's line number `i` (from 0) carries, once it is written.
+  auto loggedStatus = [&](size_t i) {
+    std::vector<std::string> text;
+    REQUIRE(ops::eventually(
+        [&] {
+          text = ops::lines(readFile(log_path));
+          return text.size() > i;
+        },
+        Millis{5000}));
+    auto line = testsupport::parseJson(text[i]);
+    INFO("access line: " << text[i]);
+    REQUIRE(line.has_value());
+    CHECK(line->get("status").number == 200);  // gRPC: the outcome is in grpc-status
+    return line->has("grpc_status") ? static_cast<int>(line->get("grpc_status").number) : -1;
+  };
+  SECTION("the upstream's status, OK or not") {
+    OpsOptions o;
+    o.config.log["access"] = "\"" + log_path + "\"";
+    OpsStack stack(o);
+    CHECK(grpcCall(stack, kOtlpExports[0], {"--expect-code", "0"}).exit_code == 0);
+    CHECK(loggedStatus(0) == 0);
+    RunResult failed = grpcCall(stack, kOtlpExports[0],
+                                {"--metadata", "x-demo-grpc-status=3", "--expect-code", "3"});
+    CHECK(failed.exit_code == 0);
+    CHECK(loggedStatus(1) == 3);
+  }
+  SECTION("the proxy's own UNAVAILABLE") {
+    OpsOptions o;
+    o.upstream_port = unusedPort();
+    o.config.log["access"] = "\"" + log_path + "\"";
+    OpsStack stack(o);
+    CHECK(grpcCall(stack, kOtlpExports[0], {"--expect-code", "14", "--timeout-ms", "10000"})
+              .exit_code == 0);
+    CHECK(loggedStatus(0) == 14);
+  }
+}
+
 }  // namespace
 }  // namespace proxy::integration

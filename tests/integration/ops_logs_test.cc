@@ -17,7 +17,7 @@ namespace {
 const std::set<std::string> kAccessFields = {
     "time",           "client_ip",   "client_port", "tls_version",  "tls_cipher", "sni",
     "client_subject", "client_sans", "method",      "path",         "status",     "bytes_in",
-    "bytes_out",      "duration_s",  "upstream_s",  "close_reason", "protocol"};
+    "bytes_out",      "duration_s",  "upstream_s",  "close_reason", "protocol",   "grpc_status"};
 
 std::vector<JsonValue> accessLines(const std::string& path, size_t n) {
   std::vector<std::string> text;

@@ -141,6 +141,26 @@ TEST_CASE("ECS access lines leave out what is unknown or absent", "[unit][downst
   CHECK(has(AccessLog::formatEcs(e), ",\"event.outcome\":\"unknown\","));
 }
 
+TEST_CASE("A gRPC call's grpc-status is logged, and a non-zero one is a failure",
+          "[unit][downstream]") {
+  AccessLog::Entry e = tlsEntry();
+  e.http_version = "2";
+  e.status = 200;
+  CHECK_FALSE(has(AccessLog::format(e), "grpc"));  // not a gRPC call: no field
+  CHECK_FALSE(has(AccessLog::formatEcs(e), "grpc"));
+  e.grpc_status = 0;
+  CHECK(has(AccessLog::format(e), ",\"upstream_s\":0.125000,\"grpc_status\":0}"));
+  std::string ok = AccessLog::formatEcs(e);
+  CHECK(has(ok, ",\"event.outcome\":\"success\","));
+  CHECK(has(ok, ",\"apm_tls_proxy.grpc.status_code\":0}"));
+  e.grpc_status = 14;  // UNAVAILABLE, under :status 200
+  CHECK(has(AccessLog::format(e), ",\"grpc_status\":14}"));
+  std::string failed = AccessLog::formatEcs(e);
+  CHECK(has(failed, ",\"event.outcome\":\"failure\","));
+  CHECK(has(failed, ",\"http.response.status_code\":200,"));
+  CHECK(has(failed, ",\"apm_tls_proxy.grpc.status_code\":14}"));
+}
+
 TEST_CASE("ECS access-log helpers: HTTP version names and the XFCC hash", "[unit][downstream]") {
   CHECK(AccessLog::httpVersionName(1, 0) == "1.0");
   CHECK(AccessLog::httpVersionName(1, 1) == "1.1");
