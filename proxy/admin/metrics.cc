@@ -256,6 +256,14 @@ std::string renderMetrics(const MetricsSnapshot& s) {
   byCode("http2_goaways_received_total",
          "GOAWAY frames received from HTTP/2 clients, by error code.",
          &WorkerStats::http2_goaways_received);
+  // The same way: a status that never occurred has no series.
+  w.family(
+      "grpc_responses_total", "counter",
+      "gRPC calls answered with a grpc-status (the upstream's or the proxy's own), by status.");
+  for (size_t i = 0; i < kGrpcStatusCodes; ++i) {
+    uint64_t n = sum(s, [&](const WorkerStats& ws) { return ws.grpc_responses[i].get(); });
+    if (n != 0) w.sample(n, {{"code", kGrpcStatusNames[i]}});
+  }
 
   w.family("local_responses_total", "counter",
            "Error responses the proxy generated itself (400, 431, 502, 503, 504, ...).");

@@ -73,6 +73,14 @@ inline constexpr std::array<const char*, kHttp2ErrorCodes> kHttp2ErrorCodeNames 
     "HTTP_1_1_REQUIRED",
     "UNKNOWN"};
 
+// gRPC status codes 0..16 ("gRPC status codes", grpc/doc/statuscodes.md): metric labels.
+inline constexpr size_t kGrpcStatusCodes = 17;
+inline constexpr std::array<const char*, kGrpcStatusCodes> kGrpcStatusNames = {
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
+
 struct WorkerStats {
   Counter connections_accepted;
   Counter connections_active;
@@ -101,6 +109,8 @@ struct WorkerStats {
   std::array<Counter, kHttp2ErrorCodes> http2_resets_received;
   std::array<Counter, kHttp2ErrorCodes> http2_goaways_sent;  // GOAWAY by error code
   std::array<Counter, kHttp2ErrorCodes> http2_goaways_received;
+  // gRPC calls answered with a grpc-status (the upstream's or the proxy's), by status.
+  std::array<Counter, kGrpcStatusCodes> grpc_responses;
 };
 
 }  // namespace proxy

@@ -166,6 +166,10 @@ void Http2Stream::encodeCut(StreamCut why) {
 }
 
 void Http2Stream::streamDone() {
+  if (grpc_status_ >= 0 && !grpc_counted_) {
+    grpc_counted_ = true;
+    codec_.host().context().stats->grpc_responses[static_cast<size_t>(grpc_status_)].add();
+  }
   // The rest of the request body is read and dropped: give its window back as it comes.
   if (!stream_.requestEnded()) consumeIfAccepted();
   codec_.flushSoon();

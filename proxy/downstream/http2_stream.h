@@ -66,6 +66,7 @@ class Http2Stream : public StreamEncoder {
   int32_t id_;
   bool grpc_ = false;
   int grpc_status_ = -1;       // the grpc-status the client was sent; -1: none (yet)
+  bool grpc_counted_ = false;  // in WorkerStats::grpc_responses
   bool head_pending_ = false;  // an upstream head is held until body or end
   int status_ = 0;             // of the held head
   size_t unconsumed_ = 0;      // request bytes not yet given back to the client's window

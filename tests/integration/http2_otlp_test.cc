@@ -231,7 +231,7 @@ TEST_CASE("When the proxy fails a gRPC call itself, the client reads a gRPC stat
   }
 }
 
-TEST_CASE("The access log gives each gRPC call the grpc-status its client read",
+TEST_CASE("The access log and the metrics give each gRPC call the grpc-status its client read",
           "[integration][http2][grpc]") {
   TempDir side;
   std::string log_path = side.file("access.log");
@@ -260,6 +260,12 @@ TEST_CASE("The access log gives each gRPC call the grpc-status its client read",
                                 {"--metadata", "x-demo-grpc-status=3", "--expect-code", "3"});
     CHECK(failed.exit_code == 0);
     CHECK(loggedStatus(1) == 3);
+    // And counted by status: every gRPC answer is HTTP 200, so only this tells them apart.
+    auto metrics = stack.metrics();
+    CHECK(ops::metric(metrics, "apm_tls_proxy_grpc_responses_total{code=\"OK\"}") == 1);
+    CHECK(ops::metric(metrics, "apm_tls_proxy_grpc_responses_total{code=\"INVALID_ARGUMENT\"}") ==
+          1);
+    CHECK(ops::metric(metrics, "apm_tls_proxy_http_responses_total{code_class=\"2xx\"}") == 2);
   }
   SECTION("the proxy's own UNAVAILABLE") {
     OpsOptions o;
@@ -269,6 +275,10 @@ TEST_CASE("The access log gives each gRPC call the grpc-status its client read",
     CHECK(grpcCall(stack, kOtlpExports[0], {"--expect-code", "14", "--timeout-ms", "10000"})
               .exit_code == 0);
     CHECK(loggedStatus(0) == 14);
+    CHECK(ops::metric(stack.metrics(),
+                      "apm_tls_proxy_grpc_responses_total{code=\"UNAVAILABLE\"}") == 1);
+    CHECK_FALSE(ops::metric(stack.metrics(), "apm_tls_proxy_grpc_responses_total{code=\"OK\"}")
+                    .has_value());
   }
 }
 
