@@ -192,11 +192,14 @@ bool H2Stream::checkDeadlines(uint64_t now_ms) {
   bool head_late = !final_head_ && request_ended_ && now_ms - request_end_ms_ >= head_timeout;
   bool idle = now_ms - last_activity_ms_ >= idle_timeout;
   if (!head_late && !idle) return false;
+  // Counted as the HTTP/1.1 pool counts the same endings (docs/metrics.md).
   if (state_ == State::kWaiting) {
     // Every connection stayed full (or none connected) the whole time: the upstream was
     // never asked, so this is a capacity problem (503), not an upstream timeout.
+    pool_.stats().upstream_overloaded.add();
     fail(UpstreamError::kOverloaded, "no h2c upstream stream free within stream_idle_timeout");
   } else if (final_head_) {
+    pool_.stats().upstream_timeouts.add();
     fail(UpstreamError::kStalled, "no byte either way within upstream.stream_idle_timeout");
   } else {
     pool_.stats().upstream_timeouts.add();

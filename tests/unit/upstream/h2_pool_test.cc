@@ -309,6 +309,35 @@ TEST_CASE("a response that stops after its head ends as kStalled after stream_id
   CHECK(sink.status == 200);
   REQUIRE(sink.error.has_value());
   CHECK(*sink.error == UpstreamError::kStalled);
+  CHECK(f.stats.upstream_timeouts.get() == 1);  // as the HTTP/1.1 pool counts a stall
+}
+
+TEST_CASE("a call that finds no stream within stream_idle_timeout is kOverloaded, counted") {
+  Fixture f;
+  uv_tcp_t silent{};  // completes TCP handshakes and never says a word: no SETTINGS
+  uv_tcp_init(&f.loop, &silent);
+  sockaddr_in addr{};
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  REQUIRE(uv_tcp_bind(&silent, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
+  REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&silent), 8, [](uv_stream_t*, int) {}) == 0);
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(&silent, reinterpret_cast<sockaddr*>(&bound), &len);
+  f.config.tcp =
+      config::HostPort{"127.0.0.1", ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)};
+  f.config.connect_timeout = config::Millis(30'000);
+  f.config.stream_idle_timeout = config::Millis(100);
+  f.replacePool();
+  RecordingSink sink;
+  REQUIRE(f.open(sink, "/") != nullptr);
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  REQUIRE(sink.error.has_value());
+  CHECK(*sink.error == UpstreamError::kOverloaded);  // the upstream was never asked
+  CHECK(f.stats.upstream_overloaded.get() == 1);     // as the HTTP/1.1 pool counts it
+  CHECK(f.stats.upstream_timeouts.get() == 0);
+  f.pool->closeAll();
+  uv_close(reinterpret_cast<uv_handle_t*>(&silent), nullptr);
+  uv_run(&f.loop, UV_RUN_NOWAIT);
 }
 
 TEST_CASE("a body beyond the low watermark reports onUpstreamDrained once it is framed") {
