@@ -302,6 +302,9 @@ def check(outcomes, records, problems):
         if o.kind == "aborted_request" and whole[o.chaos_id] > 0:
             violations.append(f"request {o.chaos_id}: the client abandoned it mid-body but the "
                               f"upstream received a whole body")
+        if o.kind == "not_processed" and whole[o.chaos_id] > 0:
+            violations.append(f"request {o.chaos_id}: the proxy said it was not processed "
+                              f"({o.detail}) but the upstream received it")
     for chaos_id, n in whole.items():
         if n > 1:
             violations.append(f"request {chaos_id}: the upstream received it {n} times "

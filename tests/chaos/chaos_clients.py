@@ -19,7 +19,9 @@ class Outcome:
     """What one request came to. kind: "response" (a whole response: status, body),
     "partial" (a response head, then the connection ended), "closed" (the connection
     ended before any response byte), "timeout" (no answer within the bound),
-    "aborted_request" / "aborted_response" (the client gave up on purpose)."""
+    "aborted_request" / "aborted_response" (the client gave up on purpose),
+    "not_processed" (HTTP/2: refused, or above a GOAWAY's last stream id: the proxy
+    promised it never passed it on)."""
 
     def __init__(self, chaos_id, kind, status=0, seconds=0.0, detail=""):
         self.chaos_id = chaos_id

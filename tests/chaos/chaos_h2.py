@@ -14,6 +14,7 @@ import ssl
 import struct
 import threading
 import time
+import traceback
 import uuid
 
 import h2.config
@@ -30,12 +31,16 @@ GRPC_PATH = b"/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 POLL = 0.05  # seconds a read waits before the loop looks at sends and deadlines again
 
 
+class _SendTimeout(Exception):
+    """A write did not finish before the earliest stream deadline."""
+
+
 def _reset(conn, sid, code):
-    """RST_STREAM, unless h2 already saw the stream end: it applies a whole read's frames
-    before the loop sees their events."""
+    """RST_STREAM, unless h2 already saw the stream end (it applies a whole read's frames
+    before the loop sees their events) or the connection end (a GOAWAY in the same read)."""
     try:
         conn.reset_stream(sid, code)
-    except h2.exceptions.StreamClosedError:
+    except h2.exceptions.ProtocolError:  # StreamClosedError, or the connection CLOSED
         pass
 
 
@@ -68,8 +73,13 @@ class H2Client(threading.Thread):
         self.sock = None
 
     def run(self):
-        while not self.stop.is_set():
-            self._connection()
+        # _connection() ends every stream in an Outcome whatever happens; should that ever
+        # fail, the run must not pass with a client thread silently gone.
+        try:
+            while not self.stop.is_set():
+                self._connection()
+        except Exception:  # noqa: BLE001 - reported as a violation, never swallowed
+            self.problems.append(f"{self.name} died: {traceback.format_exc()}")
 
     def _drop(self):
         if self.sock is not None:
@@ -191,9 +201,22 @@ class H2Client(threading.Thread):
                     break
                 for ev in events:
                     goaway = self._event(conn, ev, streams, finish) or goaway
+                if goaway:
+                    # h2 4.1 sends and accepts nothing once a GOAWAY arrived, so the
+                    # streams it let through cannot finish here: not a verdict on them.
+                    finish_all("closed", "open when the proxy sent GOAWAY")
+                    break
                 self._flush(conn, streams)
+        except _SendTimeout:
+            now = time.monotonic()
+            for sid in [s for s, st in streams.items() if now > st.deadline]:
+                finish(sid, "timeout", "sending")
+            finish_all("closed", "collateral of a timeout")
         except (OSError, ssl.SSLError, EOFError, ValueError) as e:
             finish_all("closed", type(e).__name__)
+        except Exception:  # noqa: BLE001 - an h2 error on our side: a violation, with outcomes
+            self.problems.append(f"{self.name}: {traceback.format_exc()}")
+            finish_all("closed", "client error")
         self._drop()
 
     def _send_body(self, conn, sid, st, finish):
@@ -218,8 +241,8 @@ class H2Client(threading.Thread):
                 return None
             conn.end_stream(sid)
             st.ended = True
-        except h2.exceptions.StreamClosedError:
-            pass  # the proxy ended or reset it; its event says how
+        except h2.exceptions.ProtocolError:
+            pass  # the proxy ended or reset it (or the connection): its event says how
         return None
 
     def _flush(self, conn, streams):
@@ -228,7 +251,10 @@ class H2Client(threading.Thread):
             return
         left = min((st.deadline for st in streams.values()), default=time.monotonic() + 5)
         self.sock.settimeout(max(0.01, left - time.monotonic()))
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except socket.timeout:
+            raise _SendTimeout()
 
     def _event(self, conn, ev, streams, finish):
         """Applies one h2 event; True for a GOAWAY."""
@@ -252,9 +278,17 @@ class H2Client(threading.Thread):
             if not st.ended:
                 _reset(conn, sid, h2.errors.ErrorCodes.NO_ERROR)
         elif isinstance(ev, h2.events.StreamReset) and st is not None:
-            finish(sid, "partial" if st.status else "closed", f"reset {ev.error_code!r}")
+            if st.status:
+                finish(sid, "partial", f"reset {ev.error_code!r}")
+            elif ev.error_code == h2.errors.ErrorCodes.REFUSED_STREAM:
+                finish(sid, "not_processed", "REFUSED_STREAM")  # RFC 9113 8.7: never sent on
+            else:
+                finish(sid, "closed", f"reset {ev.error_code!r}")
         elif isinstance(ev, h2.events.ConnectionTerminated):
-            for other in [s for s in streams if s > ev.last_stream_id]:
-                finish(other, "closed", "not processed (GOAWAY)")
+            if ev.error_code != h2.errors.ErrorCodes.NO_ERROR:
+                self.problems.append(f"the proxy sent GOAWAY {ev.error_code!r} to a correct "
+                                     f"client (last stream {ev.last_stream_id})")
+            for other in [s for s in streams if s > (ev.last_stream_id or 0)]:
+                finish(other, "not_processed", "above the GOAWAY's last stream id")
             return True
         return False
