@@ -72,8 +72,11 @@ inline RunResult runNodeClient(const TempDir& dir, const std::string& script,
                                const std::vector<std::string>& args, const std::string& name) {
   std::string node = toolPath("node", "Debian package nodejs, or scripts/setup-npm.sh");
   const std::string clients = std::string(PROXY_SOURCE_DIR) + "/tests/clients";
-  if (readFile(clients + "/node_modules/@grpc/grpc-js/package.json").empty()) {
-    FAIL("the test clients' npm packages are not installed: run scripts/setup-npm.sh");
+  for (const char* package : {"@grpc/grpc-js", "elastic-apm-node"}) {
+    if (readFile(clients + "/node_modules/" + package + "/package.json").empty()) {
+      FAIL("the test clients' npm package " << package
+                                            << " is not installed: run scripts/setup-npm.sh");
+    }
   }
   std::vector<std::string> argv = {node, clients + "/" + script};
   argv.insert(argv.end(), args.begin(), args.end());
