@@ -38,6 +38,7 @@ struct Fixture {
     connector->close();
     upstream->close();
     if (extra) extra->close();
+    if (silent_open) uv_close(reinterpret_cast<uv_handle_t*>(&silent), nullptr);
     uv_run(&loop, UV_RUN_DEFAULT);
     pool.reset();
     connector.reset();
@@ -53,6 +54,22 @@ struct Fixture {
     connector = std::make_unique<ResolvingConnector>(&loop, config);
     pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer, connector.get());
   }
+  // Points the config at a listener that never accepts: the kernel completes TCP
+  // handshakes, then nothing is ever said (an upstream that sends no SETTINGS). Call
+  // replacePool() after.
+  void dialSilentUpstream() {
+    uv_tcp_init(&loop, &silent);
+    silent_open = true;
+    sockaddr_in addr{};
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    REQUIRE(uv_tcp_bind(&silent, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
+    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&silent), 8, [](uv_stream_t*, int) {}) == 0);
+    sockaddr_storage bound{};
+    int len = sizeof bound;
+    uv_tcp_getsockname(&silent, reinterpret_cast<sockaddr*>(&bound), &len);
+    config.tcp =
+        config::HostPort{"127.0.0.1", ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)};
+  }
   H2Stream* open(RecordingSink& sink, const std::string& path, bool end_stream = true) {
     return testing::openRequest(*pool, sink, path, end_stream);
   }
@@ -65,6 +82,8 @@ struct Fixture {
   std::unique_ptr<TestH2Upstream> extra;          // a second upstream, when a test wants one
   std::unique_ptr<ResolvingConnector> connector;  // the worker's, shared with nothing here
   std::unique_ptr<H2Pool> pool;
+  uv_tcp_t silent{};  // dialSilentUpstream()'s listener
+  bool silent_open = false;
 };
 
 TEST_CASE("several streams share one h2c connection") {
@@ -314,17 +333,7 @@ TEST_CASE("a response that stops after its head ends as kStalled after stream_id
 
 TEST_CASE("a call that finds no stream within stream_idle_timeout is kOverloaded, counted") {
   Fixture f;
-  uv_tcp_t silent{};  // completes TCP handshakes and never says a word: no SETTINGS
-  uv_tcp_init(&f.loop, &silent);
-  sockaddr_in addr{};
-  uv_ip4_addr("127.0.0.1", 0, &addr);
-  REQUIRE(uv_tcp_bind(&silent, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
-  REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&silent), 8, [](uv_stream_t*, int) {}) == 0);
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  uv_tcp_getsockname(&silent, reinterpret_cast<sockaddr*>(&bound), &len);
-  f.config.tcp =
-      config::HostPort{"127.0.0.1", ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)};
+  f.dialSilentUpstream();
   f.config.connect_timeout = config::Millis(30'000);
   f.config.stream_idle_timeout = config::Millis(100);
   f.replacePool();
@@ -335,9 +344,6 @@ TEST_CASE("a call that finds no stream within stream_idle_timeout is kOverloaded
   CHECK(*sink.error == UpstreamError::kOverloaded);  // the upstream was never asked
   CHECK(f.stats.upstream_overloaded.get() == 1);     // as the HTTP/1.1 pool counts it
   CHECK(f.stats.upstream_timeouts.get() == 0);
-  f.pool->closeAll();
-  uv_close(reinterpret_cast<uv_handle_t*>(&silent), nullptr);
-  uv_run(&f.loop, UV_RUN_NOWAIT);
 }
 
 TEST_CASE("a body beyond the low watermark reports onUpstreamDrained once it is framed") {
@@ -417,18 +423,7 @@ TEST_CASE("connection refused reaches the sink as kConnectFailed, never from ope
 
 TEST_CASE("an upstream that accepts but never sends SETTINGS fails like a connect") {
   Fixture f;
-  uv_tcp_t silent{};
-  uv_tcp_init(&f.loop, &silent);
-  sockaddr_in addr{};
-  uv_ip4_addr("127.0.0.1", 0, &addr);
-  REQUIRE(uv_tcp_bind(&silent, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
-  // Never accepts: the kernel completes the handshake, then nothing is ever said.
-  REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&silent), 8, [](uv_stream_t*, int) {}) == 0);
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  uv_tcp_getsockname(&silent, reinterpret_cast<sockaddr*>(&bound), &len);
-  f.config.tcp =
-      config::HostPort{"127.0.0.1", ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)};
+  f.dialSilentUpstream();
   f.config.connect_timeout = config::Millis(100);
   f.replacePool();
   RecordingSink sink;
@@ -437,8 +432,6 @@ TEST_CASE("an upstream that accepts but never sends SETTINGS fails like a connec
   REQUIRE(sink.error.has_value());
   CHECK(*sink.error == UpstreamError::kConnectFailed);
   CHECK(sink.detail.find("SETTINGS") != std::string::npos);
-  uv_close(reinterpret_cast<uv_handle_t*>(&silent), nullptr);
-  uv_run(&f.loop, UV_RUN_NOWAIT);  // the close completes while `silent` still exists
 }
 
 TEST_CASE("no response head within response_timeout: kResponseTimeout and a reset upstream") {
