@@ -58,9 +58,12 @@ std::string TlsContext::summary() const {
     s += "..";
     s += protocolName(max_version_);
   }
-  s += http2_ ? "; ALPN h2, http/1.1; TLS 1.2 ciphers: " : "; ALPN http/1.1; TLS 1.2 ciphers: ";
-  s += cipher_order_.aes_first;
-  if (!cipher_order_.chacha_first.empty()) s += " (ChaCha20 first for clients that prefer it)";
+  s += http2_ ? "; ALPN h2, http/1.1" : "; ALPN http/1.1";
+  if (min_version_ < TLS1_3_VERSION) {  // TLS 1.3 alone never uses them
+    s += "; TLS 1.2 ciphers: ";
+    s += cipher_order_.aes_first;
+    if (!cipher_order_.chacha_first.empty()) s += " (ChaCha20 first for clients that prefer it)";
+  }
   if (max_version_ >= TLS1_3_VERSION) {
     s += "; TLS 1.3 ciphers (fixed): TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, "
          "TLS_CHACHA20_POLY1305_SHA256";

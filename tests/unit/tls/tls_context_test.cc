@@ -225,6 +225,14 @@ TEST_CASE("The context records its files, certificates and a summary", "[unit][t
   CHECK(s.find("server certificate CN=localhost (DNS:localhost, IP:127.0.0.1) valid ") !=
         std::string::npos);
   CHECK(s.find("session tickets: on") != std::string::npos);
+
+  // With TLS 1.3 alone the TLS 1.2 suites are never used: the summary leaves them out.
+  c.supported_protocols = {"TLSv1.3"};
+  std::string only13 = testing::makeContext(c)->summary();
+  INFO(only13);
+  CHECK(only13.find("TLS TLSv1.3; ALPN") == 0);
+  CHECK(only13.find("TLS 1.2 ciphers") == std::string::npos);
+  CHECK(only13.find("TLS 1.3 ciphers (fixed)") != std::string::npos);
 }
 
 TEST_CASE("APM's rule: CAs without client_authentication mean required", "[unit][tls]") {
