@@ -5,7 +5,6 @@ answer bound (each socket operation gets what is left of the request's deadline)
 import random
 import socket
 import ssl
-import struct
 import threading
 import time
 import uuid
@@ -90,11 +89,7 @@ class Conn:
 
     def abort(self):
         """Closes with a TCP reset (no close_notify, no FIN), as a killed client would."""
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        self.close()
+        chaos_common.reset_close(self.sock)
 
     def close(self):
         try:

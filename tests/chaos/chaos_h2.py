@@ -11,7 +11,6 @@ bound. Needs python3-h2
 import random
 import socket
 import ssl
-import struct
 import threading
 import time
 import traceback
@@ -90,11 +89,8 @@ class H2Client(threading.Thread):
             self.sock = None
 
     def _reset_socket(self):
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        self._drop()
+        chaos_common.reset_close(self.sock)
+        self.sock = None
 
     def _new_stream(self):
         rng = self.rng

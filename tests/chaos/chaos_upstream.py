@@ -29,7 +29,6 @@ Usage: chaos_upstream.py PORT RECORD_FILE [--faults 0|1] [--seed N] [--reset-fir
 import os
 import random
 import socket
-import struct
 import sys
 import threading
 import time
@@ -185,12 +184,6 @@ def serve(conn, reader, recorder, rng, faults_on, holder):
             return
 
 
-def reset(conn):
-    """Closes with a TCP reset: SO_LINGER 0 makes close() send RST instead of FIN."""
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()
-
-
 def handle(conn, recorder, seed, faults_on, holder):
     rng = random.Random(seed)
     try:
@@ -230,7 +223,7 @@ def main():
         # Reset here, not in a thread, so the RST is on its way before the proxy has
         # written anything: its first write after connect then fails.
         if accepted <= reset_first or (faults_on and rng.random() < FAULTS["reset"]):
-            reset(conn)
+            chaos_common.reset_close(conn)
             continue
         threading.Thread(
             target=handle, args=(conn, recorder, rng.random(), faults_on, holder), daemon=True

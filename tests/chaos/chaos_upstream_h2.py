@@ -13,7 +13,6 @@ Faults per stream (--faults 0 turns them off):
   goaway     answered, then GOAWAY NO_ERROR naming it last: later streams are not
              processed, and the connection closes once the streams it covers end
 """
-import socket
 import struct
 
 import h2.config
@@ -35,11 +34,6 @@ def _pick(rng, faults_on):
             if rng.random() < p:
                 return name
     return "ok"
-
-
-def _reset(conn):
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()
 
 
 def serve_h2(conn, data, recorder, rng, faults_on):
@@ -79,7 +73,7 @@ def serve_h2(conn, data, recorder, rng, faults_on):
                     want = chaos_common.body_for(chaos_id, length)
                     recorder.record("OK" if bytes(body) == want else "CORRUPT", chaos_id)
                 if fault == "close":
-                    _reset(conn)
+                    chaos_common.reset_close(conn)
                     return
                 if fault == "stall":
                     continue  # kept in `streams`, never answered

@@ -71,7 +71,7 @@ struct Fixture {
     w1.http2_streams_total.add(4);
     w1.http2_resets_sent[11].add(2);  // ENHANCE_YOUR_CALM
     w1.http2_goaways_received[0].add(1);
-    w0.grpc_responses[0].add(5);   // OK
+    w0.grpc_responses[0].add(5);  // OK
     w1.grpc_responses[0].add(1);
     w1.grpc_responses[14].add(2);  // UNAVAILABLE
     w1.upstream_timeouts.add(1);
