@@ -14,6 +14,8 @@ packages=(
   libnghttp2-dev libyaml-cpp-dev
   # HTTP/2 test clients: nghttp and h2load, raw frames from python h2
   nghttp2-client python3-h2
+  # the grpc-go test client (tests/clients/go, scripts/build-go-clients.sh): Go and grpc-go
+  golang-go golang-google-grpc-dev
   # the tests' JSON reader (tests/support/json.cc)
   nlohmann-json3-dev
   # CI's include-graph check (scripts/check-includes.py) and the chaos test
