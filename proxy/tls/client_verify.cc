@@ -111,7 +111,7 @@ bool TlsSession::resumedChainStillValid() {
 }
 
 enum ssl_verify_result_t TlsSession::verifyClientCallback(SSL* ssl, uint8_t* out_alert) {
-  auto* self = static_cast<TlsSession*>(SSL_get_ex_data(ssl, 0));
+  TlsSession* self = fromSsl(ssl);
   if (self == nullptr || self->context_ == nullptr) {
     *out_alert = SSL_AD_INTERNAL_ERROR;
     return ssl_verify_invalid;

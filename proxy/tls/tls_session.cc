@@ -128,9 +128,13 @@ TlsSession::TlsSession(SSL* ssl) : ssl_(ssl) {
   BIO* bio = BIO_new(&kSessionBioMethod);
   PROXY_CHECK(bio != nullptr, "BIO_new failed (out of memory)");
   BIO_set_data(bio, this);
-  SSL_set_bio(ssl_, bio, bio);  // one BIO both ways; the SSL owns it
-  // ex_data 0 is BoringSSL's reserved app-data slot; callbacks find the session there.
-  SSL_set_ex_data(ssl_, 0, this);
+  SSL_set_bio(ssl_, bio, bio);  // one BIO both ways; the SSL owns it; fromSsl() reads it
+}
+
+TlsSession* TlsSession::fromSsl(const SSL* ssl) {
+  BIO* bio = SSL_get_rbio(ssl);
+  if (bio == nullptr || BIO_method_type(bio) != kSessionBioMethod.type) return nullptr;
+  return BioAccess::session(bio);
 }
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }

@@ -124,6 +124,10 @@ class TlsSession {
 
  private:
   explicit TlsSession(SSL* ssl);
+  // The session an SSL belongs to, for BoringSSL's callbacks: found through the SSL's
+  // own BIO, so no connection carries an ex_data table for it (issue 12: memory per idle
+  // connection). Null for an SSL that is not a TlsSession's.
+  static TlsSession* fromSsl(const SSL* ssl);
   // Records the failure behind `ssl_error` (SSL_get_error's value, read by the caller
   // right after the SSL call) and drains the error queue into errorMessage().
   IoStatus fail(int ssl_error);
