@@ -95,7 +95,7 @@ int Server::run() {
     // The first socket fixes the port when the config asks for port 0.
     config::HostPort addr = config_.server.host;
     for (uint32_t i = 0; i < n_workers; ++i) {
-      auto fd = bindListenSocket(addr);
+      auto fd = bindListenSocket(addr, i == 0 ? PortSharing::kFirst : PortSharing::kJoin);
       if (!fd) {
         log::error("start-up failed", {{"error", fd.status().message()}});
         exit_code_ = 1;

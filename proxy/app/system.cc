@@ -15,7 +15,7 @@
 
 namespace proxy::app {
 
-Result<int> bindListenSocket(const config::HostPort& addr) {
+Result<int> bindListenSocket(const config::HostPort& addr, PortSharing sharing) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -35,7 +35,7 @@ Result<int> bindListenSocket(const config::HostPort& addr) {
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (sharing == PortSharing::kJoin) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (res->ai_family == AF_INET6) {
     // "[::]:8200" serves IPv4 too, as Go's listener (and so APM Server) does.
     int v6only = 0;
@@ -48,6 +48,15 @@ Result<int> bindListenSocket(const config::HostPort& addr) {
     return Status::error("cannot bind " + config::formatHostPort(addr) + ": " + std::strerror(err));
   }
   freeaddrinfo(res);
+  // Bound alone, so the port was free of listeners; from now on this process's other
+  // workers may share it (Linux checks the bound socket's flag when they bind).
+  if (sharing == PortSharing::kFirst &&
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::error("cannot share " + config::formatHostPort(addr) +
+                         " among workers: SO_REUSEPORT: " + std::strerror(err));
+  }
   // Listening now, on the control thread, means the port accepts connections (into the
   // backlog) from the moment the ready file says so, before the worker thread runs.
   if (::listen(fd, kListenBacklog) != 0) {

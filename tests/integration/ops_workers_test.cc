@@ -1,6 +1,7 @@
 // [server] workers = 2 against the real binary: one loop per thread, each with its own
 // SO_REUSEPORT listener; every request is answered, metrics are summed across workers,
-// and (where /proc/PID/task/TID/schedstat exists) both worker threads did work.
+// and (where /proc/PID/task/TID/schedstat exists) both worker threads did work; and a
+// second proxy started on the port of a running one fails instead of sharing it.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -103,6 +104,46 @@ TEST_CASE("Two workers both serve and metrics are summed across them",
     }
     CHECK(busy >= 2);
   }
+}
+
+// SO_REUSEPORT lets any process of the same user join a port. A second apm-tls-proxy
+// started by mistake (an old unit still running, a hand-started copy with another
+// configuration) must fail to start, as APM Server would, and not silently take part of
+// the clients: perhaps without the first one's client-certificate checks.
+TEST_CASE("A second proxy on the port of a running one refuses to start",
+          "[integration][ops][workers]") {
+  OpsOptions o;
+  o.config.server["workers"] = "2";
+  OpsStack stack(o);
+  const std::string host = "127.0.0.1:" + std::to_string(stack.port());
+
+  for (const char* workers : {"1", "2"}) {
+    INFO("second proxy with workers = " << workers);
+    ProxyConfig second;
+    second.server["host"] = "\"" + host + "\"";
+    second.server["workers"] = workers;
+    second.upstreamPort(stack.demo.port());
+    std::string path = stack.dir.write("second.toml", second.toToml());
+    std::string ready = stack.dir.file("second.ready");
+    RunResult r = runToCompletion({proxyBinary(), "run", "--config", path, "--ready-file", ready},
+                                  stack.dir, "second");
+    INFO(r.out + r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("cannot bind " + host + ": Address already in use") != std::string::npos);
+    CHECK(readFile(ready).empty());
+  }
+
+  // The first one still owns the port, with both its workers: every connection is its.
+  constexpr int kConnections = 20;
+  for (int i = 0; i < kConnections; ++i) {
+    TlsClient c(stack.port(), stack.client());
+    REQUIRE(c.connect());
+    Response r = c.request(
+        httpRequest("POST", "/intake/v2/events", "Connection: close\r\n", "{\"metadata\":{}}\n"));
+    CHECK(r.status == 202);
+  }
+  auto m = stack.metrics();
+  CHECK(metric(m, "apm_tls_proxy_connections_accepted_total") == kConnections);
 }
 
 }  // namespace
