@@ -30,6 +30,8 @@ const char* toString(CloseReason r) {
       return "tls_error";
     case CloseReason::kBadRequest:
       return "bad_request";
+    case CloseReason::kTlsOnPlainPort:
+      return "tls_on_plain_port";
     case CloseReason::kUpstreamFailed:
       return "upstream_failed";
     case CloseReason::kUpstreamCut:

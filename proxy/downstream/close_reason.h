@@ -20,6 +20,7 @@ enum class CloseReason {
   kHandshakeFailed,
   kTlsError,        // TLS failure after the handshake
   kBadRequest,      // 400/405/431 answered
+  kTlsOnPlainPort,  // a TLS handshake on the plain-HTTP listener: 400 answered
   kUpstreamFailed,  // 502/504 answered
   kUpstreamCut,     // the upstream died mid-response: the client sees a reset
   kDrain,           // graceful shutdown

@@ -44,7 +44,9 @@ void DownstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
     if (nread == UV_EOF) {
       onEof();
     } else {
-      close(conn_state_ == ConnState::kLingering ? CloseReason::kDone : CloseReason::kReadError);
+      // A lingering connection ends for the reason it was finished with (as the linger
+      // deadline closes it), not as a plain "done".
+      close(conn_state_ == ConnState::kLingering ? close_reason_ : CloseReason::kReadError);
     }
     return;
   }
@@ -76,7 +78,7 @@ void DownstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
 
 void DownstreamConnection::onEof() {
   if (conn_state_ == ConnState::kLingering || conn_state_ == ConnState::kHandshaking) {
-    close(conn_state_ == ConnState::kLingering ? CloseReason::kDone : CloseReason::kPeerClosed);
+    close(conn_state_ == ConnState::kLingering ? close_reason_ : CloseReason::kPeerClosed);
     return;
   }
   EofAction action = codec_ ? codec_->onPeerEof() : EofAction::kIdle;
@@ -227,6 +229,13 @@ void DownstreamConnection::feedPending() {
 }
 
 bool DownstreamConnection::detectPreface() {
+  if (pendingInput() == 0) return false;
+  // 0x16 starts a TLS handshake record (RFC 8446 §5.1); no HTTP/1.1 method and not the
+  // HTTP/2 preface can begin with it.
+  if (static_cast<unsigned char>(in_[in_off_]) == 0x16) {
+    onTlsOnPlainPort();
+    return false;
+  }
   if (!ctx_.config->server.http2) {
     startCodec(/*http2=*/false);
     return !closing();

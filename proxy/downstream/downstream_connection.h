@@ -144,6 +144,9 @@ class DownstreamConnection : public uv::StreamWriter::Owner,
   void onHandshakeDone();
   void onHandshakeFailed();
   void onHandshakeTimeout();
+  // A plain connection whose first byte opens a TLS handshake record: the client was
+  // told https://, this listener has no [ssl]. Says so in the log, answers 400, finishes.
+  void onTlsOnPlainPort();
   void finish();
   bool requestBlocked() const { return codec_ != nullptr && codec_->requestBlocked(); }
   bool idle() const;

@@ -137,6 +137,36 @@ void DownstreamConnection::onHandshakeTimeout() {
   close(CloseReason::kHandshakeTimeout);
 }
 
+void DownstreamConnection::onTlsOnPlainPort() {
+  // The likeliest cause is a configuration that lost its [ssl] table (the proxy then
+  // serves plain HTTP, as its start-up line says): every agent fails its handshake with
+  // "wrong version number" and nothing in the proxy's log said why.
+  uint64_t suppressed = 0;
+  if (ctx_.failure_log_limiter.allow(peer_ip_ + " tls_on_plain_port", uv_now(ctx_.loop),
+                                     &suppressed)) {
+    log::warn("tls handshake on the plain-HTTP port",
+              {{"conn", id_},
+               {"peer", peer_ip_},
+               {"hint",
+                "the client uses https:// but this listener has no [ssl] table: "
+                "configure [ssl], or point the client at http://"},
+               {"suppressed_before", suppressed}});
+  }
+  // Go's HTTP server, so APM Server's plain port, answers these bytes with a 400 too. A
+  // TLS client cannot read it; anything else that sent them can.
+  std::string resp =
+      http::localResponse(400, "TLS handshake was sent to the plain-HTTP port; use http://");
+  ctx_.stats->local_responses.add();
+  ctx_.stats->responses_by_class[4].add();
+  in_.clear();
+  in_off_ = 0;
+  if (writer_.write(resp) < 0) {
+    close(CloseReason::kTlsOnPlainPort);
+    return;
+  }
+  finish(CloseReason::kTlsOnPlainPort);
+}
+
 http::ForwardContext DownstreamConnection::forwardContext() {
   http::ForwardContext fwd;
   fwd.client_ip = peer_ip_;

@@ -1,7 +1,8 @@
 // What the proxy says when something goes wrong: upstream down (502), upstream silent
 // (504), a request head that never completes (408), oversized headers (431), and an
 // upstream that dies mid-response (the client connection closes; never a response that
-// looks complete). Proxy-made errors are {"error": ...} JSON with Connection: close.
+// looks complete), and a TLS client on the plain-HTTP port. Proxy-made errors are
+// {"error": ...} JSON with Connection: close.
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -9,6 +10,9 @@
 
 namespace proxy::integration {
 namespace {
+
+using testsupport::eventually;
+using testsupport::toolPath;
 
 using Clock = std::chrono::steady_clock;
 
@@ -147,6 +151,41 @@ TEST_CASE("A client that disconnects while its request waits does not disturb th
   Response r = c.readResponse();
   CHECK(r.status == 202);
   CHECK(stack.proxy.process().running());
+}
+
+// A configuration that lost its [ssl] table serves plain HTTP; agents told https:// then
+// fail their handshakes ("wrong version number"), and the log must say why.
+TEST_CASE("A TLS handshake on the plain-HTTP port gets 400 and a log line that says why",
+          "[integration][errors]") {
+  ProxyStack stack;
+  const std::string line = "msg=\"tls handshake on the plain-HTTP port\"";
+  SECTION("a ClientHello's first bytes, raw") {
+    Client c(stack.proxy.port());
+    REQUIRE(c.send(std::string("\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", 11)));
+    Response r = c.readResponse(Millis{5000});
+    checkProxyError(r, 400);
+    CHECK(r.body.find("use http://") != std::string::npos);
+    CHECK(c.waitClosed());
+  }
+  SECTION("curl https:// to the plain port") {
+    RunResult r = runToCompletion({toolPath("curl"), "-sS", "-k", "--max-time", "10",
+                                   "https://127.0.0.1:" + std::to_string(stack.proxy.port()) + "/"},
+                                  stack.dir, "curl", Millis{15000});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 35);  // CURLE_SSL_CONNECT_ERROR
+  }
+  std::string log;
+  CHECK(eventually(
+      [&] {
+        log = stack.proxy.process().stderrText();
+        return log.find("reason=tls_on_plain_port") != std::string::npos;
+      },
+      Millis{5000}));
+  INFO(log);
+  CHECK(log.find(line) != std::string::npos);
+  CHECK(log.find("level=warn " + line + " conn=") != std::string::npos);
+  CHECK(log.find("peer=127.0.0.1") != std::string::npos);
+  CHECK(stack.demo.records().empty());
 }
 
 }  // namespace
