@@ -44,7 +44,10 @@ func (rawCodec) Unmarshal(data []byte, v interface{}) error {
 	*(v.(*[]byte)) = append([]byte(nil), data...)
 	return nil
 }
-func (rawCodec) Name() string { return "proto" } // content-type application/grpc+proto
+
+// Name is only a registry key: a forced codec leaves content-type "application/grpc", as the
+// Collector sends it.
+func (rawCodec) Name() string { return "raw" }
 
 // listFlag collects a repeated flag.
 type listFlag []string
