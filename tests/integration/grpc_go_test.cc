@@ -140,6 +140,23 @@ TEST_CASE(
       Millis{5000}));
 }
 
+TEST_CASE("grpc-go keeps to the proxy's stream limit: 40 calls at once over 10 streams all pass",
+          "[integration][http2][grpc][go]") {
+  OpsOptions o;
+  o.config.server["http2_max_concurrent_streams"] = "10";
+  OpsStack stack(o);
+  // Each call waits 200 ms upstream, so grpc-go holds 30 calls back for want of a stream.
+  GoRun run = otlpcall(stack, {"--calls", "40", "--concurrency", "40", "--metadata",
+                               "x-demo-delay-ms=200", "--id-prefix", "limit"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.count(0) == 40);
+  CHECK(run.dials() == 1);
+  expectRecorded(stack, run);
+  // Not one stream over the limit, which nghttp2 would have refused.
+  CHECK(metricOf(stack, "apm_tls_proxy_http2_resets_sent_total{code=\"REFUSED_STREAM\"}")
+            .value_or(0) == 0);
+}
+
 TEST_CASE("grpc-go's 4 MiB and 16 MiB messages, each way and four at a time, arrive exactly",
           "[integration][http2][grpc][go]") {
   OpsStack stack;
@@ -244,11 +261,51 @@ TEST_CASE("grpc-go reads the upstream's status, message and trailers unchanged",
     CHECK(run.calls[0].get("trailers").get("x-demo-trailer").string == "kept");
     expectRecorded(stack, run);
   }
+  SECTION("an upstream reset mid-response: INTERNAL, never OK") {
+    GoRun run = otlpcall(stack, {"--metadata", "x-demo-reset=2", "--metadata",
+                                 "x-demo-echo-size=100000", "--expect-code", "13"});
+    CHECK(run.exit_code == 0);
+    REQUIRE(run.calls.size() == 1);
+    CHECK(run.calls[0].get("message").string.find("RST_STREAM") != std::string::npos);
+  }
+  SECTION("an upstream REFUSED_STREAM is retried by the proxy: grpc-go sees OK") {
+    GoRun run = otlpcall(stack, {"--metadata", "x-demo-refuse-once=go", "--id-prefix", "refused"});
+    CHECK(run.exit_code == 0);
+    CHECK(run.count(0) == 1);
+    auto records = stack.demo.waitForRecords(2);
+    CHECK(records.size() == 2);  // the refused try and the retry
+  }
   SECTION("an unknown method: the demo's UNIMPLEMENTED") {
     GoRun run = otlpcall(stack, {"--path", "/pkg.Unknown/Call", "--expect-code", "12"});
     CHECK(run.exit_code == 0);
     REQUIRE(run.calls.size() == 1);
     CHECK(run.calls[0].get("message").string == "unknown method /pkg.Unknown/Call");
+  }
+}
+
+TEST_CASE("grpc-go reads the proxy's own gRPC statuses: upstream down, upstream too slow",
+          "[integration][http2][grpc][go]") {
+  SECTION("upstream down: UNAVAILABLE with the proxy's message") {
+    OpsOptions o;
+    o.upstream_port = unusedPort();
+    OpsStack stack(o);
+    GoRun run = otlpcall(stack, {"--expect-code", "14", "--timeout", "10s"});
+    CHECK(run.exit_code == 0);
+    REQUIRE(run.calls.size() == 1);
+    CHECK(!run.calls[0].get("message").string.empty());
+    CHECK(run.dials() == 1);  // a status on a live connection, not a broken one
+  }
+  SECTION("upstream slower than response_timeout: DEADLINE_EXCEEDED before the client's") {
+    OpsOptions o;
+    o.config.upstream["response_timeout"] = "\"500ms\"";
+    OpsStack stack(o);
+    GoRun run = otlpcall(
+        stack, {"--metadata", "x-demo-delay-ms=5000", "--expect-code", "4", "--timeout", "20s"});
+    CHECK(run.exit_code == 0);
+    REQUIRE(run.calls.size() == 1);
+    // The proxy's status, not grpc-go's own deadline (20 s, "context deadline exceeded").
+    CHECK(run.calls[0].get("message").string != "context deadline exceeded");
+    CHECK(run.calls[0].get("ms").number < 20000);
   }
 }
 
