@@ -311,15 +311,26 @@ TEST_CASE("grpc-go reads the proxy's own gRPC statuses: upstream down, upstream 
 
 TEST_CASE("grpc-go under SIGTERM drain: calls in flight complete, no success goes unrecorded",
           "[integration][http2][grpc][go][drain]") {
+  // Calls go 4 at a time, each answered 500 ms after the demo records it, so the run lasts
+  // seconds past the signal: small calls, or 16 MiB uploads (some mid-body at the signal).
+  struct Variant {
+    const char* name;
+    size_t calls;
+    std::string message_size;
+    size_t recorded_before_signal;
+  };
+  Variant v = GENERATE(Variant{"small calls", 40, "100", 6},
+                       Variant{"16 MiB uploads", 12, std::to_string(16 * kMiB), 2});
+  INFO(v.name);
   OpsOptions o;
   o.config.server["shutdown_timeout"] = "\"10s\"";
   OpsStack stack(o);
-  // 40 calls, 4 at a time, each answered 500 ms after the demo records it: ~5 s of calls.
-  Process client(otlpcallArgv(stack, {"--calls", "40", "--concurrency", "4", "--metadata",
-                                      "x-demo-delay-ms=500", "--expect-code", "0,14", "--timeout",
-                                      "20s", "--id-prefix", "drain"}),
-                 stack.dir.file("otlpcall-drain"));
-  stack.demo.waitForRecords(6, Millis{10000});
+  Process client(
+      otlpcallArgv(stack, {"--calls", std::to_string(v.calls), "--concurrency", "4",
+                           "--message-size", v.message_size, "--metadata", "x-demo-delay-ms=500",
+                           "--expect-code", "0,14", "--timeout", "20s", "--id-prefix", "drain"}),
+      stack.dir.file("otlpcall-drain"));
+  stack.demo.waitForRecords(v.recorded_before_signal, Millis{10000});
   // Recorded before SIGTERM: these calls reached the upstream and must be answered.
   std::set<std::string> in_flight;
   for (const auto& [id, record] : completeById(stack.demo.records())) in_flight.insert(id);
@@ -332,7 +343,7 @@ TEST_CASE("grpc-go under SIGTERM drain: calls in flight complete, no success goe
                                   << client.stderrText());
   GoRun run = parseRun(*client_exit, client.stdoutText());
   CHECK(run.exit_code == 0);  // every call OK or UNAVAILABLE
-  REQUIRE(run.calls.size() == 40);
+  REQUIRE(run.calls.size() == v.calls);
   CHECK(run.count(14) >= 1);  // the drain did cut the run short
   auto recorded = completeById(stack.demo.records());
   for (const JsonValue& call : run.calls) {
