@@ -180,8 +180,9 @@ TEST_CASE("grpc-go's 4 MiB and 16 MiB messages, each way and four at a time, arr
   CHECK(sizes.count(16 * kMiB + 5) == 4);
 }
 
-TEST_CASE("grpc-go's keepalive PINGs keep an idle connection, and the proxy's idle close is clean",
-          "[integration][http2][grpc][go]") {
+TEST_CASE(
+    "grpc-go's keepalive PINGs keep an idle connection, and the proxy's idle closes are clean",
+    "[integration][http2][grpc][go]") {
   SECTION("keepalive every 10 s while idle: the PINGs are answered, the connection is kept") {
     OpsStack stack;
     // grpc-go's floor for Time is 10 s. Its first PING goes out ~10 s into the pause; without
@@ -196,6 +197,18 @@ TEST_CASE("grpc-go's keepalive PINGs keep an idle connection, and the proxy's id
     CHECK(
         metricOf(stack, "apm_tls_proxy_http2_goaways_sent_total{code=\"NO_ERROR\"}").value_or(0) ==
         0);
+    expectRecorded(stack, run);
+  }
+  SECTION("connected early, first call late: request_header_timeout closes, grpc-go redials") {
+    // grpc-go connects when the ClientConn is made, as an SDK does at start; its first export
+    // may come later than the proxy waits for a first stream.
+    OpsOptions o;
+    o.config.server["request_header_timeout"] = "\"2s\"";
+    OpsStack stack(o);
+    GoRun run = otlpcall(stack, {"--start-delay", "3s", "--id-prefix", "late"});
+    CHECK(run.exit_code == 0);
+    CHECK(run.count(0) == 1);
+    CHECK(run.dials() == 2);
     expectRecorded(stack, run);
   }
   SECTION("past idle_timeout the proxy closes with GOAWAY; grpc-go's next call redials") {

@@ -156,6 +156,8 @@ func main() {
 	calls := flag.Int("calls", 1, "calls per round")
 	rounds := flag.Int("rounds", 1, "rounds of --calls calls, all over the same ClientConn")
 	pause := flag.Duration("pause", 0, "idle time between rounds")
+	startDelay := flag.Duration("start-delay", 0,
+		"idle time before the first round (grpc-go connects at once)")
 	concurrency := flag.Int("concurrency", 1, "calls in flight at once")
 	sizes := flag.String("message-size", "0", "request bytes; a comma list is used in turn")
 	maxRecv := flag.Int("max-recv", 64<<20, "largest response message accepted")
@@ -285,7 +287,9 @@ func main() {
 	}
 
 	for round := 0; round < *rounds; round++ {
-		if round > 0 {
+		if round == 0 {
+			time.Sleep(*startDelay)
+		} else {
 			time.Sleep(*pause)
 		}
 		next := int64(-1)
