@@ -48,7 +48,7 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   bool idle() const override { return openStreams() == 0; }
   EofAction onPeerEof() override { return EofAction::kIdle; }
   void closeAll() override;
-  uint64_t requestsServed() const override { return 0; }
+  uint64_t requestsServed() const override { return requests_served_; }
 
   // Frames wait to be sent: write them at the end of the loop's round of I/O
   // (CodecHost::flushLater), or at the end of the pump pass or receive() the connection
@@ -60,6 +60,9 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   size_t openStreams() const { return streams_.size(); }
   // Streams that carried a request on this connection so far.
   uint64_t streamsSeen() const { return streams_seen_; }
+  // A stream's upstream response ended (its end or trailers are queued), as
+  // Http1Codec::encodeEnd counts one.
+  void responseEnded() { ++requests_served_; }
   bool goawaySent() const { return final_goaway_; }
 
   http2::ServerSession& session() { return *session_; }
@@ -90,6 +93,7 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   bool receiving_ = false;
   bool final_goaway_ = false;
   bool closed_ = false;
+  uint32_t requests_served_ = 0;  // in the bools' padding: no bytes added per connection
   uint64_t streams_seen_ = 0;
   uint64_t drain_started_ms_ = 0;  // loop ms of the graceful GOAWAY; 0 = not draining
 };

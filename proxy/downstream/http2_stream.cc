@@ -123,6 +123,7 @@ void Http2Stream::noteGrpcStatus(const http2::HeaderFields& fields) {
 }
 
 void Http2Stream::encodeEnd() {
+  codec_.responseEnded();
   if (head_pending_ && trailers_.empty()) {
     // A trailers-only gRPC answer (grpc-status in the head) stays one HEADERS frame.
     submitHead(true);

@@ -372,5 +372,19 @@ TEST_CASE("grpc-go under SIGTERM drain: calls in flight complete, no success goe
   }
 }
 
+// The connection's "conn closed" debug line counts the requests it served, for HTTP/2 as
+// for HTTP/1.1 (it said requests=0 for every HTTP/2 connection).
+TEST_CASE("An HTTP/2 connection's conn closed line counts the calls it served",
+          "[integration][http2][grpc][go]") {
+  OpsStack stack;
+  GoRun run = otlpcall(stack, {"--calls", "5", "--id-prefix", "count"});
+  CHECK(run.count(0) == 5);
+  bool counted = ops::eventually(
+      [&] { return stack.stderrText().find("reason=peer_closed requests=5") != std::string::npos; },
+      Millis{5000});
+  INFO("proxy stderr:\n" << stack.stderrText());
+  CHECK(counted);
+}
+
 }  // namespace
 }  // namespace proxy::integration
