@@ -6,3 +6,11 @@ target_link_libraries(scripted_upstream PUBLIC Threads::Threads)
 
 proxy_integration_test(proxy_faults_test)
 target_link_libraries(proxy_faults_test PRIVATE ops_support scripted_upstream)
+
+# The client-fault matrix: every connection state x FIN, RST, stall, lie; HTTP/1.1 and h2.
+foreach(name client_fault_matrix_http1_test client_fault_matrix_http2_test)
+  if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/${name}.cc)
+    proxy_integration_test(${name})
+    target_link_libraries(${name} PRIVATE ops_support)
+  endif()
+endforeach()
