@@ -21,6 +21,8 @@ LocalReply localReplyFor(upstream::UpstreamError error) {
       return {504, "upstream did not respond in time"};
     case upstream::UpstreamError::kOverloaded:
       return {503, "no upstream connection available; retry later"};
+    case upstream::UpstreamError::kRefused:
+      return {503, "upstream refused the request without processing it; retry later"};
     case upstream::UpstreamError::kStreamReset:
       return {502, "upstream reset the stream", "13"};
     case upstream::UpstreamError::kStreamCancelled:

@@ -313,7 +313,13 @@ void H2Connection::onStreamClose(int32_t id, uint32_t error_code, bool reset_by_
       pool_.requeue(s);
       return;
     }
-    s->fail(UpstreamError::kClosedEarly, "upstream refused the stream and it cannot be resent");
+    // Counted with the requests no upstream stream could take: the "upstream errors"
+    // alert then sees an upstream that refuses everything.
+    pool_.stats().upstream_overloaded.add();
+    s->fail(UpstreamError::kRefused,
+            reset_by_peer ? "upstream refused the stream (REFUSED_STREAM); not resent again"
+                          : "upstream closed the connection (GOAWAY) before the stream; not "
+                            "resent again");
     return;
   }
   std::string detail =

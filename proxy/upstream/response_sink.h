@@ -20,6 +20,10 @@ enum class UpstreamError {
   kClosedMidBody,    // closed inside the response body: the client must see a cut
   kStalled,          // no byte either way for stream_idle_timeout after the head: a cut
   kOverloaded,       // every upstream connection busy and the wait queue full or timed out -> 503
+  // An h2c upstream refused the request unprocessed (RST_STREAM REFUSED_STREAM, or a
+  // GOAWAY below its stream) more often than the proxy resends, or with a body too large
+  // to resend -> 503; gRPC 14 UNAVAILABLE, which clients may safely retry.
+  kRefused,
   // An h2c upstream reset the stream with a code other than REFUSED_STREAM: it may have
   // processed the request, so the client is told what it would read from that reset
   // itself (gRPC's mapping of RST_STREAM codes), never "unavailable", which gRPC clients

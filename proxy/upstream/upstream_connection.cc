@@ -33,6 +33,8 @@ const char* toString(UpstreamError e) {
       return "upstream_stalled";
     case UpstreamError::kOverloaded:
       return "upstream_overloaded";
+    case UpstreamError::kRefused:
+      return "upstream_refused";
     case UpstreamError::kStreamReset:
       return "upstream_stream_reset";
     case UpstreamError::kStreamCancelled:

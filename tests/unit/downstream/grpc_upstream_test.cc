@@ -117,7 +117,8 @@ TEST_CASE("gRPC: an upstream reset before the answer reads as the reset's own st
       {NGHTTP2_CANCEL, false, "1", "upstream cancelled the stream"},
       {NGHTTP2_ENHANCE_YOUR_CALM, false, "8", "upstream is overloaded (ENHANCE_YOUR_CALM)"},
       // Not processed (RFC 9113 §8.7): sent again once, then the client may retry.
-      {NGHTTP2_REFUSED_STREAM, false, "14", "upstream connection failed"},
+      {NGHTTP2_REFUSED_STREAM, false, "14",
+       "upstream refused the request without processing it; retry later"},
   };
   for (const Case& c : cases) {
     INFO("RST_STREAM " << c.code << (c.head_first ? " after a head" : ""));
@@ -130,6 +131,8 @@ TEST_CASE("gRPC: an upstream reset before the answer reads as the reset's own st
     CHECK(f.field("grpc-status") == c.grpc_status);
     CHECK(f.field("grpc-message") == http2::grpcMessage(c.message));
     CHECK_FALSE(f.host.finished);
+    // Only a refusal is counted with the calls the upstream could not take.
+    CHECK(f.host.stats.upstream_overloaded.get() == (c.code == NGHTTP2_REFUSED_STREAM ? 1u : 0u));
   }
 }
 

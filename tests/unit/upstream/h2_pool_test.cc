@@ -236,6 +236,21 @@ TEST_CASE("GOAWAY: streams above last-stream-id are retried on a new connection"
   REQUIRE(runUntil(&f.loop, [&] { return f.pool->connectionCount() == 1; }));
 }
 
+TEST_CASE("A stream every connection's GOAWAY leaves out is resent three times, then refused") {
+  Fixture f([](Conn& conn, int32_t /*id*/) {
+    // Every connection goes away before processing anything (last-stream-id 0).
+    conn.server->goaway(0, NGHTTP2_NO_ERROR);
+  });
+  RecordingSink sink;
+  f.open(sink, "/never");
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  REQUIRE(sink.error.has_value());
+  CHECK(*sink.error == UpstreamError::kRefused);  // never processed: 503, gRPC 14
+  CHECK(f.pool->counters().retries == 3);
+  CHECK(f.upstream->conns.size() == 4);  // the first try and three resends
+  CHECK(f.stats.upstream_overloaded.get() == 1);
+}
+
 TEST_CASE("REFUSED_STREAM is retried once, then fails") {
   int refusals = 0;
   Fixture f([&](Conn& conn, int32_t id) {
@@ -255,8 +270,8 @@ TEST_CASE("REFUSED_STREAM is retried once, then fails") {
   CHECK(once.complete);
   CHECK(once.body == "/once|");
   REQUIRE(always.error.has_value());
-  CHECK(*always.error == UpstreamError::kClosedEarly);
-  CHECK(f.pool->counters().retries == 2);  // one each
+  CHECK(*always.error == UpstreamError::kRefused);  // not processed: 503, gRPC 14
+  CHECK(f.pool->counters().retries == 2);           // one each
   CHECK(f.pool->sessionCounters().resets_received.get(NGHTTP2_REFUSED_STREAM) == 3);
 }
 
