@@ -73,6 +73,21 @@ void Http2Codec::produce() {
   syncCounters();
 }
 
+bool Http2Codec::endedByError() {
+  // nghttp2 queues the GOAWAY of some connection errors (DATA on a closed stream, a frame
+  // on stream 0 that must not be there) and goes on with the open streams: only once that
+  // GOAWAY has been produced does it want to read and write nothing more. A stream still
+  // waiting for its upstream must not keep such a connection open past every deadline.
+  if (session_ == nullptr || session_->errorReason().empty() || session_->wantsRead() ||
+      session_->wantsWrite()) {
+    return false;
+  }
+  log::debug("http2 session ended", {{"conn", host_.connectionId()},
+                                     {"peer", host_.peerIp()},
+                                     {"reason", session_->errorReason()}});
+  return true;
+}
+
 void Http2Codec::onWriteDone() {
   collect();      // a libuv callback: no stream is inside one of its calls
   host_.flush();  // more frames may wait for room in the write queue

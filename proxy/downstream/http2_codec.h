@@ -39,6 +39,7 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   // Frames wait in the session while the write queue is full.
   bool readBlocked() const override;
   void produce() override;
+  bool endedByError() override;
   void onWriteDone() override;
   void runQueuedFlush() override;
   void collect() override;

@@ -95,6 +95,10 @@ class ServerCodec {
   virtual bool readBlocked() const { return requestBlocked(); }
   // Appends output that waits to host.output() while the write queue has room.
   virtual void produce() {}
+  // After a produce(): the protocol session ended on an error and its last frame (an
+  // HTTP/2 GOAWAY) is in the output, so the connection must finish. Checked after every
+  // flush, since a session may queue that frame while requests are still open.
+  virtual bool endedByError() { return false; }
   // End of a pump pass: request bytes go to the upstream.
   virtual void endOfPass() {}
   // A write completed: the write queue has room again.
