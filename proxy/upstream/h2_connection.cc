@@ -149,7 +149,10 @@ void H2Connection::onUpstreamConnected(const Status& status) {
   uv_timer_start(&timer_, &H2Connection::uvOnTimer, toMillis(pool_.config().connect_timeout), 0);
   uv_read_start(stream(), &H2Connection::uvOnAlloc, &H2Connection::uvOnRead);
   flush();  // the preface and our SETTINGS
-  if (closing()) return;
+  if (closing()) {
+    lost("the upstream reset the connection");  // the preface could not be written
+    return;
+  }
   pool_.dispatch();
   afterEvent();
 }
@@ -165,15 +168,12 @@ void H2Connection::uvOnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
 void H2Connection::onRead(ssize_t nread, const uv_buf_t* buf) {
   if (nread == 0 || closing()) return;
   if (nread < 0) {
-    close(nread == UV_EOF ? "upstream closed the connection"
-                          : uv_strerror(static_cast<int>(nread)));
-    pool_.dispatch();
+    lost(nread == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(nread)));
     return;
   }
   Status st = codec_->receive(buf->base, static_cast<size_t>(nread));
   if (!st) {
-    close(st.message().c_str());
-    pool_.dispatch();
+    lost(st.message().c_str());
     return;
   }
   if (!settings_seen_ && codec_->remoteSettingsReceived()) {
@@ -188,6 +188,23 @@ void H2Connection::onRead(ssize_t nread, const uv_buf_t* buf) {
   for (H2Stream* s : touched) s->eventDone();
   if (!closing()) afterEvent();
   pool_.dispatch();
+}
+
+void H2Connection::lost(const char* detail) {
+  if (settings_seen_) {
+    close(detail);
+    pool_.dispatch();
+    return;
+  }
+  // Accepted, then closed, reset or answered with something that is not HTTP/2 before
+  // its first SETTINGS (a server restarting, a full backlog, not an h2c port): a failed
+  // connect, so the waiting calls fail once every address has failed in a row, instead
+  // of a new connection being dialled at once, again and again. (Already closed when the
+  // preface could not be written.)
+  std::string why = std::string(detail) + " before its SETTINGS";
+  close(why.c_str());
+  pool_.stats().upstream_connect_failures.add();
+  pool_.onConnectFailed(this, why.c_str());
 }
 
 void H2Connection::flush() {
@@ -230,8 +247,7 @@ void H2Connection::afterEvent() {
 void H2Connection::onWriteDone(int status) {
   if (status == UV_ECANCELED || closing()) return;
   if (status < 0) {
-    close(uv_strerror(status));
-    pool_.dispatch();
+    lost(uv_strerror(status));
     return;
   }
   flush();

@@ -91,6 +91,9 @@ class H2Connection : public http2::ClientSession::Callbacks,
   static void uvOnFlushTimer(uv_timer_t* t);
   static void uvOnClose(uv_handle_t* h);
   void onRead(ssize_t nread, const uv_buf_t* buf);
+  // The connection is gone (EOF, a socket error, bytes that are not HTTP/2): closes it,
+  // counting it as a failed connect when the upstream's SETTINGS never came.
+  void lost(const char* detail);
   void onTimer();
   void onFlushTimer();
   // Frames what the session has into the socket while the writer is not backed up,

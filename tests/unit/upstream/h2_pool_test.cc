@@ -58,12 +58,32 @@ struct Fixture {
   // handshakes, then nothing is ever said (an upstream that sends no SETTINGS). Call
   // replacePool() after.
   void dialSilentUpstream() {
+    listenOnSilent([](uv_stream_t*, int) {});
+  }
+  // Points the config at a listener that accepts every connection and at once closes it,
+  // or resets it when `reset` (an upstream restarting, or with a full backlog). Call
+  // replacePool() after; `accepted` counts the connections made.
+  void dialClosingUpstream(bool reset) {
+    closing_reset = reset;
+    listenOnSilent([](uv_stream_t* server, int) {
+      auto* self = static_cast<Fixture*>(server->data);
+      auto* c = new uv_tcp_t;
+      uv_tcp_init(server->loop, c);
+      if (uv_accept(server, reinterpret_cast<uv_stream_t*>(c)) == 0) ++self->accepted;
+      auto freeIt = [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); };
+      if (!self->closing_reset || uv_tcp_close_reset(c, freeIt) != 0) {
+        uv_close(reinterpret_cast<uv_handle_t*>(c), freeIt);
+      }
+    });
+  }
+  void listenOnSilent(uv_connection_cb on_connection) {
     uv_tcp_init(&loop, &silent);
     silent_open = true;
+    silent.data = this;
     sockaddr_in addr{};
     uv_ip4_addr("127.0.0.1", 0, &addr);
     REQUIRE(uv_tcp_bind(&silent, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
-    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&silent), 8, [](uv_stream_t*, int) {}) == 0);
+    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&silent), 8, on_connection) == 0);
     sockaddr_storage bound{};
     int len = sizeof bound;
     uv_tcp_getsockname(&silent, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -72,6 +92,12 @@ struct Fixture {
   }
   H2Stream* open(RecordingSink& sink, const std::string& path, bool end_stream = true) {
     return testing::openRequest(*pool, sink, path, end_stream);
+  }
+  // One request for "/" that must end in an error (sink.error is then set).
+  void failOne(RecordingSink& sink) {
+    REQUIRE(open(sink, "/") != nullptr);
+    REQUIRE(runUntil(&loop, [&] { return sink.finished(); }));
+    REQUIRE(sink.error.has_value());
   }
 
   uv_loop_t loop{};
@@ -82,8 +108,10 @@ struct Fixture {
   std::unique_ptr<TestH2Upstream> extra;          // a second upstream, when a test wants one
   std::unique_ptr<ResolvingConnector> connector;  // the worker's, shared with nothing here
   std::unique_ptr<H2Pool> pool;
-  uv_tcp_t silent{};  // dialSilentUpstream()'s listener
+  uv_tcp_t silent{};  // dialSilentUpstream()'s or dialClosingUpstream()'s listener
   bool silent_open = false;
+  bool closing_reset = false;
+  int accepted = 0;  // connections dialClosingUpstream()'s listener took
 };
 
 TEST_CASE("several streams share one h2c connection") {
@@ -442,11 +470,29 @@ TEST_CASE("an upstream that accepts but never sends SETTINGS fails like a connec
   f.config.connect_timeout = config::Millis(100);
   f.replacePool();
   RecordingSink sink;
-  REQUIRE(f.open(sink, "/") != nullptr);
-  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
-  REQUIRE(sink.error.has_value());
+  f.failOne(sink);
   CHECK(*sink.error == UpstreamError::kConnectFailed);
   CHECK(sink.detail.find("SETTINGS") != std::string::npos);
+}
+
+TEST_CASE(
+    "an upstream that closes or resets each connection before SETTINGS fails like a connect") {
+  for (bool reset : {false, true}) {
+    INFO((reset ? "reset" : "close"));
+    Fixture f;
+    f.dialClosingUpstream(reset);
+    f.replacePool();
+    RecordingSink sink;
+    f.failOne(sink);
+    CHECK(*sink.error == UpstreamError::kConnectFailed);
+    // A reset may already fail the connect itself ("connection reset by peer").
+    INFO("detail: " << sink.detail);
+    if (!reset) CHECK(sink.detail.find("before its SETTINGS") != std::string::npos);
+    // One address: one failed connect ends the call. Before, each lost connection
+    // dialled the next at once, thousands until the call's deadline.
+    CHECK(f.accepted <= 2);
+    CHECK(f.stats.upstream_connect_failures.get() >= 1);
+  }
 }
 
 TEST_CASE("no response head within response_timeout: kResponseTimeout and a reset upstream") {
