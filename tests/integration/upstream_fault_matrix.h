@@ -408,12 +408,23 @@ class H2cUpstream {
   uint16_t port_ = 0;
 };
 
-// One gRPC call over TLS h2 with `x-cell: cell`; h2peer.py's report.
-inline JsonValue grpcCall(OpsStack& stack, const std::string& ca, const std::string& cell) {
+// One gRPC call over TLS h2 with `x-cell: cell` (and `header`, NAME=VALUE); h2peer.py's
+// report.
+inline JsonValue grpcCall(OpsStack& stack, const std::string& ca, const std::string& cell,
+                          const std::string& header = "") {
   const std::string script = std::string(PROXY_SOURCE_DIR) + "/tests/integration/h2/h2peer.py";
-  RunResult run = runToCompletion({"/usr/bin/python3", script, std::to_string(stack.port()), "grpc",
-                                   "--tls", ca, "--header", "x-cell=" + cell, "--seconds", "8"},
-                                  stack.dir, cell, Millis{15000});
+  std::vector<std::string> argv = {"/usr/bin/python3",
+                                   script,
+                                   std::to_string(stack.port()),
+                                   "grpc",
+                                   "--tls",
+                                   ca,
+                                   "--header",
+                                   "x-cell=" + cell,
+                                   "--seconds",
+                                   "8"};
+  if (!header.empty()) argv.insert(argv.end(), {"--header", header});
+  RunResult run = runToCompletion(argv, stack.dir, cell, Millis{15000});
   INFO("h2peer.py " << cell << ": exit " << run.exit_code << "\n" << run.out << run.err);
   REQUIRE(run.exit_code == 0);
   std::optional<JsonValue> report = ops::parseJson(run.out);

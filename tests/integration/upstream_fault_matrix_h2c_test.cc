@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/client_fault_matrix.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/ops_support.h"
 #include "tests/integration/upstream_fault_matrix.h"
@@ -67,6 +68,56 @@ TEST_CASE("h2c upstream faults in every call state get the documented gRPC statu
       {"idle-stall", "", 0, 1},
   };
   runH2cTable(cells);
+}
+
+TEST_CASE("apm-intake-demo's h2c faults get the documented gRPC status",
+          "[integration][faults][matrix][upstream][http2]") {
+  struct DemoCell {
+    const char* name;
+    const char* header;  // the x-demo-* knob (docs/intake-demo.md)
+    int grpc;            // or kGrpcCut
+    size_t records;      // streams the demo saw (a refused one and its resend count both)
+    int retries;
+    const char* counter;
+  };
+  const std::vector<DemoCell> cells = {
+      {"demo-status-7", "x-demo-grpc-status=7", 7, 1, 0, ""},  // the upstream's own status
+      {"demo-reset-2", "x-demo-reset=2", kGrpcCut, 1, 0, ""},  // after the head and DATA
+      {"demo-reset-8", "x-demo-reset=8", kGrpcCut, 1, 0, ""},
+      {"demo-refuse-once", "x-demo-refuse-once=upstream-matrix", 0, 2, 1, ""},
+      {"demo-refused", "x-demo-reset=7", 14, 2, 1, "apm_tls_proxy_upstream_overloaded_total"},
+      {"demo-goaway", "x-demo-goaway=1", 0, 1, 0, ""},
+      {"demo-delay", "x-demo-delay-ms=3000", 4, 1, 0, kTimeouts},
+  };
+  OpsStack stack(shortUpstreamTimeouts(0));  // in front of the stack's apm-intake-demo
+  const std::string ca = stack.dir.write("ca.crt", stack.pki.caPem());
+  for (const DemoCell& cell : cells) {
+    INFO("cell " << cell.name);
+    const std::map<std::string, double> before = stack.metrics();
+    JsonValue report = grpcCall(stack, ca, cell.name, cell.header);
+    const JsonValue& one = report.get("responses").get("1");
+    if (cell.grpc == kGrpcCut) {
+      CHECK((report.get("resets").has("1") && report.get("resets").get("1").number == 2));
+      CHECK_FALSE(one.get("ended").boolean);
+      CHECK(grpcStatus(report) == -1);
+    } else {
+      CHECK(grpcStatus(report) == cell.grpc);
+      CHECK(one.get("ended").boolean);
+    }
+    checkSettled(stack);
+    const std::map<std::string, double> after = stack.metrics();
+    auto grew = [&](const std::string& series) {
+      return ops::metric(after, series).value_or(0) - ops::metric(before, series).value_or(0);
+    };
+    CHECK(grew("apm_tls_proxy_upstream_retries_total") == cell.retries);
+    if (*cell.counter != '\0') CHECK(grew(cell.counter) >= 1);
+    const std::string next = std::string(cell.name) + "-after";
+    CHECK(grpcStatus(grpcCall(stack, ca, next)) == 0);
+    CHECK(
+        eventually([&] { return matrix::recordsOf(stack.demo, next).size() == 1; }, Millis{5000}));
+    CHECK(matrix::recordsOf(stack.demo, cell.name).size() == cell.records);
+  }
+  CHECK(stack.process().stop(Millis{10000}) == 0);
 }
 
 }  // namespace
