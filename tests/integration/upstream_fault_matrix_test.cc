@@ -8,11 +8,15 @@
 // gauge returns to its baseline and a fresh request is served after each cell.
 #include "tests/integration/upstream_fault_matrix.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -153,6 +157,40 @@ TEST_CASE("An upstream nobody listens on gets 502 after one replay",
   CHECK(ops::metric(m, "apm_tls_proxy_upstream_retries_total") == 1);
   CHECK(ops::metric(m, "apm_tls_proxy_upstream_connect_failures_total") == 2);
   CHECK(stack.process().stop(Millis{10000}) == 0);
+}
+
+TEST_CASE("An upstream that never accepts gets 502 and gRPC 14 within connect_timeout",
+          "[integration][faults][matrix][upstream]") {
+  // A listener with a backlog of 0 and one connection nobody accepts: the kernel drops
+  // every further SYN, so the proxy's connect neither succeeds nor is refused.
+  const uint16_t port = unusedPort();
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(listener >= 0);
+  const sockaddr_in addr{AF_INET, htons(port), {htonl(INADDR_LOOPBACK)}, {}};
+  REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(listener, 0) == 0);
+  int filler = testsupport::tcpConnect(port);
+  REQUIRE(filler >= 0);
+  OpsStack stack(shortUpstreamTimeouts(port));
+  {
+    ops::TlsClient c(stack.port(), stack.client());
+    ops::requireConnect(c);
+    Cell stalled{"connect-stall", nullptr, 502, Outcome::kLocal, 0, "", 0};
+    checkOutcome(stalled.outcome, stalled.status, c.request(request(stalled), Millis{8000}));
+    CHECK(c.waitClosed(Millis{5000}));
+  }
+  std::map<std::string, double> m = stack.metrics();
+  CHECK(ops::metric(m, "apm_tls_proxy_upstream_retries_total") == 0);  // a timeout: no replay
+  CHECK(ops::metric(m, "apm_tls_proxy_upstream_connect_failures_total") >= 1);
+  const std::string ca = stack.dir.write("ca.crt", stack.pki.caPem());
+  JsonValue report = grpcCall(stack, ca, "connect-stall-grpc");
+  CHECK(grpcStatus(report) == 14);
+  CHECK(report.get("responses").get("1").get("headers").get("grpc-message").string ==
+        "upstream connection failed");
+  checkSettled(stack);
+  CHECK(stack.process().stop(Millis{10000}) == 0);
+  ::close(filler);
+  ::close(listener);
 }
 
 }  // namespace
