@@ -202,6 +202,7 @@ void H2Connection::lost(const char* detail) {
   // of a new connection being dialled at once, again and again. (Already closed when the
   // preface could not be written.)
   std::string why = std::string(detail) + " before its SETTINGS";
+  pool_.connector().failedAfterConnect(attempt_);
   close(why.c_str());
   pool_.stats().upstream_connect_failures.add();
   pool_.onConnectFailed(this, why.c_str());
@@ -277,6 +278,7 @@ void H2Connection::onTimer() {
   }
   if (state_ == State::kReady && !settings_seen_) {
     pool_.stats().upstream_connect_failures.add();
+    pool_.connector().failedAfterConnect(attempt_);
     close("no SETTINGS from the upstream within connect_timeout (not HTTP/2?)");
     pool_.onConnectFailed(this, "no SETTINGS from the upstream within connect_timeout");
     return;

@@ -111,6 +111,10 @@ void ResolvingConnector::timedOut(Attempt& attempt) {
   abandon(attempt);
 }
 
+void ResolvingConnector::failedAfterConnect(const Attempt& attempt) {
+  noteFailure(attempt.address);
+}
+
 void ResolvingConnector::noteFailure(size_t index) {
   if (!config_.tcp || addresses_.empty()) return;
   // So "localhost" works whether the upstream listens on ::1 or 127.0.0.1.

@@ -35,6 +35,7 @@ class ResolvingConnector : public UpstreamConnector {
   Status connect(UpstreamSocket& socket, void* data, Client* client, Attempt& attempt) override;
   void abandon(Attempt& attempt) override;
   void timedOut(Attempt& attempt) override;
+  void failedAfterConnect(const Attempt& attempt) override;
   size_t addressCount() const override;
   void close() override;
 

@@ -56,6 +56,10 @@ class UpstreamConnector {
   // `attempt` did not connect within upstream.connect_timeout (the caller's timer): it is
   // abandoned, and the next attempt dials another address when there is one.
   virtual void timedOut(Attempt& attempt) = 0;
+  // `attempt` connected, but the upstream closed or reset the socket, or never spoke its
+  // protocol (h2c: no SETTINGS), before it could serve: a failed connect all the same, so
+  // the next attempt dials another address when there is one.
+  virtual void failedAfterConnect(const Attempt& attempt) = 0;
   // How many addresses a connection may be tried on in turn (1 for a unix socket); a
   // pool fails its waiting requests after that many connects failed in a row.
   virtual size_t addressCount() const = 0;

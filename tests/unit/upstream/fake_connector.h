@@ -58,6 +58,7 @@ class FakeConnector : public upstream::UpstreamConnector {
                  Attempt& attempt) override;
   void abandon(Attempt& attempt) override;
   void timedOut(Attempt& attempt) override;
+  void failedAfterConnect(const Attempt& attempt) override { rotateFrom(attempt.address); }
   size_t addressCount() const override { return address_count; }
   void close() override;
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -493,6 +494,30 @@ TEST_CASE(
     CHECK(f.accepted <= 2);
     CHECK(f.stats.upstream_connect_failures.get() >= 1);
   }
+}
+
+TEST_CASE("a connection lost before SETTINGS moves the next connect to the next address") {
+  // "localhost" with something that is not APM Server on one of its addresses: the call
+  // must reach the address that serves h2c, not fail on the first one twice.
+  Fixture f;
+  const uint16_t good_port = f.upstream->port();
+  f.dialClosingUpstream(false);
+  f.replacePool();
+  sockaddr_in bad{}, good{};
+  uv_ip4_addr("127.0.0.1", f.config.tcp->port, &bad);
+  uv_ip4_addr("127.0.0.1", good_port, &good);
+  std::vector<sockaddr_storage> addresses(2);
+  std::memcpy(&addresses[0], &bad, sizeof bad);
+  std::memcpy(&addresses[1], &good, sizeof good);
+  f.connector->setAddressesForTest(addresses);
+  RecordingSink sink;
+  REQUIRE(f.open(sink, "/") != nullptr);
+  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
+  INFO("detail: " << sink.detail);
+  CHECK_FALSE(sink.error.has_value());
+  CHECK(sink.complete);
+  CHECK(f.accepted == 1);
+  CHECK(f.stats.upstream_connect_failures.get() == 1);  // once per lost connection
 }
 
 TEST_CASE("no response head within response_timeout: kResponseTimeout and a reset upstream") {
