@@ -18,7 +18,8 @@ enum class PortSharing {
   // EADDRINUSE when anything already listens there (APM Server, or another apm-tls-proxy
   // whose sockets would otherwise silently share the port and take part of the clients,
   // perhaps with an older configuration). SO_REUSEPORT is set after the bind, so that
-  // the process's own later sockets can join it.
+  // the process's own later sockets can join it; so can a later process of the same user
+  // that sets it too (Linux has no way to refuse that but a user of our own).
   kFirst,
   // A later worker's socket: bound with SO_REUSEPORT, joining the first one.
   kJoin,
