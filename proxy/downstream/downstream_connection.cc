@@ -358,7 +358,11 @@ void DownstreamConnection::inputUnblocked() {
 }
 
 void DownstreamConnection::finish(CloseReason reason) {
-  close_reason_ = reason;
+  // The first reason stands: a finishing connection asked to finish again (a drain's
+  // last GOAWAY after an error one) keeps the reason it ends for.
+  if (conn_state_ != ConnState::kFinishing && conn_state_ != ConnState::kLingering) {
+    close_reason_ = reason;
+  }
   finish();
 }
 
