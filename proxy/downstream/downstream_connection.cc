@@ -302,9 +302,11 @@ void DownstreamConnection::flush() {
       }
     }
   }
-  if (conn_state_ == ConnState::kOpen && codec_ && codec_->endedByError()) {
-    finish(CloseReason::kBadRequest);  // the error's last frame is written or queued
-    return;
+  if (conn_state_ == ConnState::kOpen && codec_) {
+    if (std::optional<CloseReason> why = codec_->ended()) {
+      finish(*why);  // the session's last frame is written or queued
+      return;
+    }
   }
   if (conn_state_ == ConnState::kFinishing && !writer_.writing()) {
     finish();

@@ -47,16 +47,14 @@ bool Http2Codec::start() {
 size_t Http2Codec::receive(const char* data, size_t len) {
   host_.markProgress();
   receiving_ = true;
-  bool ok = session_->receive(data, len);
+  bool ok = session_->receive(data, len);  // false: errorReason() says why
   receiving_ = false;
   syncCounters();
   if (host_.closing()) return len;
   if (!ok || !session_->wantsRead()) {
-    // A connection error: the session queued its GOAWAY; send it, then close.
-    log::debug("http2 session ended", {{"conn", host_.connectionId()},
-                                       {"peer", host_.peerIp()},
-                                       {"reason", session_->errorReason()}});
-    host_.finish(CloseReason::kBadRequest);
+    // A connection error (the session queued its GOAWAY), or the session is done: the
+    // client's GOAWAY with no stream left. Send what is queued, then close.
+    host_.finish(sessionEndReason());
     return len;
   }
   host_.rearmTimer();
@@ -73,19 +71,31 @@ void Http2Codec::produce() {
   syncCounters();
 }
 
-bool Http2Codec::endedByError() {
+std::optional<CloseReason> Http2Codec::ended() {
   // nghttp2 queues the GOAWAY of some connection errors (DATA on a closed stream, a frame
   // on stream 0 that must not be there) and goes on with the open streams: only once that
   // GOAWAY has been produced does it want to read and write nothing more. A stream still
   // waiting for its upstream must not keep such a connection open past every deadline.
-  if (session_ == nullptr || session_->errorReason().empty() || session_->wantsRead() ||
-      session_->wantsWrite()) {
-    return false;
+  // The same holds after the client's GOAWAY: once its last stream is answered, nothing
+  // more can come (RFC 9113 §6.8), and the connection closes instead of idling.
+  // A drain's or an idle timeout's own final GOAWAY is finished by its own path.
+  if (session_ == nullptr || final_goaway_ || session_->wantsRead() || session_->wantsWrite()) {
+    return std::nullopt;
   }
-  log::debug("http2 session ended", {{"conn", host_.connectionId()},
-                                     {"peer", host_.peerIp()},
-                                     {"reason", session_->errorReason()}});
-  return true;
+  return sessionEndReason();
+}
+
+CloseReason Http2Codec::sessionEndReason() const {
+  if (!session_->errorReason().empty()) {
+    log::debug("http2 session ended", {{"conn", host_.connectionId()},
+                                       {"peer", host_.peerIp()},
+                                       {"reason", session_->errorReason()}});
+    return CloseReason::kBadRequest;
+  }
+  if (final_goaway_) return endReason();
+  // No GOAWAY of ours with an error, none final: the client sent one.
+  log::debug("client sent GOAWAY", {{"conn", host_.connectionId()}, {"peer", host_.peerIp()}});
+  return CloseReason::kPeerClosed;
 }
 
 void Http2Codec::onWriteDone() {

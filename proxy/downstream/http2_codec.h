@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -39,7 +40,7 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   // Frames wait in the session while the write queue is full.
   bool readBlocked() const override;
   void produce() override;
-  bool endedByError() override;
+  std::optional<CloseReason> ended() override;
   void onWriteDone() override;
   void runQueuedFlush() override;
   void collect() override;
@@ -57,6 +58,8 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
   void flushSoon();
   // Why the connection ends once its last stream has: a drain, else the idle timeout.
   CloseReason endReason() const;
+  // Why a session that wants nothing more ended.
+  CloseReason sessionEndReason() const;
   bool receiving() const { return receiving_; }
   size_t openStreams() const { return streams_.size(); }
   // Streams that carried a request on this connection so far.

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -95,10 +96,11 @@ class ServerCodec {
   virtual bool readBlocked() const { return requestBlocked(); }
   // Appends output that waits to host.output() while the write queue has room.
   virtual void produce() {}
-  // After a produce(): the protocol session ended on an error and its last frame (an
-  // HTTP/2 GOAWAY) is in the output, so the connection must finish. Checked after every
-  // flush, since a session may queue that frame while requests are still open.
-  virtual bool endedByError() { return false; }
+  // After a produce(): the protocol session wants nothing more and its last frames are in
+  // the output, so the connection must finish, for the reason returned. HTTP/2: an error
+  // GOAWAY went out (a session may queue it while requests are still open), or the
+  // client's GOAWAY came and its last stream ended. Checked after every flush.
+  virtual std::optional<CloseReason> ended() { return std::nullopt; }
   // End of a pump pass: request bytes go to the upstream.
   virtual void endOfPass() {}
   // A write completed: the write queue has room again.

@@ -17,6 +17,7 @@ namespace {
 
 using ops::OpsOptions;
 using ops::OpsStack;
+using testsupport::eventually;
 
 const char kCurlFrom[] = "Debian package curl, scripts/setup.sh";
 const char kDemoVersion[] = "9.0.0-demo";  // in the demo's GET / answer
@@ -198,6 +199,42 @@ TEST_CASE("nghttp with concurrent streams: every stream answered, one access-log
   CHECK(ops::eventually(
       [&] { return ops::metric(stack.metrics(), "apm_tls_proxy_http2_connections") == 0; },
       Millis{5000}));
+}
+
+TEST_CASE("A client's GOAWAY closes the connection once its last stream is answered",
+          "[integration][http2]") {
+  // The default idle_timeout (45 s) is far past the 10 s the client waits: a close it sees
+  // comes from its GOAWAY (RFC 9113 §6.8), and the log says the client ended it.
+  OpsOptions o = plain();
+  o.config.log["level"] = "\"debug\"";
+  OpsStack stack(o);
+  SECTION("a stream still waiting for its answer") {
+    RunResult r = runH2Peer(stack.dir, stack.port(), "goaway",
+                            {"--count", "2", "--header", "x-demo-delay=300ms", "--seconds", "10"});
+    REQUIRE(r.exit_code == 0);
+    auto report = ops::parseJson(r.out);
+    REQUIRE(report);
+    for (const char* id : {"1", "3"}) {
+      INFO("stream " << id);
+      CHECK(report->get("responses").get(id).get("status").string == "200");
+      CHECK(report->get("responses").get(id).get("body_bytes").number > 0);
+    }
+    CHECK(report->get("closed").boolean);
+    CHECK(report->get("goaways").array.empty());  // nothing wrong was said
+    CHECK(eventually([&] { return stack.stderrText().find("requests=2") != std::string::npos; },
+                     Millis{5000}));
+  }
+  SECTION("no stream open") {
+    RunResult r = runH2Peer(stack.dir, stack.port(), "goaway", {"--count", "0", "--seconds", "10"});
+    REQUIRE(r.exit_code == 0);
+    auto report = ops::parseJson(r.out);
+    REQUIRE(report);
+    CHECK(report->get("closed").boolean);
+    CHECK(eventually([&] { return stack.stderrText().find("conn closed") != std::string::npos; },
+                     Millis{5000}));
+  }
+  CHECK(stack.stderrText().find("reason=peer_closed") != std::string::npos);
+  CHECK(stack.stderrText().find("reason=bad_request") == std::string::npos);
 }
 
 TEST_CASE("Connection-specific fields of an HTTP/1.1 upstream response never reach an h2 client",

@@ -15,7 +15,7 @@ Run with Debian's /usr/bin/python3 (python3-h2 brings hpack).
 
   h2peer.py PORT ATTACK [OPTIONS]
 
-Attacks (see main()): get, rapid-reset, continuation-flood, big-headers, hpack-bomb,
+Attacks (see main()): get, goaway, rapid-reset, continuation-flood, big-headers, hpack-bomb,
 settings-flood, ping-flood, empty-data-flood, header, smuggle, cancel-upload, streams, stall, grpc.
 """
 import argparse
@@ -199,6 +199,13 @@ def main():
         for i in range(a.count):
             p.send(p.headers(1 + 2 * i, request_fields(port, path=a.path, extra=extra)))
         p.pump(a.seconds, until=lambda q: all(ended(1 + 2 * i)(q) for i in range(a.count)))
+    elif a.attack == "goaway":  # --count GETs, then GOAWAY(NO_ERROR), then only reads
+        p = Peer(port)
+        for i in range(a.count):
+            p.send(p.headers(1 + 2 * i, request_fields(port, path=a.path, extra=extra)))
+        p.send(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0)))  # no pushed stream to keep
+        # Not even a WINDOW_UPDATE: nothing of the client's may wake the proxy up.
+        p.pump(a.seconds, until=lambda q: q.closed, update_windows=False)
     elif a.attack == "rapid-reset":  # CVE-2023-44487
         p = Peer(port)
         batch = b""
