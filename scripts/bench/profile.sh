@@ -4,6 +4,8 @@
 # place: kernel, TLS library, the server's own code, libuv, libc; and the top symbols),
 # then one run under `strace -f` (system calls per unit of work, bytes per read and
 # write). Same servers, certificates and loads as scripts/bench.sh (scripts/bench/*.sh).
+# After each workload a ceiling: the most ours ÷ best peer could reach with the same
+# system calls if our own code cost nothing (the peer's CPU per unit ÷ our kernel's).
 # See docs/benchmarks.md, "Where the remaining gap is".
 #
 # Usage: scripts/bench/profile.sh [--build-dir DIR] [--seconds N] [--keep DIR]
@@ -159,6 +161,22 @@ perf_top() {
   perf report -i "$1" --stdio --no-children --sort dso,sym -q 2>/dev/null |
     awk -v top="${2:-12}" '$1 ~ /%$/ && NF >= 4 && n++ < top { $3 = ""; print "      " $0 }'
 }
+# The most ours ÷ best peer could reach with the same system calls (and library calls) if
+# our own code cost nothing: the best peer's CPU per unit over our kernel's (and over the
+# kernel's plus the libraries': BoringSSL, and "other", which is nghttp2 and libstdc++;
+# libc stays ours: its share is system-call wrappers and our allocations). Rates and
+# splits come from the perf runs above.
+declare -A rate_of=() kernel_of=() libs_of=()
+kernel_bound() {
+  local w=$1 s best=0
+  [ -n "${rate_of[proxy]:-}" ] && [ "${kernel_of[proxy]:-0}" -gt 0 ] || return 0
+  for s in $wanted_servers; do
+    [ "$s" = proxy ] || [ -z "${rate_of[$s]:-}" ] && continue
+    awk "BEGIN { exit !(${rate_of[$s]} > $best) }" && best=${rate_of[$s]}
+  done
+  awk "BEGIN { exit !($best > 0) }" || return 0
+  echo "  $w ceiling, ours ÷ best peer with our own code free: $(calc "${rate_of[proxy]} * 100 / ($best * ${kernel_of[proxy]})" 2) (kernel alone), $(calc "${rate_of[proxy]} * 100 / ($best * (${kernel_of[proxy]} + ${libs_of[proxy]}))" 2) (kernel and libraries)"
+}
 # Per unit: system calls by name, and the mean bytes of successful reads and writes.
 strace_summary() {
   awk -v units="$2" '
@@ -203,6 +221,7 @@ for s in $wanted_servers; do  # warm the upstream pools and session caches
 done
 echo "profile: tree $(git rev-parse --short HEAD), binaries $bin, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for w in $wanted_workloads; do
+  rate_of=() kernel_of=() libs_of=()
   for s in $wanted_servers; do
     pid=$(serving_pid "$s" "$(endpoint_of "$w")")
     read -r -a measured <<<"$(cpu_pids "$s" "$(endpoint_of "$w")")"
@@ -216,8 +235,12 @@ for w in $wanted_workloads; do
     cpu_after=$(cpu_ns "${measured[@]}")
     out=$(cat "$tmp/load.out")
     cpu=$(calc "($cpu_after - $cpu_before) / 1e9" 3)
-    echo "$w $s: $(per_cpu "$(work_done "$w")") $(unit_of "$w")s per CPU-second (under perf)"
-    echo "    CPU: $(perf_split "$tmp/perf.data")"
+    rate_of[$s]=$(per_cpu "$(work_done "$w")")
+    split=$(perf_split "$tmp/perf.data")
+    echo "$w $s: ${rate_of[$s]} $(unit_of "$w")s per CPU-second (under perf)"
+    echo "    CPU: $split"
+    read -r kernel_of[$s] libs_of[$s] < <(sed -E \
+      's/kernel ([0-9]+)%, TLS library ([0-9]+)%.*other ([0-9]+)%/\1 \2 + \3/' <<<"$split")
     perf_top "$tmp/perf.data" 12
     [ -n "$keep" ] && cp "$tmp/perf.data" "$keep/$w-$s.perf.data"
     # 2. strace over the whole of a shorter load, so every call is counted once.
@@ -237,4 +260,5 @@ for w in $wanted_workloads; do
     strace_summary "$tmp/strace.log" "${units:-0}"
     [ -n "$keep" ] && cp "$tmp/strace.log" "$keep/$w-$s.strace"
   done
+  kernel_bound "$w"
 done
