@@ -23,6 +23,7 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/ops_support.h"
 #include "tests/integration/scripted_upstream.h"
+#include "tests/integration/upstream_fault_matrix_idle.h"
 
 namespace proxy::integration::upmatrix {
 namespace {
@@ -39,14 +40,9 @@ std::vector<Cell> cells() {
       then(fd);
     };
   };
-  // Waits for request 2 on the idle connection, leaving it unread.
-  auto untilReadable = [](int fd) {
-    pollfd p{fd, POLLIN, 0};
-    ::poll(&p, 1, 5000);
-  };
   const char* timeouts = "apm_tls_proxy_upstream_timeouts_total";
   const std::string half_head = "HTTP/1.1 200 OK\r\nContent-Le";
-  return {
+  std::vector<Cell> table = {
       // 1. connect: accepted, then closed or reset before a byte was read (the one replay
       // may find the same).
       {"connect-fin", fin, 502, O::kLocal, 0, "", -1},
@@ -101,32 +97,6 @@ std::vector<Cell> cells() {
       // begun though no byte of it was written; the client connection is reset.
       {"chunk-lie-one-read", afterRequest(writeThen(kHeadChunked + "56789\r\nzz\r\n", stall)), 200,
        O::kReset, 1, "", 0},
-      // 7. the pooled keep-alive connection, idle between two requests of one client.
-      {"idle-fin", idleThen(fin), 202, O::kWhole, 2, "", 0, 202},
-      {"idle-rst", idleThen(rst), 202, O::kWhole, 2, "", 0, 202},
-      {"idle-stall",
-       idleThen([](int fd) { book.proxy_closed_idle = Up::waitPeerClose(fd, Millis{8000}); }), 202,
-       O::kWhole, 2, "", 0, 202},
-      {"idle-lie", idleThen(writeThen(kOk, stall)), 202, O::kWhole, 2, "", 0, 202},
-      // The close races request 2: a reset without reading it (the one allowed replay) ...
-      {"idle-race-rst", idleThen([untilReadable](int fd) {
-         untilReadable(fd);
-         Up::reset(fd);
-       }),
-       202, O::kWhole, 2, "", 1, 202},
-      // ... a FIN, then the reset the unread request draws (replayed too) ...
-      {"idle-race-fin-rst", idleThen([untilReadable](int fd) {
-         untilReadable(fd);
-         ::shutdown(fd, SHUT_WR);
-         Up::reset(fd);
-       }),
-       202, O::kWhole, 2, "", 1, 202},
-      // ... or request 2 read, then a FIN without an answer: it may have been processed.
-      {"idle-race-read-fin", idleThen([](int fd) {
-         std::string buf;
-         take(fd, buf);
-       }),
-       202, O::kWhole, 2, "", 0, 502},
       // The same states seen by an HTTP/2 client of the HTTP/1.1 pool.
       {"h2-awaiting-fin", afterRequest(fin), 502, O::kLocal, 1, "", 0, 0, D::kHttp2},
       {"h2-awaiting-stall", afterRequest(stall), 504, O::kLocal, 1, timeouts, 0, 0, D::kHttp2},
@@ -136,6 +106,9 @@ std::vector<Cell> cells() {
       {"h2-chunk-stall", afterRequest(writeThen(kHeadChunked, stall)), 200, O::kCut, 1, timeouts, 0,
        0, D::kHttp2},
   };
+  // 7. the pooled keep-alive connection, idle between two requests of one client.
+  for (const Cell& cell : idleCells()) table.push_back(cell);
+  return table;
 }
 
 TEST_CASE("HTTP/1.1 upstream faults in every exchange state get the documented answer",
