@@ -16,8 +16,9 @@ foreach(name client_fault_matrix_http1_test client_fault_matrix_http2_test)
 endforeach()
 
 # The upstream-fault matrix: every upstream exchange state x FIN, RST, stall, lie; HTTP/1.1
-# and h2c upstreams.
-foreach(name upstream_fault_matrix_test upstream_fault_matrix_h2c_test)
+# and h2c upstreams; the request body still streaming, and the idle pool from HTTP/2.
+foreach(name upstream_fault_matrix_test upstream_fault_matrix_h2c_test
+        upstream_fault_matrix_midbody_test)
   proxy_integration_test(${name})
   target_link_libraries(${name} PRIVATE ops_support scripted_upstream)
 endforeach()

@@ -293,9 +293,13 @@ inline ops::OpsOptions shortUpstreamTimeouts(uint16_t upstream_port) {
   return o;
 }
 
+// A table's own client driver (upstream_fault_matrix_midbody_test.cc), in place of Drive's.
+using Driver = std::function<void(OpsStack& stack, const Cell& cell, const std::string& ca)>;
+
 // Runs `table` against one proxy in front of `upstream` (which must call serve()): each cell,
-// then its checks, then a fresh request.
-inline void runTable(const std::vector<Cell>& table, ScriptedUpstream& upstream) {
+// driven by `drive` or as its Drive says, then its checks, then a fresh request.
+inline void runTable(const std::vector<Cell>& table, ScriptedUpstream& upstream,
+                     const Driver& drive = nullptr) {
   OpsStack stack(shortUpstreamTimeouts(upstream.port()));
   const std::string ca = stack.dir.write("ca.crt", stack.pki.caPem());
   checkSettled(stack);
@@ -304,7 +308,9 @@ inline void runTable(const std::vector<Cell>& table, ScriptedUpstream& upstream)
     const std::map<std::string, double> before = stack.metrics();
     book.current = &cell;
     book.client_has_head = false;
-    if (cell.drive == Drive::kHttp2) {
+    if (drive) {
+      drive(stack, cell, ca);
+    } else if (cell.drive == Drive::kHttp2) {
       driveHttp2(stack, cell, ca);
     } else {
       driveHttp1(stack, cell);
@@ -442,6 +448,22 @@ inline int grpcStatus(const JsonValue& report) {
   return -1;
 }
 
+// After a cell: a fresh client's call, CELL-after, is served once.
+inline void checkFreshCall(OpsStack& stack, const H2cUpstream& upstream, const std::string& ca,
+                           const std::string& cell) {
+  const std::string next = cell + "-after";
+  CHECK(grpcStatus(grpcCall(stack, ca, next)) == 0);
+  CHECK(upstream.processed(next) == 1);
+}
+
+// After a table: every upstream connection ends (the proxy closes what idles, drops what
+// failed), every gauge settles, and the proxy stops cleanly.
+inline void finishH2cTable(OpsStack& stack, const H2cUpstream& upstream) {
+  CHECK(eventually([&] { return upstream.open() == 0; }, Millis{5000}));
+  checkSettled(stack);
+  CHECK(stack.process().stop(Millis{10000}) == 0);
+}
+
 // Runs `cells` against one proxy in front of one scripted h2c upstream: each call, then
 // its checks, then a fresh call; at the end every upstream connection has ended.
 inline void runH2cTable(const std::vector<H2cCell>& cells) {
@@ -481,15 +503,9 @@ inline void runH2cTable(const std::vector<H2cCell>& cells) {
     CHECK(upstream.processed(cell.name) == cell.processed);  // never twice
     CHECK(grew("apm_tls_proxy_upstream_retries_total") == cell.retries);
     if (*cell.counter != '\0') CHECK(grew(cell.counter) >= 1);
-    // A fresh call is served.
-    const std::string next = std::string(cell.name) + "-after";
-    CHECK(grpcStatus(grpcCall(stack, ca, next)) == 0);
-    CHECK(upstream.processed(next) == 1);
+    checkFreshCall(stack, upstream, ca, cell.name);
   }
-  // Every upstream connection ends: the proxy closes what idles, drops what failed.
-  CHECK(eventually([&] { return upstream.open() == 0; }, Millis{5000}));
-  checkSettled(stack);
-  CHECK(stack.process().stop(Millis{10000}) == 0);
+  finishH2cTable(stack, upstream);
 }
 
 }  // namespace proxy::integration::upmatrix

@@ -16,10 +16,13 @@ Run with Debian's /usr/bin/python3 (python3-h2 brings hpack).
   h2peer.py PORT ATTACK [OPTIONS]
 
 Attacks (see main()): get, goaway, rapid-reset, continuation-flood, big-headers, hpack-bomb,
-settings-flood, ping-flood, empty-data-flood, header, smuggle, cancel-upload, streams, stall, grpc.
+settings-flood, ping-flood, empty-data-flood, header, smuggle, cancel-upload, streams, stall, grpc,
+grpc-pause, sequence. With --hold PATH, a checkpoint creates PATH.N and waits (reading, 10 s at
+most) for the test to create PATH.N.go.
 """
 import argparse
 import json
+import os
 import select
 import socket
 import ssl
@@ -177,6 +180,26 @@ def ended(stream):
     return lambda p: p.responses.get(str(stream), {}).get("ended") or str(stream) in p.resets
 
 
+def checkpoint(p, hold, n):
+    """Creates HOLD.n for the test, then reads until it creates HOLD.n.go (10 s at most)."""
+    if not hold:
+        return
+    sys.stdout.flush()
+    with open("%s.%d.tmp" % (hold, n), "w"):
+        pass
+    os.rename("%s.%d.tmp" % (hold, n), "%s.%d" % (hold, n))
+    deadline = time.monotonic() + 10.0
+    while not os.path.exists("%s.%d.go" % (hold, n)) and time.monotonic() < deadline:
+        if p.closed:
+            time.sleep(0.02)
+        p.pump(0.05)
+
+
+def grpc_fields(port, extra=()):
+    return request_fields(port, "POST", GRPC_EXPORT, [("content-type", "application/grpc"),
+                                                      ("te", "trailers")] + list(extra))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,6 +212,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--linger", type=float, default=0.0, help="then wait this long for a close")
     ap.add_argument("--tls", metavar="CAFILE", help="TLS (ALPN h2) instead of h2c")
+    ap.add_argument("--pause", type=float, default=2.5, help="grpc-pause: the body's pause")
+    ap.add_argument("--hold", metavar="PATH", help="checkpoints for the test (see above)")
+    ap.add_argument("--keep-open", action="store_true",
+                    help="grpc-pause: no RST_STREAM NO_ERROR for a call answered mid-body")
     a = ap.parse_args()
     Peer.tls_ca = a.tls
     extra = [tuple(h.split("=", 1)) for h in a.header]
@@ -314,6 +341,41 @@ def main():
                              end_stream=False) + frame(DATA, END_STREAM, sid, b"\0\0\0\0\0"))
         p.pump(a.seconds, until=lambda q: all(ended(1 + 2 * i)(q) for i in range(a.count)))
         p.pump(a.linger, until=lambda q: q.closed)
+    elif a.attack == "grpc-pause":  # HEADERS and half a message, a pause, the rest; a call after
+        p = Peer(port)
+        message = b"\0" + struct.pack(">I", 1000) + b"m" * 1000
+        p.send(p.headers(1, grpc_fields(port, extra), end_stream=False) +
+               frame(DATA, 0, 1, message[:500]))
+        p.pump(a.pause, until=ended(1))
+        # The call ended while its body was paused (by the proxy: nothing the client did).
+        paused_end = bool(ended(1)(p))
+        end_seconds = round(time.monotonic() - p.start, 3)
+        if not paused_end and not p.closed:
+            p.send(frame(DATA, END_STREAM, 1, message[500:]))
+            p.pump(a.seconds, until=ended(1))
+        elif "1" not in p.resets and not p.closed and not a.keep_open:
+            # A gRPC client whose call ended while it was still sending resets its side
+            # (grpc-go: RST_STREAM NO_ERROR), as RFC 9113 §8.1 lets a server ask for.
+            p.send(frame(RST_STREAM, 0, 1, struct.pack(">I", 0)))
+        if not p.closed:  # the connection serves the next call (x-cell CELL-same-after)
+            cell = dict(extra).get("x-cell", "") + "-same-after"
+            p.send(p.headers(3, grpc_fields(port, [("x-cell", cell)]), end_stream=False) +
+                   frame(DATA, END_STREAM, 3, b"\0\0\0\0\0"))
+            p.pump(a.seconds, until=ended(3))
+        p.report(paused_end=paused_end, end_seconds=end_seconds)
+        checkpoint(p, a.hold, 1)
+        return 0
+    elif a.attack == "sequence":  # --count POSTs of {}, one after the other, on one connection
+        p = Peer(port)
+        for i in range(a.count):
+            if i > 0:
+                checkpoint(p, a.hold, i)
+            if p.closed:
+                break
+            sid = 1 + 2 * i
+            p.send(p.headers(sid, request_fields(port, "POST", a.path, extra), end_stream=False) +
+                   frame(DATA, END_STREAM, sid, b"{}\n"))
+            p.pump(a.seconds, until=ended(sid))
     else:
         print("unknown attack " + a.attack, file=sys.stderr)
         return 2

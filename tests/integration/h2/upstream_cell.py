@@ -14,7 +14,9 @@ faults after a call was answered (idle-*) hit the connection that answered it.
 RECORDS gets one JSON line per call the upstream took: {"cell", "conn", "stream",
 "processed"} (processed false for a call it refused or left above its GOAWAY), and
 {"event": "accepted" | "closed", "conn", ...} for each connection ("ended": "peer" when the
-proxy closed it, "fault" when the script did). Runs until killed.
+proxy closed it, "fault" when the script did), and {"event": "stream", "cell", ...} for each
+stream opened. A call whose cell is midbody-FAULT meets its fault once part of its body came,
+before the body's end (Conn.midbody_fault). Runs until killed.
 """
 import json
 import os
@@ -33,6 +35,9 @@ PREFACE_LEN = 24
 NO_ERROR, REFUSED_STREAM = 0, 7
 OK_MESSAGE = b"\0\0\0\0\0"  # one empty gRPC message
 FAULT_STATES = ("waiting", "head", "data", "trailers", "idle")
+# midbody-FAULT, while the call's body is still arriving (Conn.midbody_fault): rst-stream-N,
+# close, rst, goaway-below, goaway-covered, goaway-covered-close, early, early-rst-stream-0.
+EARLY_STATUS = "3"  # INVALID_ARGUMENT: a server that ends a call before reading all of it
 lock = threading.Lock()
 seen_cells = set()
 
@@ -71,10 +76,10 @@ class Conn:
         flags = END_HEADERS | (END_STREAM if end_stream else 0)
         return frame(HEADERS, flags, stream, self.encoder.encode(fields))
 
-    def answer(self, stream):
+    def answer(self, stream, status="0"):
         self.send(self.headers(stream, [(":status", "200"), ("content-type", "application/grpc")])
                   + frame(DATA, 0, stream, OK_MESSAGE)
-                  + self.headers(stream, [("grpc-status", "0")], end_stream=True))
+                  + self.headers(stream, [("grpc-status", status)], end_stream=True))
 
     def read_frame(self):
         """One frame (kind, flags, stream, payload), or None when the peer closed."""
@@ -167,6 +172,36 @@ class Conn:
             return True
         raise ValueError("unknown cell " + cell)
 
+    def midbody_fault(self, cell, stream):
+        """The fault of a midbody cell, part of the call's body received and not its end.
+        True: the connection goes on; False: it ends here."""
+        what = cell.split("-", 1)[1]
+        s = self.streams[stream]
+        s["done"] = True  # whatever comes later on this stream is not a call
+        early = what.startswith("early")
+        record(self.records, {"cell": cell, "conn": self.index, "stream": stream,
+                              "processed": early})
+        if what.startswith("rst-stream-"):
+            self.send(frame(RST_STREAM, 0, stream, struct.pack(">I", int(what.rsplit("-", 1)[1]))))
+            return True
+        if what == "close":
+            return False
+        if what == "rst":
+            self.reset()
+            return False
+        if what.startswith("goaway-"):  # below: the call not processed (RFC 9113 §6.8)
+            self.goaway_last = stream if what.startswith("goaway-covered") else stream - 2
+            self.send(frame(GOAWAY, 0, 0, struct.pack(">II", max(self.goaway_last, 0),
+                                                      NO_ERROR)))
+            s["done"] = what != "goaway-covered"  # covered: its end is answered
+            return what != "goaway-covered-close"
+        if early:  # the whole answer now; then, RFC 9113 §8.1, maybe "stop sending"
+            self.answer(stream, EARLY_STATUS)
+            if what == "early-rst-stream-0":
+                self.send(frame(RST_STREAM, 0, stream, struct.pack(">I", NO_ERROR)))
+            return True
+        raise ValueError("unknown cell " + cell)
+
     def serve(self):
         """Frames until the peer closes ("peer") or a fault ends the connection ("fault")."""
         self.send(settings([(3, 100)]))
@@ -195,7 +230,18 @@ class Conn:
             elif kind == HEADERS:
                 fields = dict(self.decoder.decode(payload))
                 self.streams[stream] = {"cell": fields.get("x-cell", ""), "ended": False}
-            if kind in (HEADERS, DATA) and flags & END_STREAM and stream in self.streams:
+                record(self.records, {"event": "stream", "cell": fields.get("x-cell", ""),
+                                      "conn": self.index, "stream": stream})
+            s = self.streams.get(stream)
+            if (kind == DATA and payload and not flags & END_STREAM and s and not s["ended"]
+                    and s["cell"].startswith("midbody-") and not s["cell"].endswith("-after")
+                    and first_of(s["cell"])):
+                if not self.midbody_fault(s["cell"], stream):
+                    return "fault"
+                continue
+            if kind in (HEADERS, DATA) and flags & END_STREAM and s and s.get("done"):
+                s["ended"] = True  # a midbody cell's stream, already faulted
+            elif kind in (HEADERS, DATA) and flags & END_STREAM and stream in self.streams:
                 s = self.streams[stream]
                 s["ended"] = True
                 cell = s["cell"]
