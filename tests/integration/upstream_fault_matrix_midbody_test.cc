@@ -178,9 +178,10 @@ TEST_CASE("DEFECT: a client's pause mid-body is not an h2c upstream timeout",
 // DEFECT 2 (hidden; run it by name): a call the proxy or the upstream ended while its
 // client was still sending (a local grpc-status 14, an early answer) stays open on the
 // client connection, counted in http2_streams_active and taking one of the client's
-// concurrent streams, until the client ends or resets it or server.read_timeout (1 h by
-// default) passes: the proxy sends no RST_STREAM NO_ERROR (RFC 9113 §8.1). gRPC clients
-// reset such a call themselves, which the asserted table does; other clients may not.
+// concurrent streams, until the client ends or resets it or closes the connection: the
+// proxy sends no RST_STREAM NO_ERROR (RFC 9113 §8.1), no deadline is left once the stream
+// answered (RequestStream::deadline()), and server.idle_timeout waits for no open stream.
+// gRPC clients reset such a call themselves, as the asserted table does; others may not.
 TEST_CASE("DEFECT: a call ended while its client still sends does not stay open",
           "[.][defect][integration][faults][matrix][upstream][http2]") {
   runMidbody({{"midbody-close", 14, true, 0, 1, 0}, {"midbody-early", 3, true, 1, 1, 0}}, "\"10s\"",
