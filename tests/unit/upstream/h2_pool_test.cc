@@ -1,17 +1,17 @@
 // H2Pool + H2Connection + H2Stream against a loopback h2c server (TestH2Upstream):
 // multiplexing, MAX_CONCURRENT_STREAMS, GOAWAY and REFUSED_STREAM retries, a reset that
-// cuts one stream only, connection refused, timeouts, cancel and idle close.
+// cuts one stream only, timeouts, cancel and idle close. Connects that fail are in
+// h2_pool_connect_failure_test.cc.
 #include "proxy/upstream/h2_pool.h"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "proxy/upstream/h2_stream.h"
-#include "proxy/upstream/resolving_connector.h"
+#include "tests/unit/upstream/h2_pool_fixture.h"
 #include "tests/unit/upstream/h2_test_upstream.h"
 
 namespace proxy::upstream {
@@ -22,98 +22,9 @@ using testing::RecordingSink;
 using testing::runUntil;
 using testing::TestH2Upstream;
 using Conn = TestH2Upstream::Conn;
+using Fixture = testing::H2PoolFixture;
 
 using testing::echo;
-
-struct Fixture {
-  explicit Fixture(TestH2Upstream::Handler handler = echo, FakeH2Server::Options options = {}) {
-    uv_loop_init(&loop);
-    upstream = std::make_unique<TestH2Upstream>(&loop, options, std::move(handler));
-    config.tcp = config::HostPort{"127.0.0.1", upstream->port()};
-    config.url = "http://127.0.0.1:" + std::to_string(upstream->port());
-    connector = std::make_unique<ResolvingConnector>(&loop, config);
-    pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer, connector.get());
-  }
-  ~Fixture() {
-    pool->closeAll();
-    connector->close();
-    upstream->close();
-    if (extra) extra->close();
-    if (silent_open) uv_close(reinterpret_cast<uv_handle_t*>(&silent), nullptr);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    pool.reset();
-    connector.reset();
-    upstream.reset();
-    extra.reset();
-    CHECK(uv_loop_close(&loop) == 0);
-  }
-  // A fresh pool for a changed config (the old one closes first).
-  void replacePool() {
-    pool->closeAll();
-    REQUIRE(runUntil(&loop, [&] { return pool->connectionCount() == 0; }));
-    connector->close();
-    connector = std::make_unique<ResolvingConnector>(&loop, config);
-    pool = std::make_unique<H2Pool>(&loop, config, stats, read_buffer, connector.get());
-  }
-  // Points the config at a listener that never accepts: the kernel completes TCP
-  // handshakes, then nothing is ever said (an upstream that sends no SETTINGS). Call
-  // replacePool() after.
-  void dialSilentUpstream() {
-    listenOnSilent([](uv_stream_t*, int) {});
-  }
-  // Points the config at a listener that accepts every connection and at once closes it,
-  // or resets it when `reset` (an upstream restarting, or with a full backlog). Call
-  // replacePool() after; `accepted` counts the connections made.
-  void dialClosingUpstream(bool reset) {
-    closing_reset = reset;
-    listenOnSilent([](uv_stream_t* server, int) {
-      auto* self = static_cast<Fixture*>(server->data);
-      auto* c = new uv_tcp_t;
-      uv_tcp_init(server->loop, c);
-      if (uv_accept(server, reinterpret_cast<uv_stream_t*>(c)) == 0) ++self->accepted;
-      auto freeIt = [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); };
-      if (!self->closing_reset || uv_tcp_close_reset(c, freeIt) != 0) {
-        uv_close(reinterpret_cast<uv_handle_t*>(c), freeIt);
-      }
-    });
-  }
-  void listenOnSilent(uv_connection_cb on_connection) {
-    uv_tcp_init(&loop, &silent);
-    silent_open = true;
-    silent.data = this;
-    sockaddr_in addr{};
-    uv_ip4_addr("127.0.0.1", 0, &addr);
-    REQUIRE(uv_tcp_bind(&silent, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
-    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&silent), 8, on_connection) == 0);
-    sockaddr_storage bound{};
-    int len = sizeof bound;
-    uv_tcp_getsockname(&silent, reinterpret_cast<sockaddr*>(&bound), &len);
-    config.tcp =
-        config::HostPort{"127.0.0.1", ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)};
-  }
-  H2Stream* open(RecordingSink& sink, const std::string& path, bool end_stream = true) {
-    return testing::openRequest(*pool, sink, path, end_stream);
-  }
-  // One request for "/" that must end in an error (sink.error is then set).
-  void failOne(RecordingSink& sink) {
-    REQUIRE(open(sink, "/") != nullptr);
-    REQUIRE(runUntil(&loop, [&] { return sink.finished(); }));
-    REQUIRE(sink.error.has_value());
-  }
-
-  uv_loop_t loop{};
-  config::UpstreamConfig config;
-  WorkerStats stats;
-  uv::ReadBuffer read_buffer;
-  std::unique_ptr<TestH2Upstream> upstream;
-  std::unique_ptr<TestH2Upstream> extra;          // a second upstream, when a test wants one
-  std::unique_ptr<ResolvingConnector> connector;  // the worker's, shared with nothing here
-  std::unique_ptr<H2Pool> pool;
-  uv_tcp_t silent{};  // dialSilentUpstream()'s or dialClosingUpstream()'s listener
-  bool silent_open = false;
-  bool closing_reset = false;
-  int accepted = 0;  // connections dialClosingUpstream()'s listener took
-};
 
 TEST_CASE("several streams share one h2c connection") {
   Fixture f;
@@ -375,21 +286,6 @@ TEST_CASE("a response that stops after its head ends as kStalled after stream_id
   CHECK(f.stats.upstream_timeouts.get() == 1);  // as the HTTP/1.1 pool counts a stall
 }
 
-TEST_CASE("a call that finds no stream within stream_idle_timeout is kOverloaded, counted") {
-  Fixture f;
-  f.dialSilentUpstream();
-  f.config.connect_timeout = config::Millis(30'000);
-  f.config.stream_idle_timeout = config::Millis(100);
-  f.replacePool();
-  RecordingSink sink;
-  REQUIRE(f.open(sink, "/") != nullptr);
-  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
-  REQUIRE(sink.error.has_value());
-  CHECK(*sink.error == UpstreamError::kOverloaded);  // the upstream was never asked
-  CHECK(f.stats.upstream_overloaded.get() == 1);     // as the HTTP/1.1 pool counts it
-  CHECK(f.stats.upstream_timeouts.get() == 0);
-}
-
 TEST_CASE("a body beyond the low watermark reports onUpstreamDrained once it is framed") {
   Fixture f;
   RecordingSink sink;
@@ -450,74 +346,6 @@ TEST_CASE("the h2c upstream may be a unix socket") {
   }
   uv_fs_unlink(nullptr, &req, path.c_str(), nullptr);
   uv_fs_req_cleanup(&req);
-}
-
-TEST_CASE("connection refused reaches the sink as kConnectFailed, never from open()") {
-  Fixture f;
-  f.config.tcp = config::HostPort{"127.0.0.1", testing::closedPort(&f.loop)};
-  f.replacePool();
-  RecordingSink sink;
-  REQUIRE(f.open(sink, "/") != nullptr);
-  CHECK_FALSE(sink.finished());
-  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
-  REQUIRE(sink.error.has_value());
-  CHECK(*sink.error == UpstreamError::kConnectFailed);
-  CHECK(f.stats.upstream_connect_failures.get() >= 1);
-}
-
-TEST_CASE("an upstream that accepts but never sends SETTINGS fails like a connect") {
-  Fixture f;
-  f.dialSilentUpstream();
-  f.config.connect_timeout = config::Millis(100);
-  f.replacePool();
-  RecordingSink sink;
-  f.failOne(sink);
-  CHECK(*sink.error == UpstreamError::kConnectFailed);
-  CHECK(sink.detail.find("SETTINGS") != std::string::npos);
-}
-
-TEST_CASE(
-    "an upstream that closes or resets each connection before SETTINGS fails like a connect") {
-  for (bool reset : {false, true}) {
-    INFO((reset ? "reset" : "close"));
-    Fixture f;
-    f.dialClosingUpstream(reset);
-    f.replacePool();
-    RecordingSink sink;
-    f.failOne(sink);
-    CHECK(*sink.error == UpstreamError::kConnectFailed);
-    // A reset may already fail the connect itself ("connection reset by peer").
-    INFO("detail: " << sink.detail);
-    if (!reset) CHECK(sink.detail.find("before its SETTINGS") != std::string::npos);
-    // One address: one failed connect ends the call. Before, each lost connection
-    // dialled the next at once, thousands until the call's deadline.
-    CHECK(f.accepted <= 2);
-    CHECK(f.stats.upstream_connect_failures.get() >= 1);
-  }
-}
-
-TEST_CASE("a connection lost before SETTINGS moves the next connect to the next address") {
-  // "localhost" with something that is not APM Server on one of its addresses: the call
-  // must reach the address that serves h2c, not fail on the first one twice.
-  Fixture f;
-  const uint16_t good_port = f.upstream->port();
-  f.dialClosingUpstream(false);
-  f.replacePool();
-  sockaddr_in bad{}, good{};
-  uv_ip4_addr("127.0.0.1", f.config.tcp->port, &bad);
-  uv_ip4_addr("127.0.0.1", good_port, &good);
-  std::vector<sockaddr_storage> addresses(2);
-  std::memcpy(&addresses[0], &bad, sizeof bad);
-  std::memcpy(&addresses[1], &good, sizeof good);
-  f.connector->setAddressesForTest(addresses);
-  RecordingSink sink;
-  REQUIRE(f.open(sink, "/") != nullptr);
-  REQUIRE(runUntil(&f.loop, [&] { return sink.finished(); }));
-  INFO("detail: " << sink.detail);
-  CHECK_FALSE(sink.error.has_value());
-  CHECK(sink.complete);
-  CHECK(f.accepted == 1);
-  CHECK(f.stats.upstream_connect_failures.get() == 1);  // once per lost connection
 }
 
 TEST_CASE("no response head within response_timeout: kResponseTimeout and a reset upstream") {
