@@ -184,7 +184,7 @@ TEST_CASE("An upstream reset mid-response fails the call, never as a success",
   CHECK(has(r.out, "RST_STREAM"));
 }
 
-TEST_CASE("A call the client abandons ends one upstream stream; the h2c connection lives on",
+TEST_CASE("A call the client abandons ends one upstream stream: the h2c connection lives on",
           "[integration][http2][grpc]") {
   OpsStack stack;
   RunResult cancelled =

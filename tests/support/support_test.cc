@@ -83,7 +83,7 @@ TEST_CASE("Http1Reader ends a close-delimited body at EOF and counts discarded b
   CHECK(broken.broken());
 }
 
-TEST_CASE("parseJson reads objects in order, escapes and numbers; latin1Bytes undoes \\u00XX",
+TEST_CASE("parseJson reads objects in order, escapes and numbers: latin1Bytes undoes its escapes",
           "[unit][support]") {
   auto j = parseJson(R"( {"b": [1, 2.5, -3e2], "a": "x\u00e9\n", "t": true, "n": null} )");
   REQUIRE(j.has_value());

@@ -179,7 +179,7 @@ TEST_CASE("Leaves carry the requested SANs, EKUs, key usages and key identifiers
   CHECK(ekuNids(ca.cert.get()).empty());
 }
 
-TEST_CASE("Serials are random, positive and 128 bits; signatures use SHA-256", "[unit][certutil]") {
+TEST_CASE("Serials are random, positive and 128 bits: signatures use SHA-256", "[unit][certutil]") {
   Issued ca = makeCa();
   Issued a = makeServer(ca);
   Issued b = makeServer(ca);

@@ -95,7 +95,7 @@ TEST_CASE("${VAR:default} takes the default only when VAR is unset", "[unit][con
   CHECK(r.value().variables[0].used_default);
 }
 
-TEST_CASE("A default may contain colons; the name ends at the first one", "[unit][config][env]") {
+TEST_CASE("A default may contain colons: the name ends at the first one", "[unit][config][env]") {
   CHECK(expanded("${UPSTREAM:http://127.0.0.1:8201}") == "http://127.0.0.1:8201");
   CHECK(expanded("${NOPE::}") == ":");
   CHECK(expanded("${NOPE:a:b:c}") == "a:b:c");

@@ -136,7 +136,7 @@ TEST_CASE("A duration written as a number asks for a string with a unit", "[unit
         "number; write e.g. \"45s\", \"1m30s\", \"500ms\" or \"1h\"");
 }
 
-TEST_CASE("Timeouts must be positive; shutdown_delay may be zero", "[unit][config]") {
+TEST_CASE("Timeouts must be positive: shutdown_delay may be zero", "[unit][config]") {
   for (const char* key : {"idle_timeout", "read_timeout", "request_header_timeout", "write_timeout",
                           "shutdown_timeout", "tls_handshake_timeout"}) {
     std::string e = errorOf(std::string("[server]\n") + key + " = \"0s\"\n");

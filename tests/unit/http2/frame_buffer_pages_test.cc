@@ -73,7 +73,7 @@ void freeAllThenPaged(FrameBufferPages& pages, Inner& inner, std::initializer_li
 }
 
 TEST_CASE(
-    "The frame buffer gets whole pages of its own; everything else goes to the inner "
+    "The frame buffer gets whole pages of its own: everything else goes to the inner "
     "allocator",
     "[unit][http2]") {
   Paged p;
@@ -95,7 +95,7 @@ TEST_CASE(
   CHECK(pages.blockForTest() == nullptr);
 }
 
-TEST_CASE("Released pages leave memory and read as zeros; only a drained buffer is released",
+TEST_CASE("Released pages leave memory and read as zeros: only a drained buffer is released",
           "[unit][http2]") {
   FrameBufferPages pages(nullptr);
   nghttp2_mem* m = pages.mem();

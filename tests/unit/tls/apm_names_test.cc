@@ -207,7 +207,7 @@ TEST_CASE("A client prefers AES-GCM when its first known suite is AES-GCM, as Go
   CHECK_FALSE(prefers({}));
 }
 
-TEST_CASE("Curve names map one to one; X25519MLKEM768 is refused clearly", "[unit][tls]") {
+TEST_CASE("Curve names map one to one: X25519MLKEM768 is refused clearly", "[unit][tls]") {
   ServerOptions c;
   std::vector<Problem> problems;
   c.curve_types = {"X25519", "P-256", "P-384", "P-521", "P-256"};

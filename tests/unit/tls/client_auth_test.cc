@@ -205,7 +205,7 @@ TEST_CASE("ca_sha256 passes when any certificate of the verified chain matches",
   CHECK(server->clientSubject() == "CN=agent");
 }
 
-TEST_CASE("A client chain through an intermediate verifies; identity is extracted", "[unit][tls]") {
+TEST_CASE("A client chain through an intermediate verifies: identity is extracted", "[unit][tls]") {
   testing::TempDir dir;
   ServerOptions c = testing::serverOptions(dir);
   testing::trustRoot(c, dir);

@@ -130,7 +130,7 @@ TEST_CASE("Key problems are start-up errors naming the key and the file", "[unit
   CHECK(text.find(expected) == 0);
 }
 
-TEST_CASE("Certificate problems are start-up errors; an expired one is a warning", "[unit][tls]") {
+TEST_CASE("Certificate problems are start-up errors: an expired one is a warning", "[unit][tls]") {
   testing::TempDir dir;
   ServerOptions c = testing::serverOptions(dir);
   SECTION("no certificate in the file") {

@@ -35,7 +35,7 @@ std::string pattern(size_t n) {
   return s;
 }
 
-TEST_CASE("Lent ciphertext is decrypted in place; what SSL leaves survives the lender",
+TEST_CASE("Lent ciphertext is decrypted in place: what SSL leaves survives the lender",
           "[unit][tls]") {
   Pair p;
   REQUIRE(testing::handshake(*p.client, *p.server));

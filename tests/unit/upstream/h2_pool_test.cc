@@ -121,7 +121,7 @@ TEST_CASE("a request body and its trailers reach the upstream") {
   CHECK(req.trailers[0].value == "1");
 }
 
-TEST_CASE("the upstream's MAX_CONCURRENT_STREAMS is honoured; a full connection means a new one") {
+TEST_CASE("the upstream's MAX_CONCURRENT_STREAMS is honoured: a full connection means a new one") {
   FakeH2Server::Options options;
   options.max_concurrent_streams = 2;
   bool hold = false;

@@ -121,7 +121,7 @@ TEST_CASE("ResolvingConnector: a timed-out attempt is silenced and the next one 
   CHECK(slow.outcomes.empty());
 }
 
-TEST_CASE("ResolvingConnector resolves a name off the loop; connects wait for the answer",
+TEST_CASE("ResolvingConnector resolves a name off the loop: connects wait for the answer",
           "[unit][upstream]") {
   Fixture f;
   // "localhost" may give ::1 first, where nothing listens: the connector then fails over.

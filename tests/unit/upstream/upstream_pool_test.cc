@@ -131,7 +131,7 @@ struct Fixture {
   UpstreamError why = UpstreamError::kBadResponse;
 };
 
-TEST_CASE("a checkout dials through the connector; the request waits for the connect",
+TEST_CASE("a checkout dials through the connector: the request waits for the connect",
           "[unit][upstream]") {
   Sink sink;
   Fixture f;
@@ -336,7 +336,7 @@ TEST_CASE("a connect the connector cannot start fails the checkout at once", "[u
   REQUIRE(runUntil(&f.loop, [&] { return f.pool->size() == 0; }));
 }
 
-TEST_CASE("max_connections caps the pool; waiting requests are served in arrival order",
+TEST_CASE("max_connections caps the pool: waiting requests are served in arrival order",
           "[unit][upstream]") {
   Sink a, b, c, over;
   Fixture f;
