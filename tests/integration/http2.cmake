@@ -9,3 +9,14 @@ foreach(source ${http2_tests})
   proxy_integration_test(${name})
   target_link_libraries(${name} PRIVATE ops_support scripted_upstream)
 endforeach()
+
+# The conformance suite (h2/conformance.py, about a hundred connections) takes about 20 s,
+# over h2c and again over TLS: each gets 60 s instead of proxy_integration_test's 120 s.
+# This include file runs after catch_discover_tests' own, which registers the tests under
+# these names (no space after the colon); `ctest --show-only=json-v1` shows the timeouts.
+set(http2_conformance_timeout ${CMAKE_CURRENT_BINARY_DIR}/http2_conformance_timeout.cmake)
+file(WRITE ${http2_conformance_timeout}
+     "set_tests_properties(\"http2_conformance_test:The proxy passes the h2spec-style HTTP/2 "
+     "conformance cases over h2c\" \"http2_conformance_test:Over TLS with ALPN h2 the "
+     "conformance cases have the same verdicts\" PROPERTIES TIMEOUT 60)\n")
+set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${http2_conformance_timeout})
