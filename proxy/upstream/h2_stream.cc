@@ -190,6 +190,14 @@ bool H2Stream::checkDeadlines(uint64_t now_ms) {
   const auto head_timeout = static_cast<uint64_t>(cfg.response_timeout.count());
   const auto idle_timeout = static_cast<uint64_t>(cfg.streamIdleTimeout().count());
   bool head_late = !final_head_ && request_ended_ && now_ms - request_end_ms_ >= head_timeout;
+  // Silence counts against the upstream only while it owes something, as on HTTP/1.1
+  // (UpstreamConnection::onActiveTimer): a free stream, window for the request bytes
+  // queued, or the response once the request is whole or the answer has begun. A client
+  // slow to send its body, or to take the answer (paused), is bounded by the client
+  // side's read_timeout and write_timeout instead.
+  bool owes = state_ == State::kWaiting || queuedBytes() > 0 ||
+              (!paused_ && (request_ended_ || response_started_));
+  if (!owes) last_activity_ms_ = now_ms;
   bool idle = now_ms - last_activity_ms_ >= idle_timeout;
   if (!head_late && !idle) return false;
   // Counted as the HTTP/1.1 pool counts the same endings (docs/metrics.md).

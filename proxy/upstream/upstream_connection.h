@@ -78,7 +78,7 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   int writeBody(std::string_view data, bool chunked) override;
   int flushRequest() override { return flush(); }
   int endRequest(const http2::HeaderFields* trailers, bool chunked) override;
-  bool replayable() const override { return !writer_.touched(); }
+  bool replayable() const override { return !writer_.touched() || replay_after_reset_; }
   std::string takeUnsent() override { return std::move(out_); }
   size_t queuedBytes() const override { return out_.size() + writer_.queued(); }
   void release() override { detach(); }
@@ -129,6 +129,11 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   void failOrReplay(UpstreamError error, const char* detail, bool reset = false);
   // Keeps a copy of request bytes about to be written, while replay is possible.
   void keepForReplay(std::string_view bytes);
+  // A write that failed with `rc` after bytes of this request reached the kernel: when
+  // the upstream cannot have read them (a reset on a reused connection with every byte
+  // kept, as failOrReplay judges a reset read), moves the kept bytes back into out_ and
+  // makes the exchange replayable; otherwise forgets what is unsent.
+  void afterBrokenWrite(int rc);
   Status openSocket();
   // Arms the timer for the active exchange: the earlier of response_timeout (request
   // sent, no response byte yet) and stream_idle_timeout since the last byte either way.
@@ -176,8 +181,9 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   // kReplayLimit) until the first response byte: if the upstream then resets it
   // unanswered, it never read the request (see failOrReplay), which can be sent again.
   bool reused_ = false;
-  bool replay_kept_ = false;  // replay_copy_ holds every byte written so far
-  bool eof_pending_ = false;  // an unanswered FIN waits kResetGraceMs for a RST
+  bool replay_kept_ = false;         // replay_copy_ holds every byte written so far
+  bool replay_after_reset_ = false;  // a write was reset unread: out_ holds it all again
+  bool eof_pending_ = false;         // an unanswered FIN waits kResetGraceMs for a RST
   std::string replay_copy_;
   std::string pending_error_;     // connectNow() failed: reported from the timer
   uint64_t request_sent_ns_ = 0;  // uv_hrtime when the request was fully written

@@ -4,11 +4,27 @@
 // failures are in upstream_connection.cc.
 #include <cstdio>
 
+#include "proxy/common/log.h"
 #include "proxy/http/head_writer.h"
 #include "proxy/upstream/upstream_connection.h"
 #include "proxy/upstream/upstream_pool.h"
 
 namespace proxy::upstream {
+
+void UpstreamConnection::afterBrokenWrite(int rc) {
+  // The same judgement as a reset read (failOrReplay): an HTTP/2 client's request goes
+  // up in several writes (head, then body), so the reset of a connection the upstream
+  // closed while idle may meet a write rather than a read.
+  bool unread = (rc == UV_ECONNRESET || rc == UV_EPIPE) && reused_ && replay_kept_;
+  if (!unread) {
+    out_.clear();
+    return;
+  }
+  log::debug("upstream never read the request", {{"upstream", id_}, {"detail", uv_strerror(rc)}});
+  out_ = std::move(replay_copy_);
+  replay_copy_ = std::string();
+  replay_after_reset_ = true;
+}
 
 void UpstreamConnection::keepForReplay(std::string_view bytes) {
   if (!replay_kept_) return;
@@ -31,7 +47,10 @@ int UpstreamConnection::flush() {
     // Reported to the caller as a value, never through the sink, because the caller
     // is the sink (../shared/STYLE.md §3.8). When nothing of this exchange reached the
     // kernel, out_ keeps the request so that the caller can replay it.
-    if (writer_.touched()) out_.clear();
+    if (writer_.touched()) {
+      if (adopt) replay_copy_.swap(out_);  // the kept copy is then all of it
+      afterBrokenWrite(rc);
+    }
     sink_ = nullptr;
     close();
     return rc;
@@ -66,6 +85,8 @@ int UpstreamConnection::sendBody(std::string_view data, bool chunked) {
   if (rc < 0 && !writer_.touched()) {
     // Nothing left: keep the whole request for a replay (see flush()).
     out_.append(head).append(data).append(tail);
+  } else if (rc < 0) {
+    afterBrokenWrite(rc);  // every byte is in the kept copy, if one is kept
   } else {
     out_.clear();
   }

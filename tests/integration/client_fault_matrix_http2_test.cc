@@ -63,8 +63,9 @@ TEST_CASE("HTTP/2 client faults in every stream state leave nothing behind",
       {"data", "fin", kNone, kNone, "", U::kNeverComplete},
       {"data", "rst", kAny, kAny, "", U::kNeverComplete},
       {"data", "rst-stream", kNoError, kNone, "", U::kNeverComplete},  // then idle_timeout
-      {"data", "stall", kNone, kNone, "408", U::kNeverComplete},       // read_timeout
-      {"data", "lie", kNone, kProtocolError, "", U::kNeverComplete},   // RFC 9113 §8.1.1
+      // read_timeout: 408, then "stop sending" (RST_STREAM NO_ERROR, RFC 9113 §8.1)
+      {"data", "stall", kNone, kNoError, "408", U::kNeverComplete},
+      {"data", "lie", kNone, kProtocolError, "", U::kNeverComplete},  // RFC 9113 §8.1.1
       {"waiting", "fin", kNone, kNone, "", U::kCompleteOnce},
       {"waiting", "rst", kAny, kAny, "", U::kCompleteOnce},
       {"waiting", "rst-stream", kNoError, kNone, "", U::kCompleteOnce},

@@ -150,6 +150,15 @@ int ServerSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t le
 
 int ServerSession::onFrameSend(const nghttp2_frame& frame) {
   if (frame.hd.type == NGHTTP2_RST_STREAM) byCode().resets_sent.add(frame.rst_stream.error_code);
+  if ((frame.hd.type == NGHTTP2_HEADERS || frame.hd.type == NGHTTP2_DATA) &&
+      (frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+    // The answer is complete while the client still sends its request (an early answer,
+    // a local 413 or gRPC status): RFC 9113 §8.1 lets the server ask it to stop, without
+    // error. Otherwise the stream, and its connection's idle deadline, would wait for a
+    // body nobody reads. Sent after the last frame, so it cannot cut the answer.
+    Stream* s = stream(frame.hd.stream_id);
+    if (s != nullptr && !s->request_ended) resetStream(frame.hd.stream_id, NGHTTP2_NO_ERROR);
+  }
   if (frame.hd.type != NGHTTP2_GOAWAY) return 0;
   const nghttp2_goaway& g = frame.goaway;
   byCode().goaways_sent.add(g.error_code);

@@ -181,8 +181,12 @@ TEST_CASE("Http2Codec picks the idle and drain deadlines of the connection", "[u
     CHECK(host.reason == CloseReason::kDrain);
   }
   SECTION("a drain whose last stream ends after the final GOAWAY finishes as a drain") {
-    http2::test::RawClient raw;  // a CONNECT (answered 405 here) the client keeps open
+    // A CONNECT (answered 405 here) the client keeps open, its window shut so that the
+    // answer's body cannot end the stream (the proxy would then reset it, NO_ERROR).
+    http2::test::RawClient raw;
+    const std::string no_window("\x00\x04\x00\x00\x00\x00", 6);  // INITIAL_WINDOW_SIZE 0
     feed(codec, http2::test::RawClient::preface() +
+                    http2::test::RawClient::frame(NGHTTP2_SETTINGS, 0, 0, no_window) +
                     http2::test::RawClient::frame(
                         NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1,
                         raw.block({{":method", "CONNECT"}, {":authority", "a.test:443"}})));
