@@ -51,6 +51,10 @@ bool ServerSession::start() {
       cbs.get(), [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
         return self(user).onFrameSend(*frame);
       });
+  nghttp2_session_callbacks_set_on_begin_frame_callback(
+      cbs.get(), [](nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+        return self(user).onBeginFrame(*hd);
+      });
   nghttp2_session_callbacks_set_on_stream_close_callback(
       cbs.get(), [](nghttp2_session*, int32_t id, uint32_t code, void* user) {
         self(user).closeStream(id, code);
@@ -114,9 +118,31 @@ ServerSession::Stream* ServerSession::stream(int32_t stream_id) const {
 
 bool ServerSession::receive(const char* data, size_t len) {
   if (failed_) return false;
-  ssize_t rv =
-      nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const uint8_t*>(data), len);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(data);
+  size_t fed = 0;
+  for (size_t pos = 0; pos < len && !failed_;) {
+    FrameScan::Header h = scan_.next(bytes + pos, len - pos);
+    size_t begin = pos + h.begin;
+    pos += h.consumed;
+    if (!h.found || h.type != NGHTTP2_DATA) continue;
+    // nghttp2 ignores DATA on a stream it forgot, without a callback: the frame's stream is
+    // judged here, once nghttp2 has taken every byte before it (RFC 9113 §5.1).
+    if (!feed(bytes + fed, begin - fed)) break;
+    fed = begin;
+    if (stream(h.stream_id) == nullptr && client_closed_.holds(h.stream_id)) {
+      fail(NGHTTP2_STREAM_CLOSED, "DATA on a stream the client had closed");
+    }
+  }
+  if (!failed_) feed(bytes + fed, len - fed);
   pages_.afterReceive();
+  if (!failed_) deliverPending();
+  pending_heads_.clear();
+  return !failed_;
+}
+
+bool ServerSession::feed(const uint8_t* data, size_t len) {
+  if (len == 0) return !failed_;
+  ssize_t rv = nghttp2_session_mem_recv(session_.get(), data, len);
   if (rv < 0) {
     // Every error mem_recv returns is fatal: nghttp2 may not be used again, so the GOAWAY
     // is ours (RFC 9113 §5.4.1).
@@ -125,8 +151,6 @@ bool ServerSession::receive(const char* data, size_t len) {
     fail(flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR,
          std::string("nghttp2: ") + nghttp2_strerror(static_cast<int>(rv)));
   }
-  if (!failed_) deliverPending();
-  pending_heads_.clear();
   return !failed_;
 }
 
@@ -332,6 +356,9 @@ void ServerSession::closeStream(int32_t stream_id, uint32_t error_code) {
   streams_.erase(it);
   // Bytes the caller never consumed would shrink the connection window for good.
   if (s->unconsumed > 0) nghttp2_session_consume_connection(session_.get(), s->unconsumed);
+  // A stream the client ended (END_STREAM both ways, or its RST_STREAM) may carry nothing
+  // more from it; one the proxy or nghttp2 reset may still get frames in flight.
+  if (!s->reset_sent) client_closed_.note(stream_id);
   if (s->head_state == Stream::Head::kDelivered) callbacks_.onStreamClose(stream_id, error_code);
 }
 

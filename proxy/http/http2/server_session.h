@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proxy/http/http2/frame_buffer_pages.h"
+#include "proxy/http/http2/frame_scan.h"
 #include "proxy/http/http2/session_common.h"
 
 namespace proxy::http2 {
@@ -179,6 +180,9 @@ class ServerSession {
   int onFrameRecv(const nghttp2_frame& frame);
   int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
   int onFrameSend(const nghttp2_frame& frame);
+  int onBeginFrame(const nghttp2_frame_hd& hd);
+  // nghttp2_session_mem_recv on a piece of the input; false once the session failed.
+  bool feed(const uint8_t* data, size_t len);
   ssize_t readBody(int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags);
   static ServerSession& self(void* user) { return *static_cast<ServerSession*>(user); }
   static ssize_t cbRead(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
@@ -192,12 +196,15 @@ class ServerSession {
   std::vector<int32_t> pending_heads_;  // heads complete in this receive(), in order
   std::vector<int32_t> drained_;        // streams to tell onResponseDrained
   std::string raw_goaway_;              // our GOAWAY after a fatal nghttp2 error
-  uint32_t raw_goaway_code_ = 0;
   std::string error_reason_;
   // Counts by error code, allocated at the first reset or GOAWAY: an idle session that saw
   // none (most) does not carry 60 counters (issue 12: memory per idle HTTP/2 connection).
   std::unique_ptr<SessionCounters> by_code_;
   SessionCounters& byCode();
+  FrameScan scan_;                // frame headers of the input, beside nghttp2
+  ClosedByClient client_closed_;  // DATA or HEADERS on these: STREAM_CLOSED
+  UsedStreamIds used_ids_;        // HEADERS on a lower id never used: PROTOCOL_ERROR
+  uint32_t raw_goaway_code_ = 0;
   uint64_t streams_opened_ = 0;
   uint64_t empty_data_frames_ = 0;
   uint64_t useful_frames_ = 0;

@@ -148,8 +148,29 @@ int ServerSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t le
   return 0;
 }
 
+int ServerSession::onBeginFrame(const nghttp2_frame_hd& hd) {
+  // With RFC 7540 priorities off and closed streams forgotten (start()), nghttp2 skips
+  // PRIORITY frames whole and ignores frames on closed streams; RFC 9113 makes these two
+  // connection errors, so they are checked here, before nghttp2 looks at the frame
+  // (DATA, which nghttp2 ignores without this call, in receive()).
+  if (hd.type == NGHTTP2_PRIORITY && hd.stream_id == 0) {
+    fail(NGHTTP2_PROTOCOL_ERROR, "PRIORITY on stream 0");  // §6.3
+    return 0;
+  }
+  if (hd.type != NGHTTP2_HEADERS) return 0;
+  if (!used_ids_.use(hd.stream_id)) {
+    fail(NGHTTP2_PROTOCOL_ERROR, "HEADERS on a stream id below the last one");  // §5.1.1
+  } else if (stream(hd.stream_id) == nullptr && client_closed_.holds(hd.stream_id)) {
+    fail(NGHTTP2_STREAM_CLOSED, "HEADERS on a stream the client had closed");  // §5.1
+  }
+  return 0;
+}
+
 int ServerSession::onFrameSend(const nghttp2_frame& frame) {
-  if (frame.hd.type == NGHTTP2_RST_STREAM) byCode().resets_sent.add(frame.rst_stream.error_code);
+  if (frame.hd.type == NGHTTP2_RST_STREAM) {
+    byCode().resets_sent.add(frame.rst_stream.error_code);
+    if (Stream* s = stream(frame.hd.stream_id)) s->reset_sent = true;
+  }
   if ((frame.hd.type == NGHTTP2_HEADERS || frame.hd.type == NGHTTP2_DATA) &&
       (frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
     // The answer is complete while the client still sends its request (an early answer,

@@ -24,7 +24,8 @@ struct ServerSession::Stream {
   bool trailers_ready = false;
   std::string early_data;  // DATA that arrived with the head, until the head is delivered
   bool request_ended = false;
-  size_t unconsumed = 0;  // body bytes received and not yet given back by consume()
+  bool reset_sent = false;  // an RST_STREAM of ours (or nghttp2's) went out
+  size_t unconsumed = 0;    // body bytes received and not yet given back by consume()
   // Response side.
   bool response_submitted = false;
   bool response_ended = false;  // no more body bytes will be queued

@@ -467,8 +467,9 @@ TEST_CASE("ServerSession returns to its idle footprint after many streams", "[un
 TEST_CASE("An idle ServerSession carries no per-code counters until a reset or GOAWAY",
           "[unit][http2]") {
   // Issue 12: 60 error-code counters (480 bytes) per idle HTTP/2 connection were most of
-  // this object; they are allocated with the first reset or GOAWAY now.
-  CHECK(sizeof(ServerSession) <= 400);
+  // this object; they are allocated with the first reset or GOAWAY now. 400 bytes then,
+  // plus 24 for RFC 9113 §5.1's checks beside nghttp2 (frame_scan.h).
+  CHECK(sizeof(ServerSession) <= 424);
   Pair p;
   exchange(p.client, *p.server);
   int32_t id = p.client.request(Client::get("/"));
