@@ -99,6 +99,7 @@ void UpstreamConnection::attach(ResponseSink* sink, bool head_request) {
   writer_.clearTouched();
   reused_ = state_ == State::kIdle;
   replay_kept_ = reused_;
+  leased_ms_ = uv_now(pool_.loop());
   if (state_ == State::kIdle) {
     state_ = State::kActive;
     last_io_ms_ = uv_now(pool_.loop());
@@ -287,8 +288,10 @@ void UpstreamConnection::onEofGrace() {
     reset = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
             (err == ECONNRESET || err == EPIPE);
   }
+  // The FIN came within kUnreadResetWindowMs (onRead): the RST that followed it counts.
   failOrReplay(UpstreamError::kClosedEarly,
-               reset ? "connection reset by peer" : "upstream closed the connection", reset);
+               reset ? "connection reset by peer" : "upstream closed the connection",
+               reset && reused_ && replay_kept_);
 }
 
 void UpstreamConnection::onActiveTimer() {
@@ -326,11 +329,15 @@ void UpstreamConnection::fail(UpstreamError error, const char* detail) {
   if (sink != nullptr) sink->onUpstreamError(error, detail);
 }
 
-void UpstreamConnection::failOrReplay(UpstreamError error, const char* detail, bool reset) {
+bool UpstreamConnection::unreadIfReset() const {
+  return reused_ && replay_kept_ && uv_now(pool_.loop()) <= leased_ms_ + kUnreadResetWindowMs;
+}
+
+void UpstreamConnection::failOrReplay(UpstreamError error, const char* detail, bool reset_unread) {
   // A TCP reset with no answer on a reused connection means the upstream closed the
   // socket with our bytes unread in it (a clean close after reading sends FIN, not RST):
   // typically its idle timer closed the connection while the request was on the wire.
-  bool unread = reset && reused_ && replay_kept_;
+  bool unread = reset_unread;
   if ((writer_.touched() && !unread) || sink_ == nullptr) {
     fail(error, detail);
     return;

@@ -124,9 +124,9 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   void onEofGrace();
   void fail(UpstreamError error, const char* detail);
   // Fails the exchange as replayable when the upstream cannot have read the request:
-  // nothing was written yet, or (`reset`: a TCP reset, not a clean close) a reused
-  // connection whose written bytes are all kept. Otherwise fails it as `error`.
-  void failOrReplay(UpstreamError error, const char* detail, bool reset = false);
+  // nothing was written yet, or `reset_unread`: a TCP reset that unreadIfReset() judged
+  // to prove it (every written byte is then kept). Otherwise fails it as `error`.
+  void failOrReplay(UpstreamError error, const char* detail, bool reset_unread = false);
   // Keeps a copy of request bytes about to be written, while replay is possible.
   void keepForReplay(std::string_view bytes);
   // A write that failed with `rc` after bytes of this request reached the kernel: when
@@ -134,6 +134,9 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   // kept, as failOrReplay judges a reset read), moves the kept bytes back into out_ and
   // makes the exchange replayable; otherwise forgets what is unsent.
   void afterBrokenWrite(int rc);
+  // The failure seen now may prove the request unread (see kUnreadResetWindowMs): the
+  // connection was reused, every byte written is kept, and it was leased a moment ago.
+  bool unreadIfReset() const;
   Status openSocket();
   // Arms the timer for the active exchange: the earlier of response_timeout (request
   // sent, no response byte yet) and stream_idle_timeout since the last byte either way.
@@ -152,6 +155,12 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   // How long an unanswered FIN waits for the RST that tells an unread request (loopback
   // and a pod's network deliver it within microseconds; this is only a failure path).
   static constexpr uint64_t kResetGraceMs = 20;
+  // A reset (or the FIN before one) proves an unread request only this soon after the
+  // connection was leased for it: the reset of a connection the upstream closed while
+  // idle answers the request's first bytes within a round trip, while later the upstream
+  // may have read and acted on part of a streamed body before closing with the rest
+  // unread. Loop time, so it also covers one busy loop iteration.
+  static constexpr uint64_t kUnreadResetWindowMs = 50;
   // Body pieces at least this large are written from the caller's buffer (no copy);
   // smaller ones are batched so that a stream of small chunks is not a syscall each.
   static constexpr size_t kDirectWriteMin = 16 * 1024;
@@ -181,6 +190,7 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   // kReplayLimit) until the first response byte: if the upstream then resets it
   // unanswered, it never read the request (see failOrReplay), which can be sent again.
   bool reused_ = false;
+  uint64_t leased_ms_ = 0;           // loop time attach() leased it for this exchange
   bool replay_kept_ = false;         // replay_copy_ holds every byte written so far
   bool replay_after_reset_ = false;  // a write was reset unread: out_ holds it all again
   bool eof_pending_ = false;         // an unanswered FIN waits kResetGraceMs for a RST

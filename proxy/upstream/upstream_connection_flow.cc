@@ -15,7 +15,7 @@ void UpstreamConnection::afterBrokenWrite(int rc) {
   // The same judgement as a reset read (failOrReplay): an HTTP/2 client's request goes
   // up in several writes (head, then body), so the reset of a connection the upstream
   // closed while idle may meet a write rather than a read.
-  bool unread = (rc == UV_ECONNRESET || rc == UV_EPIPE) && reused_ && replay_kept_;
+  bool unread = (rc == UV_ECONNRESET || rc == UV_EPIPE) && unreadIfReset();
   if (!unread) {
     out_.clear();
     return;
@@ -164,7 +164,7 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
   last_io_ms_ = uv_now(pool_.loop());
   if (nread < 0) {
     if (!got_response_byte_) {
-      if (nread == UV_EOF && reused_ && replay_kept_ && writer_.touched()) {
+      if (nread == UV_EOF && writer_.touched() && unreadIfReset()) {
         // A FIN with our request written. If the upstream closed before the request
         // arrived, its kernel answers the request with a RST that is a moment behind
         // this FIN: wait that moment, then decide (see onEofGrace).
@@ -177,7 +177,7 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
       failOrReplay(
           UpstreamError::kClosedEarly,
           nread == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(nread)),
-          nread == UV_ECONNRESET);
+          nread == UV_ECONNRESET && unreadIfReset());
       return;
     }
     std::string().swap(replay_copy_);
@@ -264,7 +264,7 @@ void UpstreamConnection::onWriteDone(int status) {
       fail(UpstreamError::kClosedMidBody, uv_strerror(status));
     } else {
       failOrReplay(UpstreamError::kClosedEarly, uv_strerror(status),
-                   status == UV_ECONNRESET || status == UV_EPIPE);
+                   (status == UV_ECONNRESET || status == UV_EPIPE) && unreadIfReset());
     }
     return;
   }

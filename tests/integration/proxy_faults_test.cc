@@ -195,6 +195,47 @@ TEST_CASE("A request the upstream never saw is sent once more, and only once",
   CHECK(metricOf(stack, "apm_tls_proxy_upstream_connect_failures_total") == 2);
 }
 
+TEST_CASE("A reused connection reset after the upstream read part of a body is not replayed",
+          "[integration][faults]") {
+  // The upstream answers a first request, reads the head and 16 KiB of the second one's
+  // 48 KiB body (APM Server acts on events as they stream in), then closes with the rest
+  // unread: a TCP reset, as in the race of an idle close, but 300 ms into the exchange.
+  // The upstream may have processed part of it, so it must not get it again: 502.
+  std::atomic<size_t> posts{0};
+  ScriptedUpstream upstream([&](int fd, size_t) {
+    std::string buf;
+    if (ScriptedUpstream::readRequest(fd, buf).empty()) return;
+    ScriptedUpstream::writeAll(fd, kAccepted);
+    buf.clear();
+    char chunk[4096];
+    // Exactly the head and 16 KiB of body: the proxy has sent no more yet.
+    for (size_t end = std::string::npos;
+         end == std::string::npos || buf.size() < end + 4 + 16 * 1024; end = buf.find("\r\n\r\n")) {
+      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) return;
+      buf.append(chunk, static_cast<size_t>(n));
+    }
+    ++posts;
+    pollfd more{fd, POLLIN, 0};  // the rest of the body arrives, and stays unread
+    ::poll(&more, 1, 5000);
+    ScriptedUpstream::reset(fd);
+  });
+  OpsStack stack(plainWithAdmin(upstream.port()));
+  Client c(stack.port());
+  REQUIRE(c.send(httpRequest("GET", "/", "", "")));
+  REQUIRE(c.readResponse(Millis{5000}).status == 202);
+  const std::string body(48 * 1024, 'e');
+  std::string post = httpRequest("POST", "/intake/v2/events", "", body);
+  size_t first = post.size() - 32 * 1024;  // the head and 16 KiB of the body
+  REQUIRE(c.send(post.substr(0, first)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(c.send(post.substr(first)));
+  CHECK(c.readResponse(Millis{5000}).status == 502);
+  CHECK(posts.load() == 1);  // never sent twice
+  CHECK(upstream.accepted() == 1);
+  CHECK(metricOf(stack, "apm_tls_proxy_upstream_retries_total") == 0);
+}
+
 TEST_CASE("Requests beyond upstream.max_connections wait, then get 503 with Retry-After",
           "[integration][faults]") {
   // An upstream that takes requests and never answers holds every slot.
