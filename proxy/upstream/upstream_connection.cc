@@ -334,11 +334,11 @@ bool UpstreamConnection::unreadIfReset() const {
 }
 
 void UpstreamConnection::failOrReplay(UpstreamError error, const char* detail, bool reset_unread) {
-  // A TCP reset with no answer on a reused connection means the upstream closed the
-  // socket with our bytes unread in it (a clean close after reading sends FIN, not RST):
-  // typically its idle timer closed the connection while the request was on the wire.
-  bool unread = reset_unread;
-  if ((writer_.touched() && !unread) || sink_ == nullptr) {
+  // A TCP reset with no answer on a reused connection, right after the lease, means the
+  // upstream closed the socket with our first bytes unread in it (a clean close after
+  // reading sends FIN, not RST): its idle timer closed the connection while the request
+  // was on the wire. The callers judge that (unreadIfReset()).
+  if ((writer_.touched() && !reset_unread) || sink_ == nullptr) {
     fail(error, detail);
     return;
   }
