@@ -357,8 +357,9 @@ void ServerSession::closeStream(int32_t stream_id, uint32_t error_code) {
   // Bytes the caller never consumed would shrink the connection window for good.
   if (s->unconsumed > 0) nghttp2_session_consume_connection(session_.get(), s->unconsumed);
   // A stream the client ended (END_STREAM both ways, or its RST_STREAM) may carry nothing
-  // more from it; one the proxy or nghttp2 reset may still get frames in flight.
-  if (!s->reset_sent) client_closed_.note(stream_id);
+  // more from it; one the proxy or nghttp2 reset (or was about to) may still get frames
+  // in flight.
+  if (!s->reset_sent && !s->ignored) client_closed_.note(stream_id);
   if (s->head_state == Stream::Head::kDelivered) callbacks_.onStreamClose(stream_id, error_code);
 }
 
