@@ -239,7 +239,7 @@ for w in $wanted_workloads; do
     split=$(perf_split "$tmp/perf.data")
     echo "$w $s: ${rate_of[$s]} $(unit_of "$w")s per CPU-second (under perf)"
     echo "    CPU: $split"
-    read -r kernel_of[$s] libs_of[$s] < <(sed -E \
+    read -r "kernel_of[$s]" "libs_of[$s]" < <(sed -E \
       's/kernel ([0-9]+)%, TLS library ([0-9]+)%.*other ([0-9]+)%/\1 \2 + \3/' <<<"$split")
     perf_top "$tmp/perf.data" 12
     [ -n "$keep" ] && cp "$tmp/perf.data" "$keep/$w-$s.perf.data"
