@@ -21,18 +21,14 @@ namespace {
 
 using ops::JsonValue;
 
-// Cases where the proxy, not the script, departs from RFC 9113. Each was checked against
-// libnghttp2 1.52 alone. The proxy turns RFC 7540 priorities off and has nghttp2 forget
-// closed streams (memory per idle connection); it checks itself what nghttp2 then lets
-// pass (frames on a stream the client closed, a lower stream id never used, PRIORITY on
-// stream 0: ServerSession), but not these two. A self-dependent PRIORITY frame is skipped
-// unread with priorities off (an RFC 7540 rule for a scheme RFC 9113 deprecates); the
-// other is nghttp2's whatever the options.
-const std::map<std::string, std::string> kKnownFailures = {
-    {"5.3.1-priority-self-dependency", "ignored: NO_RFC7540_PRIORITIES skips PRIORITY's payload"},
-    {"6.9.2-initial-window-size-change-overflows-stream",
-     "nghttp2 resets the stream (FLOW_CONTROL_ERROR) instead of a connection error"},
-};
+// Cases where the proxy, not the script, departs from RFC 9113: none now. The proxy turns
+// RFC 7540 priorities off and has nghttp2 forget closed streams (memory per idle
+// connection); ServerSession checks itself what nghttp2 then lets pass (frames on a stream
+// the client closed, a lower stream id never used, PRIORITY on stream 0 or on its own
+// stream) and what nghttp2 judges otherwise than RFC 9113 (a SETTINGS_INITIAL_WINDOW_SIZE
+// that overflows a stream's window: a connection error, not a reset). A case added here
+// must name why, and still fail.
+const std::map<std::string, std::string> kKnownFailures = {};
 
 // The number of cases conformance.py runs; a case that silently disappears fails the test.
 constexpr size_t kCaseCount = 104;

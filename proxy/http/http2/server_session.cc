@@ -124,6 +124,22 @@ bool ServerSession::receive(const char* data, size_t len) {
     FrameScan::Header h = scan_.next(bytes + pos, len - pos);
     size_t begin = pos + h.begin;
     pos += h.consumed;
+    if (h.self_dependent) {
+      // A stream error (§5.3.1) taken for the connection's (§5.4.1): nghttp2 skips the
+      // frame unread, and the stream may be idle, where no RST_STREAM may go (§6.4). The
+      // frames before it are nghttp2's first.
+      if (!feed(bytes + fed, pos - fed)) break;
+      fed = pos;
+      fail(NGHTTP2_PROTOCOL_ERROR, "PRIORITY making a stream depend on itself");
+      continue;
+    }
+    if (h.initial_window) {
+      // Judged before nghttp2 takes the frame's last byte and applies it.
+      if (!feed(bytes + fed, begin - fed)) break;
+      fed = begin;
+      checkInitialWindow(h.max_initial_window);
+      continue;
+    }
     if (!h.found || h.type != NGHTTP2_DATA) continue;
     // nghttp2 ignores DATA on a stream it forgot, without a callback: the frame's stream is
     // judged here, once nghttp2 has taken every byte before it (RFC 9113 §5.1).
@@ -138,6 +154,22 @@ bool ServerSession::receive(const char* data, size_t len) {
   if (!failed_) deliverPending();
   pending_heads_.clear();
   return !failed_;
+}
+
+void ServerSession::checkInitialWindow(uint32_t value) {
+  // A larger value is nghttp2's FLOW_CONTROL_ERROR; a smaller one cannot overflow.
+  uint32_t now =
+      nghttp2_session_get_remote_settings(session_.get(), NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+  if (value > NGHTTP2_MAX_WINDOW_SIZE || value <= now) return;
+  int64_t growth = int64_t{value} - now;
+  for (const auto& entry : streams_) {
+    int32_t window = nghttp2_session_get_stream_remote_window_size(session_.get(), entry.first);
+    if (window >= 0 && window + growth > NGHTTP2_MAX_WINDOW_SIZE) {
+      // nghttp2 would reset the stream alone; RFC 9113 §6.9.2 makes it the connection's.
+      fail(NGHTTP2_FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window");
+      return;
+    }
+  }
 }
 
 bool ServerSession::feed(const uint8_t* data, size_t len) {

@@ -183,6 +183,9 @@ class ServerSession {
   int onBeginFrame(const nghttp2_frame_hd& hd);
   // nghttp2_session_mem_recv on a piece of the input; false once the session failed.
   bool feed(const uint8_t* data, size_t len);
+  // Fails the session when a client's SETTINGS_INITIAL_WINDOW_SIZE of `value` would take
+  // an open stream's send window past 2^31-1 (RFC 9113 §6.9.2).
+  void checkInitialWindow(uint32_t value);
   ssize_t readBody(int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags);
   static ServerSession& self(void* user) { return *static_cast<ServerSession*>(user); }
   static ssize_t cbRead(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,

@@ -92,6 +92,63 @@ TEST_CASE("FrameScan reports where a header's bytes begin in the piece", "[unit]
   CHECK(next.stream_id == 7);
 }
 
+std::string be32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+std::string setting(uint16_t id, uint32_t value) {
+  return std::string{static_cast<char>(id >> 8), static_cast<char>(id)} + be32(value);
+}
+
+// The payload events of `input` scanned in pieces of `piece` bytes: "self:<stream>" for a
+// self-dependent PRIORITY, "window:<max>@<offset of the SETTINGS' last byte>".
+std::vector<std::string> payloadEvents(const std::string& input, size_t piece) {
+  FrameScan scan;
+  std::vector<std::string> events;
+  for (size_t off = 0; off < input.size(); off += piece) {
+    const auto* p = reinterpret_cast<const uint8_t*>(input.data()) + off;
+    size_t len = std::min(piece, input.size() - off);
+    for (size_t pos = 0; pos < len;) {
+      FrameScan::Header h = scan.next(p + pos, len - pos);
+      CHECK(int{h.found} + int{h.self_dependent} + int{h.initial_window} <= 1);
+      if (h.self_dependent) events.push_back("self:" + std::to_string(h.stream_id));
+      if (h.initial_window) {
+        events.push_back("window:" + std::to_string(h.max_initial_window) + "@" +
+                         std::to_string(off + pos + h.begin));
+      }
+      REQUIRE(h.consumed > 0);
+      pos += h.consumed;
+    }
+  }
+  return events;
+}
+
+TEST_CASE("FrameScan reads PRIORITY dependencies and initial window settings", "[unit][http2]") {
+  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  std::string input = preface;
+  // SETTINGS without SETTINGS_INITIAL_WINDOW_SIZE: nothing to report.
+  input += frameHeader(6, 4, 0) + setting(3, 100);
+  // PRIORITY on stream 3 depending on 1, then 5 on itself (the E bit set does not hide it).
+  input += frameHeader(5, 2, 3) + be32(1) + "\x0f";
+  input += frameHeader(5, 2, 5) + be32(0x80000005) + "\x0f";
+  // A PRIORITY of the wrong size is nghttp2's FRAME_SIZE_ERROR, not read here.
+  input += frameHeader(4, 2, 7) + be32(7);
+  // Two initial window values in one SETTINGS: the larger is reported, at the last byte.
+  input += frameHeader(18, 4, 0) + setting(4, 70000) + setting(1, 8) + setting(4, 1000);
+  size_t last_byte = input.size() - 1;
+  // A SETTINGS ACK and a SETTINGS on a stream carry nothing to read.
+  input += frameHeader(0, 4, 0) + frameHeader(6, 4, 1) + setting(4, 9);
+  // DATA whose bytes look like a SETTINGS entry.
+  std::string data = setting(4, 5);
+  input += frameHeader(static_cast<uint32_t>(data.size()), 0, 1) + data;
+  const std::vector<std::string> expected = {"self:5", "window:70000@" + std::to_string(last_byte)};
+  for (size_t piece : {size_t{1}, size_t{3}, size_t{7}, size_t{16}, input.size()}) {
+    INFO("pieces of " << piece << " bytes");
+    CHECK(payloadEvents(input, piece) == expected);
+  }
+}
+
 TEST_CASE("ClosedByClient remembers the last two streams, never stream 0", "[unit][http2]") {
   ClosedByClient closed;
   CHECK_FALSE(closed.holds(0));
