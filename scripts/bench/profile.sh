@@ -3,7 +3,8 @@
 # for each workload and server, one run under `perf record -e cpu-clock -g` (CPU split by
 # place: kernel, TLS library, the server's own code, libuv, libc; and the top symbols),
 # then one run under `strace -f` (system calls per unit of work, bytes per read and
-# write). Same servers, certificates and loads as scripts/bench.sh (scripts/bench/*.sh).
+# write), then one with `perf stat` on a uprobe at libc's malloc (allocations per unit of
+# work; none when the probe cannot be placed). Same servers, certificates and loads as scripts/bench.sh (scripts/bench/*.sh).
 # After each workload a ceiling: the most ours ÷ best peer could reach with the same
 # system calls if our own code cost nothing (the peer's CPU per unit ÷ our kernel's).
 # See docs/benchmarks.md, "Where the remaining gap is".
@@ -71,13 +72,15 @@ if [ "$(nproc)" -ge 2 ] && taskset -c 1 true 2>/dev/null; then
 fi
 
 tmp=$(mktemp -d /tmp/apm-profile.XXXXXX)
-pids=() load='' tracer=''
+pids=() load='' tracer='' malloc_probe=''
 cleanup() {
   local pid
   # The load and strace of a run in progress (each is cleared once reaped, so that a PID
   # the system gave to someone else since is never signalled).
   for pid in $load $tracer; do kill -TERM "$pid" 2>/dev/null || true; done
   stop_processes
+  [ -n "$malloc_probe" ] && perf probe -q -d "$malloc_probe" 2>/dev/null
+  return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -214,6 +217,13 @@ if [ -n "$ab" ]; then
   exit 0
 fi
 
+# A uprobe at glibc's malloc counts every allocation of the measured process (our own,
+# libuv's, nghttp2's, BoringSSL's; nginx's and HAProxy's pools allocate rarely).
+libc_path=$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ { print $NF; exit }')
+if [ -n "$libc_path" ] && perf probe -q -x "$libc_path" --add 'profile_malloc=malloc' 2>/dev/null; then
+  malloc_probe=probe_libc:profile_malloc
+fi
+
 for s in $wanted_servers; do start_server "$s"; done
 for s in $wanted_servers; do  # warm the upstream pools and session caches
   "${pin_load[@]}" timeout 20 wrk -t1 -c"$wrk_connections" -d1s -s "$tmp/post.lua" \
@@ -259,6 +269,23 @@ for w in $wanted_workloads; do
     sed -i 's/^\([0-9]*\) */\1 /' "$tmp/strace.log"
     strace_summary "$tmp/strace.log" "${units:-0}"
     [ -n "$keep" ] && cp "$tmp/strace.log" "$keep/$w-$s.strace"
+    # 3. malloc calls, over the whole of a shorter load as for strace.
+    [ -n "$malloc_probe" ] || continue
+    read -r -a cmd <<<"$(load_cmd "$w" "$s" $((seconds - 1)))"
+    perf stat -x, -e "$malloc_probe" -o "$tmp/mallocs.csv" -p "$pid" &
+    tracer=$!
+    sleep 0.5
+    in_background "${cmd[@]}"
+    reap_load
+    kill -INT "$tracer" 2>/dev/null || true
+    wait "$tracer" 2>/dev/null || true
+    tracer=''
+    out=$(cat "$tmp/load.out")
+    units=$(work_done "$w")
+    mallocs=$(awk -F, -v e="$malloc_probe" '$3 == e { print $1 }' "$tmp/mallocs.csv")
+    if [ -n "$mallocs" ] && awk "BEGIN { exit !(${units:-0} > 0) }"; then
+      echo "    malloc: $(calc "$mallocs / $units" 1) calls per $(unit_of "$w") ($mallocs for $units)"
+    fi
   done
   kernel_bound "$w"
 done
