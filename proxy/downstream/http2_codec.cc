@@ -215,6 +215,8 @@ void Http2Codec::onDeadline(uint64_t now_ms) {
   // After the flush: a frame it wrote makes the buffer busy again until the next quiet.
   if (openStreams() == 0 && now_ms >= host_.lastProgressMs() + kReleasePagesAfterMs) {
     session_->releaseIdlePages();
+    streams_.releaseIfEmpty();
+    if (graveyard_.empty()) std::vector<std::unique_ptr<Http2Stream>>().swap(graveyard_);
   }
   host_.rearmTimer();
 }

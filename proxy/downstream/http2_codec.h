@@ -8,9 +8,9 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "proxy/common/flat_map.h"
 #include "proxy/downstream/server_codec.h"
 #include "proxy/http/http2/server_session.h"
 
@@ -92,7 +92,7 @@ class Http2Codec : public ServerCodec, public http2::ServerSession::Callbacks {
 
   CodecHost& host_;
   std::unique_ptr<http2::ServerSession> session_;
-  std::unordered_map<int32_t, std::unique_ptr<Http2Stream>> streams_;
+  FlatMap<int32_t, std::unique_ptr<Http2Stream>> streams_;
   std::vector<std::unique_ptr<Http2Stream>> graveyard_;
   bool receiving_ = false;
   bool final_goaway_ = false;

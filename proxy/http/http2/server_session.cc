@@ -111,6 +111,11 @@ SessionCounters& ServerSession::byCode() {
   return *by_code_;
 }
 
+void ServerSession::releaseIdlePages() {
+  pages_.release();
+  streams_.releaseIfEmpty();  // the room a burst of streams left
+}
+
 ServerSession::Stream* ServerSession::stream(int32_t stream_id) const {
   auto it = streams_.find(stream_id);
   return it == streams_.end() ? nullptr : it->second.get();
@@ -153,6 +158,7 @@ bool ServerSession::receive(const char* data, size_t len) {
   pages_.afterReceive();
   if (!failed_) deliverPending();
   pending_heads_.clear();
+  early_data_.clear();
   return !failed_;
 }
 
@@ -210,12 +216,16 @@ void ServerSession::deliverPending() {
     s->head = RequestHead();
     callbacks_.onRequestHead(id, head);
     if ((s = stream(id)) == nullptr || s->ignored) continue;
-    if (!s->early_data.empty()) {
-      std::string data;
-      data.swap(s->early_data);
-      callbacks_.onRequestData(id, data.data(), data.size());
-      if ((s = stream(id)) == nullptr || s->ignored) continue;
+    bool gone = false;
+    for (const EarlyData& early : early_data_) {
+      if (early.stream_id != id) continue;
+      callbacks_.onRequestData(id, reinterpret_cast<const char*>(early.data), early.len);
+      if ((s = stream(id)) == nullptr || s->ignored) {
+        gone = true;
+        break;
+      }
     }
+    if (gone) continue;
     if (s->trailers_ready) {
       HeaderFields trailers = std::move(s->trailers);
       s->trailers = HeaderFields();
@@ -339,7 +349,6 @@ void ServerSession::resetStream(int32_t stream_id, uint32_t error_code) {
   Stream* s = stream(stream_id);
   if (fatal_ || s == nullptr || s->ignored) return;
   s->ignored = true;
-  s->early_data = std::string();
   s->out.release();
   nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, error_code);
 }

@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "proxy/common/flat_map.h"
 #include "proxy/http/http2/frame_buffer_pages.h"
 #include "proxy/http/http2/frame_scan.h"
 #include "proxy/http/http2/session_common.h"
@@ -152,7 +152,7 @@ class ServerSession {
   // holdsIdlePages() is true when there may be pages to give back: the session ran since
   // the last release. Cheap to ask; the release is at most two system calls.
   bool holdsIdlePages() const { return pages_.releasable(); }
-  void releaseIdlePages() { pages_.release(); }
+  void releaseIdlePages();
   const FrameBufferPages& pagesForTest() const { return pages_; }
   // Why the session failed or sent an error GOAWAY; empty while all is well.
   const std::string& errorReason() const { return error_reason_; }
@@ -195,10 +195,18 @@ class ServerSession {
   Callbacks& callbacks_;
   FrameBufferPages pages_;  // nghttp2's allocator: outlives session_
   SessionPtr session_;
-  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  FlatMap<int32_t, std::unique_ptr<Stream>> streams_;
   std::vector<int32_t> pending_heads_;  // heads complete in this receive(), in order
-  std::vector<int32_t> drained_;        // streams to tell onResponseDrained
-  std::string raw_goaway_;              // our GOAWAY after a fatal nghttp2 error
+  // DATA that came after a head in the same receive(), in order: delivered after the head,
+  // from the caller's input (valid until receive() returns), so never copied.
+  struct EarlyData {
+    int32_t stream_id;
+    const uint8_t* data;
+    size_t len;
+  };
+  std::vector<EarlyData> early_data_;
+  std::vector<int32_t> drained_;  // streams to tell onResponseDrained
+  std::string raw_goaway_;        // our GOAWAY after a fatal nghttp2 error
   std::string error_reason_;
   // Counts by error code, allocated at the first reset or GOAWAY: an idle session that saw
   // none (most) does not carry 60 counters (issue 12: memory per idle HTTP/2 connection).

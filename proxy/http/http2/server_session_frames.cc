@@ -2,7 +2,7 @@
 // receive()): a request head's fields as HPACK decodes them, counted against the limits
 // field by field; the frames that complete a head, trailers or the body; body bytes; and
 // the GOAWAYs nghttp2 sends on its own. Heads are delivered after receive() returns
-// (deliverPending, server_session.cc); body bytes that come before are kept till then.
+// (deliverPending, server_session.cc); body bytes that come before are noted till then.
 #include <string>
 #include <string_view>
 
@@ -143,7 +143,7 @@ int ServerSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t le
   if (s->head_state == Stream::Head::kDelivered) {
     callbacks_.onRequestData(stream_id, reinterpret_cast<const char*>(data), len);
   } else {
-    s->early_data.append(reinterpret_cast<const char*>(data), len);
+    early_data_.push_back({stream_id, data, len});  // nghttp2 does not copy DATA: in the input
   }
   return 0;
 }

@@ -22,7 +22,6 @@ struct ServerSession::Stream {
   RequestHead head;       // until delivered
   HeaderFields trailers;  // until delivered
   bool trailers_ready = false;
-  std::string early_data;  // DATA that arrived with the head, until the head is delivered
   bool request_ended = false;
   bool reset_sent = false;  // an RST_STREAM of ours (or nghttp2's) went out
   size_t unconsumed = 0;    // body bytes received and not yet given back by consume()
