@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "proxy/http/http2/block_cache_mem.h"
+
 namespace proxy::http2 {
 namespace {
 
@@ -73,7 +75,7 @@ Result<std::unique_ptr<ClientSession>> ClientSession::create(Callbacks& callback
   // nghttp2's own limit for an encoded block is 64 KiB.
   nghttp2_option_set_max_send_header_block_length(opt.get(), 1024 * 1024);
   nghttp2_session* raw = nullptr;
-  int rv = nghttp2_session_client_new2(&raw, cbs.get(), s.get(), opt.get());
+  int rv = nghttp2_session_client_new3(&raw, cbs.get(), s.get(), opt.get(), blockCacheMem());
   if (rv != 0) return Status::error(std::string("nghttp2: ") + nghttp2_strerror(rv));
   s->session_.reset(raw);
 

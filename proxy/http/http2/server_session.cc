@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "proxy/http/http2/block_cache_mem.h"
 #include "proxy/http/http2/server_session_stream.h"
 
 namespace proxy::http2 {
@@ -15,7 +16,9 @@ std::string_view view(const uint8_t* p, size_t n) {
 }  // namespace
 
 ServerSession::ServerSession(const ServerSettings& settings, Callbacks& callbacks)
-    : settings_(settings), callbacks_(callbacks), pages_(settings.allocator) {}
+    : settings_(settings),
+      callbacks_(callbacks),
+      pages_(settings.allocator != nullptr ? settings.allocator : blockCacheMem()) {}
 
 ServerSession::~ServerSession() = default;
 

@@ -52,7 +52,8 @@ struct ServerSettings {
   // Zero-length DATA frames without END_STREAM tolerated per session, plus one for every
   // useful frame (a request head or a non-empty DATA frame); more ends the session.
   uint32_t max_empty_data_frames = 1000;
-  // Tests count allocations through this (nghttp2_session_server_new3); null = malloc.
+  // Tests count allocations through this (nghttp2_session_server_new3); null =
+  // BlockCache (malloc with per-thread lists of freed small blocks).
   nghttp2_mem* allocator = nullptr;
 };
 
