@@ -36,19 +36,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-missing=()
-for tool in valgrind:valgrind h2load:nghttp2-client; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo_cmd=()
-  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
 source scripts/bench/lib.sh
 source scripts/bench/servers.sh
+install_missing valgrind:valgrind h2load:nghttp2-client
 hz=$(getconf CLK_TCK)
 export hz
 pin_server=() pin_load=()

@@ -2,6 +2,20 @@
 # Helpers for scripts/bench.sh (sourced, never run): waiting, CPU time, arithmetic, and the
 # results file every workload appends to. See docs/benchmarks.md.
 
+# install_missing TOOL:PACKAGE...: installs from Debian each PACKAGE whose TOOL is neither
+# on PATH nor in /usr/sbin (with sudo when not root).
+install_missing() {
+  local tool missing=() sudo_cmd=()
+  for tool in "$@"; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] ||
+      missing+=("${tool#*:}")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # wait_file PATH SECONDS: polls until PATH exists and is not empty.
 wait_file() {
   local deadline=$((SECONDS + $2))

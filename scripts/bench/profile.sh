@@ -54,16 +54,7 @@ source scripts/bench/lib.sh
 source scripts/bench/servers.sh
 source scripts/bench/workloads.sh
 
-missing=()
-for tool in perf:linux-perf strace:strace nginx:nginx-light haproxy:haproxy wrk:wrk; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo_cmd=()
-  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing perf:linux-perf strace:strace nginx:nginx-light haproxy:haproxy wrk:wrk
 export PATH=$PATH:/usr/sbin
 hz=$(getconf CLK_TCK)
 pin_server=() pin_load=()
@@ -146,6 +137,25 @@ load_cmd() {
         -H content-type:application/grpc -H te:trailers -d "$tmp/grpc.bin" \
         "https://$a/opentelemetry.proto.collector.trace.v1.TraceService/Export" ;;
   esac
+}
+
+# traced_load WORKLOAD SERVER TRACER...: the workload's load, a second shorter than the
+# perf run, with TRACER (strace, perf stat) running from half a second before it (to
+# attach to every thread) until it ends (SIGINT); sets $out and $units.
+traced_load() {
+  local w=$1 s=$2 cmd
+  shift 2
+  read -r -a cmd <<<"$(load_cmd "$w" "$s" $((seconds - 1)))"
+  "$@" &
+  tracer=$!
+  sleep 0.5
+  in_background "${cmd[@]}"
+  reap_load
+  kill -INT "$tracer" 2>/dev/null || true
+  wait "$tracer" 2>/dev/null || true
+  tracer=''
+  out=$(cat "$tmp/load.out")
+  units=$(work_done "$w")
 }
 
 # CPU split of a perf.data by place, in % of samples.
@@ -254,34 +264,14 @@ for w in $wanted_workloads; do
     perf_top "$tmp/perf.data" 12
     [ -n "$keep" ] && cp "$tmp/perf.data" "$keep/$w-$s.perf.data"
     # 2. strace over the whole of a shorter load, so every call is counted once.
-    read -r -a cmd <<<"$(load_cmd "$w" "$s" $((seconds - 1)))"
-    strace -f -qq -s 0 -o "$tmp/strace.log" -p "$pid" &
-    tracer=$!
-    sleep 0.5  # strace attaches to every thread before the load starts
-    in_background "${cmd[@]}"
-    reap_load
-    kill -INT "$tracer" 2>/dev/null || true
-    wait "$tracer" 2>/dev/null || true
-    tracer=''
-    out=$(cat "$tmp/load.out")
-    units=$(work_done "$w")
+    traced_load "$w" "$s" strace -f -qq -s 0 -o "$tmp/strace.log" -p "$pid"
     echo "    strace: ${units:-0} $(unit_of "$w")s"
     sed -i 's/^\([0-9]*\) */\1 /' "$tmp/strace.log"
     strace_summary "$tmp/strace.log" "${units:-0}"
     [ -n "$keep" ] && cp "$tmp/strace.log" "$keep/$w-$s.strace"
     # 3. malloc calls, over the whole of a shorter load as for strace.
     [ -n "$malloc_probe" ] || continue
-    read -r -a cmd <<<"$(load_cmd "$w" "$s" $((seconds - 1)))"
-    perf stat -x, -e "$malloc_probe" -o "$tmp/mallocs.csv" -p "$pid" &
-    tracer=$!
-    sleep 0.5
-    in_background "${cmd[@]}"
-    reap_load
-    kill -INT "$tracer" 2>/dev/null || true
-    wait "$tracer" 2>/dev/null || true
-    tracer=''
-    out=$(cat "$tmp/load.out")
-    units=$(work_done "$w")
+    traced_load "$w" "$s" perf stat -x, -e "$malloc_probe" -o "$tmp/mallocs.csv" -p "$pid"
     mallocs=$(awk -F, -v e="$malloc_probe" '$3 == e { print $1 }' "$tmp/mallocs.csv")
     if [ -n "$mallocs" ] && awk "BEGIN { exit !(${units:-0} > 0) }"; then
       echo "    malloc: $(calc "$mallocs / $units" 1) calls per $(unit_of "$w") ($mallocs for $units)"
