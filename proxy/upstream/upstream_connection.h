@@ -137,6 +137,11 @@ class UpstreamConnection : public http::Http1Parser::Callbacks,
   // The failure seen now may prove the request unread (see kUnreadResetWindowMs): the
   // connection was reused, every byte written is kept, and it was leased a moment ago.
   bool unreadIfReset() const;
+  // The same for a read or write that failed with `status`: only a TCP reset
+  // (ECONNRESET, or EPIPE on a write) can prove it.
+  bool unreadAfter(int status) const {
+    return (status == UV_ECONNRESET || status == UV_EPIPE) && unreadIfReset();
+  }
   Status openSocket();
   // Arms the timer for the active exchange: the earlier of response_timeout (request
   // sent, no response byte yet) and stream_idle_timeout since the last byte either way.

@@ -15,8 +15,7 @@ void UpstreamConnection::afterBrokenWrite(int rc) {
   // The same judgement as a reset read (failOrReplay): an HTTP/2 client's request goes
   // up in several writes (head, then body), so the reset of a connection the upstream
   // closed while idle may meet a write rather than a read.
-  bool unread = (rc == UV_ECONNRESET || rc == UV_EPIPE) && unreadIfReset();
-  if (!unread) {
+  if (!unreadAfter(rc)) {
     out_.clear();
     return;
   }
@@ -177,7 +176,7 @@ void UpstreamConnection::onRead(ssize_t nread, const uv_buf_t* buf) {
       failOrReplay(
           UpstreamError::kClosedEarly,
           nread == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(nread)),
-          nread == UV_ECONNRESET && unreadIfReset());
+          unreadAfter(static_cast<int>(nread)));
       return;
     }
     std::string().swap(replay_copy_);
@@ -263,8 +262,7 @@ void UpstreamConnection::onWriteDone(int status) {
     if (got_response_byte_) {
       fail(UpstreamError::kClosedMidBody, uv_strerror(status));
     } else {
-      failOrReplay(UpstreamError::kClosedEarly, uv_strerror(status),
-                   (status == UV_ECONNRESET || status == UV_EPIPE) && unreadIfReset());
+      failOrReplay(UpstreamError::kClosedEarly, uv_strerror(status), unreadAfter(status));
     }
     return;
   }
